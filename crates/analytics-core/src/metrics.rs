@@ -1,0 +1,534 @@
+//! The business metrics of SPEC §5 as mergeable sums and counts.
+//!
+//! Everything that is stored (daily statistics, Redis counters) is a [`Sums`]: one
+//! unsigned integer per [`Field`]. Durations are summed in millionths of their unit,
+//! rounded once per event, so adding sums is exact, associative and commutative: merging
+//! days in any order gives the month, bit for bit, and a mean over a month is the month's
+//! sum over the month's count, never an average of averages. The derived metrics
+//! ([`BusinessMetrics`], [`AgentMetrics`], [`TicketMetrics`]) are computed from sums only.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::iter::Sum;
+use std::ops::{Add, AddAssign};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::catalog::{EventData, Kind};
+use crate::error::{ConfigError, Error, Result};
+use crate::event::Event;
+
+/// How many units of a summed quantity make one unit: sums are kept in millionths.
+pub const MICROS_PER_UNIT: f64 = 1e6;
+
+/// A value of a `num` property in millionths of its unit, rounded to the nearest.
+pub fn to_micros(value: f64) -> u64 {
+    // Validated values are finite and in [0, 1e9], so this is at most 1e15 < 2^53: exact.
+    (value * MICROS_PER_UNIT).round() as u64
+}
+
+/// One stored figure: a count of events, or a sum of a property in millionths.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Field {
+    /// How many events of this kind.
+    Count(Kind),
+    /// How many `custom.` events.
+    Custom,
+    /// Sum of `response_time_ms` of `session.message`, in millionths of a millisecond.
+    ResponseTimeMs,
+    /// Sum of `wait_duration_seconds` of `agent.session_takeover`, in millionths.
+    WaitSeconds,
+    /// Sum of `handle_duration_seconds` of `agent.session_release`, in millionths.
+    HandleSeconds,
+    /// Sum of `resolution_duration_hours` of `ticket.closed`, in millionths.
+    ResolutionHours,
+    /// How many `ticket.closed` had `sla_met = true`.
+    SlaMet,
+}
+
+const SUM_FIELDS: [(Field, &str); 5] = [
+    (Field::ResponseTimeMs, "response_time_ms_sum"),
+    (Field::WaitSeconds, "wait_duration_seconds_sum"),
+    (Field::HandleSeconds, "handle_duration_seconds_sum"),
+    (Field::ResolutionHours, "resolution_duration_hours_sum"),
+    (Field::SlaMet, "sla_met"),
+];
+
+impl Field {
+    /// How many fields there are.
+    pub const COUNT: usize = Kind::COUNT + 1 + SUM_FIELDS.len();
+
+    /// Every field, in storage order.
+    pub fn all() -> impl Iterator<Item = Field> {
+        (0..Field::COUNT).map(Field::from_index)
+    }
+
+    /// The field's position in storage order.
+    pub const fn index(self) -> usize {
+        match self {
+            Field::Count(kind) => kind.index(),
+            Field::Custom => Kind::COUNT,
+            Field::ResponseTimeMs => Kind::COUNT + 1,
+            Field::WaitSeconds => Kind::COUNT + 2,
+            Field::HandleSeconds => Kind::COUNT + 3,
+            Field::ResolutionHours => Kind::COUNT + 4,
+            Field::SlaMet => Kind::COUNT + 5,
+        }
+    }
+
+    fn from_index(index: usize) -> Field {
+        if index < Kind::COUNT {
+            Field::Count(Kind::ALL[index])
+        } else if index == Kind::COUNT {
+            Field::Custom
+        } else {
+            SUM_FIELDS[(index - Kind::COUNT - 1).min(SUM_FIELDS.len() - 1)].0
+        }
+    }
+
+    /// The stable name used by every store: the event name for counts, `custom`, or
+    /// the property name with `_sum`, and `sla_met`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Field::Count(kind) => kind.as_str(),
+            Field::Custom => "custom",
+            other => SUM_FIELDS[other.index() - Kind::COUNT - 1].1,
+        }
+    }
+
+    /// The field with this name.
+    pub fn from_name(name: &str) -> Option<Field> {
+        if name == "custom" {
+            return Some(Field::Custom);
+        }
+        Kind::from_name(name).map(Field::Count).or_else(|| {
+            SUM_FIELDS
+                .iter()
+                .find(|(_, n)| *n == name)
+                .map(|(field, _)| *field)
+        })
+    }
+}
+
+impl fmt::Display for Field {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Counts and fixed-point sums for some set of events: a day, an hour, a month, an agent.
+///
+/// Adding two `Sums` gives the `Sums` of the union of their events.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Sums {
+    values: [u64; Field::COUNT],
+}
+
+impl Default for Sums {
+    fn default() -> Sums {
+        Sums {
+            values: [0; Field::COUNT],
+        }
+    }
+}
+
+impl fmt::Debug for Sums {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map().entries(self.iter().map(|(k, v)| (k.name(), v))).finish()
+    }
+}
+
+impl Sums {
+    /// No events.
+    pub fn new() -> Sums {
+        Sums::default()
+    }
+
+    /// The sums of one event.
+    pub fn of(event: &Event) -> Sums {
+        let mut sums = Sums::new();
+        sums.record(event);
+        sums
+    }
+
+    /// The sums of a set of events.
+    pub fn from_events<'a>(events: impl IntoIterator<Item = &'a Event>) -> Sums {
+        let mut sums = Sums::new();
+        for event in events {
+            sums.record(event);
+        }
+        sums
+    }
+
+    /// The value of a field.
+    pub fn get(&self, field: Field) -> u64 {
+        self.values[field.index()]
+    }
+
+    /// Adds to a field.
+    pub fn increment(&mut self, field: Field, value: u64) {
+        let slot = &mut self.values[field.index()];
+        *slot = slot.saturating_add(value);
+    }
+
+    /// How many events of a catalog kind.
+    pub fn count(&self, kind: Kind) -> u64 {
+        self.get(Field::Count(kind))
+    }
+
+    /// How many events in all, custom ones included.
+    pub fn total_events(&self) -> u64 {
+        Kind::ALL
+            .iter()
+            .map(|kind| self.count(*kind))
+            .fold(self.get(Field::Custom), u64::saturating_add)
+    }
+
+    /// Whether no event was recorded.
+    pub fn is_empty(&self) -> bool {
+        self.values.iter().all(|v| *v == 0)
+    }
+
+    /// The fields that are not zero, in storage order.
+    pub fn iter(&self) -> impl Iterator<Item = (Field, u64)> + '_ {
+        Field::all()
+            .map(|field| (field, self.get(field)))
+            .filter(|(_, value)| *value != 0)
+    }
+
+    /// Adds one event.
+    pub fn record(&mut self, event: &Event) {
+        let Some(data) = event.data() else {
+            self.increment(Field::Custom, 1);
+            return;
+        };
+        self.increment(Field::Count(data.kind()), 1);
+        match data {
+            EventData::SessionMessage {
+                response_time_ms, ..
+            } => self.increment(Field::ResponseTimeMs, to_micros(*response_time_ms)),
+            EventData::AgentSessionTakeover {
+                wait_duration_seconds,
+                ..
+            } => self.increment(Field::WaitSeconds, to_micros(*wait_duration_seconds)),
+            EventData::AgentSessionRelease {
+                handle_duration_seconds,
+                ..
+            } => self.increment(Field::HandleSeconds, to_micros(*handle_duration_seconds)),
+            EventData::TicketClosed {
+                resolution_duration_hours,
+                sla_met,
+                ..
+            } => {
+                self.increment(
+                    Field::ResolutionHours,
+                    to_micros(*resolution_duration_hours),
+                );
+                self.increment(Field::SlaMet, u64::from(*sla_met));
+            }
+            _ => {}
+        }
+    }
+
+    /// Adds another set of sums.
+    pub fn merge(&mut self, other: &Sums) {
+        for (slot, value) in self.values.iter_mut().zip(other.values) {
+            *slot = slot.saturating_add(value);
+        }
+    }
+
+    /// Reads sums from `(field name, value)` pairs, as stores keep them.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidInput`] for a name that is not a [`Field`].
+    pub fn from_named<'a>(pairs: impl IntoIterator<Item = (&'a str, u64)>) -> Result<Sums> {
+        let mut sums = Sums::new();
+        for (name, value) in pairs {
+            let field = Field::from_name(name).ok_or_else(|| {
+                Error::invalid_input("statistics field", name, "a field of the metric model")
+            })?;
+            sums.increment(field, value);
+        }
+        Ok(sums)
+    }
+}
+
+impl AddAssign<&Sums> for Sums {
+    fn add_assign(&mut self, other: &Sums) {
+        self.merge(other);
+    }
+}
+
+impl AddAssign for Sums {
+    fn add_assign(&mut self, other: Sums) {
+        self.merge(&other);
+    }
+}
+
+impl Add for Sums {
+    type Output = Sums;
+    fn add(mut self, other: Sums) -> Sums {
+        self.merge(&other);
+        self
+    }
+}
+
+impl Sum for Sums {
+    fn sum<I: Iterator<Item = Sums>>(iter: I) -> Sums {
+        iter.fold(Sums::new(), Add::add)
+    }
+}
+
+impl<'a> Sum<&'a Sums> for Sums {
+    fn sum<I: Iterator<Item = &'a Sums>>(iter: I) -> Sums {
+        iter.fold(Sums::new(), |mut acc, s| {
+            acc.merge(s);
+            acc
+        })
+    }
+}
+
+impl Serialize for Sums {
+    /// A JSON object of every field by name.
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_map(Field::all().map(|field| (field.name(), self.get(field))))
+    }
+}
+
+impl<'de> Deserialize<'de> for Sums {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Sums, D::Error> {
+        let map = BTreeMap::<String, u64>::deserialize(deserializer)?;
+        Sums::from_named(map.iter().map(|(k, v)| (k.as_str(), *v))).map_err(serde::de::Error::custom)
+    }
+}
+
+/// The sums of one business day: for all events, and per agent.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DaySummary {
+    /// All events of the day.
+    pub totals: Sums,
+    /// The events of the day that name an agent, by agent.
+    pub agents: BTreeMap<String, Sums>,
+}
+
+impl DaySummary {
+    /// Adds one event.
+    pub fn record(&mut self, event: &Event) {
+        self.totals.record(event);
+        if let Some(agent) = event.agent_id() {
+            self.agents.entry(agent.to_owned()).or_default().record(event);
+        }
+    }
+
+    /// Adds another summary.
+    pub fn merge(&mut self, other: &DaySummary) {
+        self.totals.merge(&other.totals);
+        for (agent, sums) in &other.agents {
+            self.agents.entry(agent.clone()).or_default().merge(sums);
+        }
+    }
+}
+
+/// The money an AI-resolved session saves, in yuan (SPEC §5, default ¥10).
+#[derive(Debug, Clone, Copy, PartialEq, PartialOrd)]
+pub struct CostPerResolution(f64);
+
+impl CostPerResolution {
+    /// A cost in yuan.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] when `yuan` is negative or not finite.
+    pub fn new(yuan: f64) -> Result<CostPerResolution> {
+        if yuan.is_finite() && yuan >= 0.0 {
+            Ok(CostPerResolution(yuan))
+        } else {
+            Err(ConfigError {
+                variable: "ANALYTICS_COST_PER_RESOLUTION",
+                message: format!("must be a finite number of yuan, at least 0 (got {yuan})"),
+            }
+            .into())
+        }
+    }
+
+    /// The cost in yuan.
+    pub fn yuan(self) -> f64 {
+        self.0
+    }
+}
+
+impl Default for CostPerResolution {
+    fn default() -> CostPerResolution {
+        CostPerResolution(10.0)
+    }
+}
+
+fn mean(sum_micros: u64, count: u64) -> Option<f64> {
+    (count > 0).then(|| sum_micros as f64 / count as f64 / MICROS_PER_UNIT)
+}
+
+fn ratio(part: u64, whole: u64) -> Option<f64> {
+    (whole > 0).then(|| part as f64 / whole as f64)
+}
+
+/// A float as a JSON number: whole values as integers (`54200`, not `54200.0`).
+pub fn json_number(value: f64) -> Value {
+    const EXACT: f64 = 9_007_199_254_740_992.0; // 2^53
+    if value.fract() == 0.0 && value.abs() <= EXACT {
+        Value::from(value as i64)
+    } else {
+        serde_json::Number::from_f64(value).map_or(Value::Null, Value::Number)
+    }
+}
+
+mod num_serde {
+    //! Serializes floats with [`super::json_number`].
+    use serde::Serialize;
+
+    pub(super) fn one<S: serde::Serializer>(value: &f64, serializer: S) -> Result<S::Ok, S::Error> {
+        super::json_number(*value).serialize(serializer)
+    }
+
+    pub(super) fn option<S: serde::Serializer>(
+        value: &Option<f64>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        value.map(super::json_number).serialize(serializer)
+    }
+}
+
+/// The metrics of SPEC §5 for a period, in their own units: the `raw` block of the case
+/// study (§6) and of `/daily` and `/range` (§9).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BusinessMetrics {
+    /// Count of `session.start`.
+    pub total_customers_served: u64,
+    /// Count of `session.escalate`.
+    pub escalations: u64,
+    /// `max(0, total_customers_served − escalations)`.
+    pub ai_resolved: u64,
+    /// `ai_resolved / total_customers_served`, a fraction; null without sessions.
+    #[serde(serialize_with = "num_serde::option")]
+    pub ai_resolution_rate: Option<f64>,
+    /// Mean `response_time_ms` of `session.message`; null without messages.
+    #[serde(serialize_with = "num_serde::option")]
+    pub avg_response_time_ms: Option<f64>,
+    /// `ai_resolved × cost per resolution`, in yuan.
+    #[serde(serialize_with = "num_serde::one")]
+    pub cost_saved_yuan: f64,
+    /// Count of `agent.session_takeover`.
+    pub sessions_handled: u64,
+    /// Mean `wait_duration_seconds` of takeovers; null without takeovers.
+    #[serde(serialize_with = "num_serde::option")]
+    pub avg_first_response_seconds: Option<f64>,
+    /// Mean `handle_duration_seconds` of releases; null without releases.
+    #[serde(serialize_with = "num_serde::option")]
+    pub avg_handle_time_seconds: Option<f64>,
+    /// Count of `ticket.closed`.
+    pub tickets_resolved: u64,
+    /// Mean `resolution_duration_hours` of `ticket.closed`; null without closed tickets.
+    #[serde(serialize_with = "num_serde::option")]
+    pub avg_resolution_time_hours: Option<f64>,
+    /// Closed with `sla_met = true` over `tickets_resolved`, a fraction; null without
+    /// closed tickets.
+    #[serde(serialize_with = "num_serde::option")]
+    pub sla_met_rate: Option<f64>,
+}
+
+impl BusinessMetrics {
+    /// Derives the metrics from the sums of a period.
+    pub fn from_sums(sums: &Sums, cost: CostPerResolution) -> BusinessMetrics {
+        let served = sums.count(Kind::SessionStart);
+        let escalations = sums.count(Kind::SessionEscalate);
+        let ai_resolved = served.saturating_sub(escalations);
+        let takeovers = sums.count(Kind::AgentSessionTakeover);
+        let closed = sums.count(Kind::TicketClosed);
+        BusinessMetrics {
+            total_customers_served: served,
+            escalations,
+            ai_resolved,
+            ai_resolution_rate: ratio(ai_resolved, served),
+            avg_response_time_ms: mean(
+                sums.get(Field::ResponseTimeMs),
+                sums.count(Kind::SessionMessage),
+            ),
+            cost_saved_yuan: ai_resolved as f64 * cost.yuan(),
+            sessions_handled: takeovers,
+            avg_first_response_seconds: mean(sums.get(Field::WaitSeconds), takeovers),
+            avg_handle_time_seconds: mean(
+                sums.get(Field::HandleSeconds),
+                sums.count(Kind::AgentSessionRelease),
+            ),
+            tickets_resolved: closed,
+            avg_resolution_time_hours: mean(sums.get(Field::ResolutionHours), closed),
+            sla_met_rate: ratio(sums.get(Field::SlaMet), closed),
+        }
+    }
+}
+
+/// One agent's figures for a period (SPEC §9 `/agents`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AgentMetrics {
+    /// The agent.
+    pub agent_id: String,
+    /// Count of the agent's `agent.session_takeover`.
+    pub sessions_handled: u64,
+    /// Mean `wait_duration_seconds` of the agent's takeovers.
+    #[serde(serialize_with = "num_serde::option")]
+    pub avg_first_response_seconds: Option<f64>,
+    /// Mean `handle_duration_seconds` of the agent's releases.
+    #[serde(serialize_with = "num_serde::option")]
+    pub avg_handle_time_seconds: Option<f64>,
+    /// Count of the agent's `agent.session_message`.
+    pub messages: u64,
+    /// Count of the agent's `agent.session_transfer`.
+    pub transfers: u64,
+}
+
+impl AgentMetrics {
+    /// Derives one agent's figures from the sums of its events.
+    pub fn from_sums(agent_id: impl Into<String>, sums: &Sums) -> AgentMetrics {
+        let takeovers = sums.count(Kind::AgentSessionTakeover);
+        AgentMetrics {
+            agent_id: agent_id.into(),
+            sessions_handled: takeovers,
+            avg_first_response_seconds: mean(sums.get(Field::WaitSeconds), takeovers),
+            avg_handle_time_seconds: mean(
+                sums.get(Field::HandleSeconds),
+                sums.count(Kind::AgentSessionRelease),
+            ),
+            messages: sums.count(Kind::AgentSessionMessage),
+            transfers: sums.count(Kind::AgentSessionTransfer),
+        }
+    }
+}
+
+/// Ticket figures for a period (SPEC §9 `/tickets`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TicketMetrics {
+    /// Count of `ticket.created`.
+    pub tickets_created: u64,
+    /// Count of `ticket.closed`.
+    pub tickets_resolved: u64,
+    /// Mean `resolution_duration_hours` of `ticket.closed`.
+    #[serde(serialize_with = "num_serde::option")]
+    pub avg_resolution_time_hours: Option<f64>,
+    /// Closed with `sla_met = true` over closed, a fraction.
+    #[serde(serialize_with = "num_serde::option")]
+    pub sla_met_rate: Option<f64>,
+}
+
+impl TicketMetrics {
+    /// Derives ticket figures from the sums of a period.
+    pub fn from_sums(sums: &Sums) -> TicketMetrics {
+        let closed = sums.count(Kind::TicketClosed);
+        TicketMetrics {
+            tickets_created: sums.count(Kind::TicketCreated),
+            tickets_resolved: closed,
+            avg_resolution_time_hours: mean(sums.get(Field::ResolutionHours), closed),
+            sla_met_rate: ratio(sums.get(Field::SlaMet), closed),
+        }
+    }
+}

@@ -1,0 +1,334 @@
+//! The storage traits the adapters implement (PostgreSQL, Redis, the embedded store and
+//! the in-memory fakes of [`crate::memory`]), and the pure computation of what one flush
+//! adds to the real-time counters.
+//!
+//! The traits are `#[async_trait]` because the server picks backends at run time and
+//! holds them as `Arc<dyn …>`. With the `mocks` feature each has a mockall mock
+//! (`MockEventStore`, …) for tests about calls: retries, ordering, failure injection.
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use chrono::{DateTime, NaiveDate, Utc};
+
+use crate::catalog::{AgentStatus, EventData};
+use crate::error::Result;
+use crate::event::Event;
+use crate::metrics::{DaySummary, Sums};
+use crate::time::{Calendar, DateRange, DayHour, DayWindow, YearMonth};
+
+/// Event detail: the source of truth (SPEC §7).
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait EventStore: Send + Sync {
+    /// Stores the events whose id is not stored yet, atomically for the batch.
+    ///
+    /// Returns one flag per input event, in order: `true` where the event was stored by
+    /// this call, `false` where its id was already stored (by an earlier call, or earlier
+    /// in the same batch). Counters must be bumped for the `true` ones only.
+    ///
+    /// # Errors
+    ///
+    /// A store error; nothing of the batch is stored then.
+    async fn insert(&self, events: &[Event]) -> Result<Vec<bool>>;
+
+    /// Sums the stored events of one business day, for all events and per agent.
+    ///
+    /// # Errors
+    ///
+    /// A store error.
+    async fn summarize(&self, day: DayWindow) -> Result<DaySummary>;
+
+    /// Removes event detail older than `cutoff` (a whole business day boundary), by
+    /// dropping whole partitions where the backend has them. Returns how many events
+    /// were removed, where the backend can tell cheaply.
+    ///
+    /// # Errors
+    ///
+    /// A store error.
+    async fn purge_before(&self, cutoff: DateTime<Utc>) -> Result<u64>;
+}
+
+/// Daily statistics, kept forever (SPEC §7).
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait StatsStore: Send + Sync {
+    /// Replaces the statistics of one business day (totals and per agent).
+    ///
+    /// # Errors
+    ///
+    /// A store error.
+    async fn put_day(&self, date: NaiveDate, summary: &DaySummary) -> Result<()>;
+
+    /// The totals of every day of `range` that has statistics, in date order.
+    ///
+    /// # Errors
+    ///
+    /// A store error.
+    async fn days(&self, range: DateRange) -> Result<Vec<(NaiveDate, Sums)>>;
+
+    /// Per-agent sums over `range`.
+    ///
+    /// # Errors
+    ///
+    /// A store error.
+    async fn agents(&self, range: DateRange) -> Result<BTreeMap<String, Sums>>;
+}
+
+/// Real-time counters (SPEC §7): derived data, rebuilt from the stores when lost.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait CounterStore: Send + Sync {
+    /// Applies what one flush adds.
+    ///
+    /// # Errors
+    ///
+    /// A store error; the counters may then be partly applied and are repaired by a
+    /// rebuild.
+    async fn apply(&self, batch: &CounterBatch) -> Result<()>;
+
+    /// The sums of each bucket, in the order asked (empty sums where there are none).
+    ///
+    /// # Errors
+    ///
+    /// A store error.
+    async fn read(&self, buckets: &[Bucket]) -> Result<Vec<Sums>>;
+
+    /// Replaces one bucket's sums, to repair it from statistics.
+    ///
+    /// # Errors
+    ///
+    /// A store error.
+    async fn replace(&self, bucket: &Bucket, sums: &Sums) -> Result<()>;
+
+    /// How many sessions are active: started, not ended, and seen at or after
+    /// `idle_cutoff`.
+    ///
+    /// # Errors
+    ///
+    /// A store error.
+    async fn active_sessions(&self, idle_cutoff: DateTime<Utc>) -> Result<u64>;
+
+    /// How many agents are online (logged in, last status not `offline`).
+    ///
+    /// # Errors
+    ///
+    /// A store error.
+    async fn online_agents(&self) -> Result<u64>;
+}
+
+/// Events kept aside while the event store is down (SPEC §8).
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait SpillBuffer: Send + Sync {
+    /// Appends events.
+    ///
+    /// # Errors
+    ///
+    /// A store error; nothing was appended then.
+    async fn push(&self, events: &[Event]) -> Result<()>;
+
+    /// Takes up to `max` of the oldest events for draining. They stay claimed, not
+    /// removed, until [`SpillBuffer::ack`]: a process that dies in between loses
+    /// nothing, and a later claim returns them again.
+    ///
+    /// # Errors
+    ///
+    /// A store error.
+    async fn claim(&self, max: usize) -> Result<Option<SpillClaim>>;
+
+    /// Removes claimed events once they are stored.
+    ///
+    /// # Errors
+    ///
+    /// A store error; the events stay claimed then and will be returned again (storing
+    /// them twice is harmless: inserts are idempotent).
+    async fn ack(&self, claim: &SpillClaim) -> Result<()>;
+
+    /// How many events are waiting, claimed ones included.
+    ///
+    /// # Errors
+    ///
+    /// A store error.
+    async fn len(&self) -> Result<u64>;
+
+    /// Whether no event is waiting.
+    ///
+    /// # Errors
+    ///
+    /// A store error.
+    async fn is_empty(&self) -> Result<bool> {
+        Ok(self.len().await? == 0)
+    }
+}
+
+/// Events claimed from a [`SpillBuffer`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct SpillClaim {
+    /// The backend's handle for this claim.
+    pub token: String,
+    /// The events, oldest first.
+    pub events: Vec<Event>,
+}
+
+/// The period of a counter bucket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Period {
+    /// A business day.
+    Day(NaiveDate),
+    /// An hour of a business day.
+    Hour(DayHour),
+    /// A business month.
+    Month(YearMonth),
+}
+
+/// A set of counters: all events of a period, or one agent's events of a period.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Bucket {
+    /// The period.
+    pub period: Period,
+    /// The agent, for per-agent counters.
+    pub agent: Option<String>,
+}
+
+impl Bucket {
+    /// All events of a period.
+    pub fn all(period: Period) -> Bucket {
+        Bucket {
+            period,
+            agent: None,
+        }
+    }
+
+    /// One agent's events of a period.
+    pub fn agent(period: Period, agent: impl Into<String>) -> Bucket {
+        Bucket {
+            period,
+            agent: Some(agent.into()),
+        }
+    }
+}
+
+/// The last thing a batch says about a session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionMark {
+    /// Whether the batch started the session.
+    pub started: bool,
+    /// Whether the batch ended the session.
+    pub ended: bool,
+    /// The latest event of the session in the batch.
+    pub last_seen: DateTime<Utc>,
+}
+
+/// The last presence a batch reports for an agent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PresenceMark {
+    /// The status after the batch.
+    pub status: AgentStatus,
+    /// When the agent took it.
+    pub at: DateTime<Utc>,
+}
+
+/// What one flush adds to the real-time counters: increments combined per bucket and
+/// field, and the latest word on each session and agent in the batch.
+///
+/// Stores apply this with one command per bucket and field, not per event.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CounterBatch {
+    /// Increments by bucket: day, hour and month for all events; day and month per agent.
+    pub increments: BTreeMap<Bucket, Sums>,
+    /// Sessions started, seen or ended, by session id.
+    pub sessions: BTreeMap<String, SessionMark>,
+    /// Agents whose presence changed, by agent id.
+    pub agents: BTreeMap<String, PresenceMark>,
+}
+
+impl CounterBatch {
+    /// The counters of `events` (the ones new to the event store) in `calendar`.
+    pub fn from_events<'a>(
+        calendar: &Calendar,
+        events: impl IntoIterator<Item = &'a Event>,
+    ) -> CounterBatch {
+        let mut batch = CounterBatch::default();
+        for event in events {
+            batch.record(calendar, event);
+        }
+        batch
+    }
+
+    /// Adds one event.
+    pub fn record(&mut self, calendar: &Calendar, event: &Event) {
+        let at = event.timestamp();
+        let hour = calendar.hour(at);
+        let day = Period::Day(hour.date);
+        let month = Period::Month(YearMonth::of(hour.date));
+        let sums = Sums::of(event);
+        for period in [day, Period::Hour(hour), month] {
+            self.increments
+                .entry(Bucket::all(period))
+                .or_default()
+                .merge(&sums);
+        }
+        if let Some(agent) = event.agent_id() {
+            for period in [day, month] {
+                self.increments
+                    .entry(Bucket::agent(period, agent))
+                    .or_default()
+                    .merge(&sums);
+            }
+        }
+        match event.data() {
+            Some(EventData::SessionStart { session_id, .. }) => {
+                self.mark_session(session_id, at, |m| m.started = true);
+            }
+            Some(EventData::SessionEnd { session_id, .. }) => {
+                self.mark_session(session_id, at, |m| m.ended = true);
+            }
+            Some(
+                EventData::SessionMessage { session_id, .. }
+                | EventData::SessionEscalate { session_id, .. }
+                | EventData::AgentSessionTakeover { session_id, .. }
+                | EventData::AgentSessionMessage { session_id, .. },
+            ) => self.mark_session(session_id, at, |_| {}),
+            Some(EventData::AgentLogin { agent_id }) => {
+                self.mark_agent(agent_id, AgentStatus::Online, at);
+            }
+            Some(EventData::AgentLogout { agent_id, .. }) => {
+                self.mark_agent(agent_id, AgentStatus::Offline, at);
+            }
+            Some(EventData::AgentStatusChange { agent_id, to, .. }) => {
+                self.mark_agent(agent_id, *to, at);
+            }
+            _ => {}
+        }
+    }
+
+    fn mark_session(&mut self, session: &str, at: DateTime<Utc>, mark: impl Fn(&mut SessionMark)) {
+        let entry = self
+            .sessions
+            .entry(session.to_owned())
+            .or_insert(SessionMark {
+                started: false,
+                ended: false,
+                last_seen: at,
+            });
+        entry.last_seen = entry.last_seen.max(at);
+        mark(entry);
+    }
+
+    fn mark_agent(&mut self, agent: &str, status: AgentStatus, at: DateTime<Utc>) {
+        let entry = self
+            .agents
+            .entry(agent.to_owned())
+            .or_insert(PresenceMark { status, at });
+        // The latest event wins; at the same instant, the later one in the batch.
+        if at >= entry.at {
+            *entry = PresenceMark { status, at };
+        }
+    }
+
+    /// Whether the batch changes nothing.
+    pub fn is_empty(&self) -> bool {
+        self.increments.is_empty() && self.sessions.is_empty() && self.agents.is_empty()
+    }
+}

@@ -1,0 +1,44 @@
+//! Developer tasks, run as `cargo xtask <task>`: a plain binary with no dependencies.
+
+use std::process::{Command, ExitCode};
+
+const HELP: &str = "\
+cargo xtask <task>
+
+Tasks:
+  test      run the whole test suite (cargo test --workspace)
+  migrate   set up the PostgreSQL schema from migrations/ (arrives with issue 3)
+  bench     run the benchmark suite (arrives with issue 9)
+";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("test") => cargo(&["test", "--workspace"], &args[1..]),
+        Some(task @ ("migrate" | "bench")) => {
+            eprintln!("xtask: `{task}` is not implemented yet");
+            ExitCode::from(2)
+        }
+        Some("help" | "--help" | "-h") | None => {
+            print!("{HELP}");
+            ExitCode::SUCCESS
+        }
+        Some(other) => {
+            eprintln!("xtask: unknown task {other:?}\n\n{HELP}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Runs cargo with `args` followed by `extra`, and exits as it did.
+fn cargo(args: &[&str], extra: &[String]) -> ExitCode {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    match Command::new(cargo).args(args).args(extra).status() {
+        Ok(status) if status.success() => ExitCode::SUCCESS,
+        Ok(status) => ExitCode::from(status.code().map_or(1, |c| c.clamp(1, 255) as u8)),
+        Err(error) => {
+            eprintln!("xtask: could not run cargo: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
