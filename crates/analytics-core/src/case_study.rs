@@ -171,8 +171,16 @@ impl CaseStudy {
             "  服务客户数    {}",
             format::count(self.ai_chatbot.total_customers_served)
         );
-        let _ = writeln!(out, "  AI 解决率     {}", or_dash(&self.ai_chatbot.ai_resolution_rate));
-        let _ = writeln!(out, "  平均响应时间  {}", or_dash(&self.ai_chatbot.avg_response_time));
+        let _ = writeln!(
+            out,
+            "  AI 解决率     {}",
+            or_dash(&self.ai_chatbot.ai_resolution_rate)
+        );
+        let _ = writeln!(
+            out,
+            "  平均响应时间  {}",
+            or_dash(&self.ai_chatbot.avg_response_time)
+        );
         let _ = writeln!(out, "  节省成本      {}", self.ai_chatbot.cost_saved);
         let _ = writeln!(out, "坐席工作台");
         let _ = writeln!(
@@ -180,16 +188,32 @@ impl CaseStudy {
             "  处理会话数    {}",
             format::count(self.agent_workbench.sessions_handled)
         );
-        let _ = writeln!(out, "  平均首次响应  {}", or_dash(&self.agent_workbench.avg_first_response));
-        let _ = writeln!(out, "  平均处理时长  {}", or_dash(&self.agent_workbench.avg_handle_time));
+        let _ = writeln!(
+            out,
+            "  平均首次响应  {}",
+            or_dash(&self.agent_workbench.avg_first_response)
+        );
+        let _ = writeln!(
+            out,
+            "  平均处理时长  {}",
+            or_dash(&self.agent_workbench.avg_handle_time)
+        );
         let _ = writeln!(out, "工单");
         let _ = writeln!(
             out,
             "  解决工单数    {}",
             format::count(self.tickets.tickets_resolved)
         );
-        let _ = writeln!(out, "  平均解决时长  {}", or_dash(&self.tickets.avg_resolution_time));
-        let _ = writeln!(out, "  SLA 达标率    {}", or_dash(&self.tickets.sla_met_rate));
+        let _ = writeln!(
+            out,
+            "  平均解决时长  {}",
+            or_dash(&self.tickets.avg_resolution_time)
+        );
+        let _ = writeln!(
+            out,
+            "  SLA 达标率    {}",
+            or_dash(&self.tickets.sla_met_rate)
+        );
         let _ = writeln!(out);
         let _ = writeln!(out, "{}", self.story);
         out
@@ -209,7 +233,11 @@ fn story(raw: &BusinessMetrics) -> String {
             format::rate(rate),
         );
         if let Some(ms) = raw.avg_response_time_ms {
-            let _ = write!(story, "，平均响应时间仅 {}", format::duration_spaced(ms / 1000.0));
+            let _ = write!(
+                story,
+                "，平均响应时间仅 {}",
+                format::duration_spaced(ms / 1000.0)
+            );
         }
         story.push('。');
     }
@@ -241,7 +269,11 @@ fn story(raw: &BusinessMetrics) -> String {
         );
     }
     if raw.total_customers_served > 0 {
-        let _ = write!(story, "预估节省人工成本 {}。", format::money(raw.cost_saved_yuan));
+        let _ = write!(
+            story,
+            "预估节省人工成本 {}。",
+            format::money(raw.cost_saved_yuan)
+        );
     }
     if story.is_empty() {
         story.push_str(NO_DATA_STORY);

@@ -82,11 +82,7 @@ impl ConnectionUrl {
         } else {
             user.to_owned()
         };
-        format!(
-            "{}{masked}{}",
-            &url[..scheme_end],
-            &url[scheme_end + at..]
-        )
+        format!("{}{masked}{}", &url[..scheme_end], &url[scheme_end + at..])
     }
 }
 
@@ -315,7 +311,9 @@ impl Config {
         if let Some(bind) = get("ANALYTICS_BIND") {
             config.bind = bind.trim().parse().map_err(|_| ConfigError {
                 variable: "ANALYTICS_BIND",
-                message: format!("must be an IP address and port such as 127.0.0.1:8080 (got {bind:?})"),
+                message: format!(
+                    "must be an IP address and port such as 127.0.0.1:8080 (got {bind:?})"
+                ),
             })?;
         }
         if let Some(keys) = get("ANALYTICS_API_KEYS") {

@@ -358,10 +358,17 @@ impl Event {
     /// A [`ValidationError`] when the stored event has no id or timestamp, or no longer
     /// fits the catalog.
     pub fn restore(raw: RawEvent) -> Result<Event, ValidationError> {
-        let missing = |field| ValidationError::new(&raw.event, Location::field(field), Rule::Missing);
+        let missing =
+            |field| ValidationError::new(&raw.event, Location::field(field), Rule::Missing);
         let id = raw.event_id.ok_or_else(|| missing("event_id"))?;
         let timestamp = raw.timestamp.ok_or_else(|| missing("timestamp"))?;
-        build(id, timestamp, raw.event, raw.product.as_deref(), raw.properties)
+        build(
+            id,
+            timestamp,
+            raw.event,
+            raw.product.as_deref(),
+            raw.properties,
+        )
     }
 }
 
@@ -568,9 +575,8 @@ fn build(
             {
                 props.insert("response_time_ms".to_owned(), ms);
             }
-            let data = EventData::take(kind, &mut props).map_err(|(property, rule)| {
-                err(Location::Property(property.to_owned()), rule)
-            })?;
+            let data = EventData::take(kind, &mut props)
+                .map_err(|(property, rule)| err(Location::Property(property.to_owned()), rule))?;
             (Body::Catalog(data), Some(kind.product()))
         }
     };

@@ -111,7 +111,10 @@ impl StatsStore for MemoryStore {
 
     async fn agents(&self, range: DateRange) -> Result<BTreeMap<String, Sums>> {
         let mut agents = BTreeMap::<String, Sums>::new();
-        for summary in lock(&self.days).range(range.start()..=range.end()).map(|(_, s)| s) {
+        for summary in lock(&self.days)
+            .range(range.start()..=range.end())
+            .map(|(_, s)| s)
+        {
             for (agent, sums) in &summary.agents {
                 agents.entry(agent.clone()).or_default().merge(sums);
             }
@@ -153,7 +156,10 @@ impl CounterStore for MemoryCounters {
             if mark.ended {
                 state.sessions.remove(session);
             } else if mark.started {
-                let seen = state.sessions.entry(session.clone()).or_insert(mark.last_seen);
+                let seen = state
+                    .sessions
+                    .entry(session.clone())
+                    .or_insert(mark.last_seen);
                 *seen = (*seen).max(mark.last_seen);
             } else if let Some(seen) = state.sessions.get_mut(session) {
                 *seen = (*seen).max(mark.last_seen);

@@ -135,7 +135,9 @@ impl Default for Sums {
 
 impl fmt::Debug for Sums {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_map().entries(self.iter().map(|(k, v)| (k.name(), v))).finish()
+        f.debug_map()
+            .entries(self.iter().map(|(k, v)| (k.name(), v)))
+            .finish()
     }
 }
 
@@ -300,7 +302,8 @@ impl Serialize for Sums {
 impl<'de> Deserialize<'de> for Sums {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Sums, D::Error> {
         let map = BTreeMap::<String, u64>::deserialize(deserializer)?;
-        Sums::from_named(map.iter().map(|(k, v)| (k.as_str(), *v))).map_err(serde::de::Error::custom)
+        Sums::from_named(map.iter().map(|(k, v)| (k.as_str(), *v)))
+            .map_err(serde::de::Error::custom)
     }
 }
 
@@ -318,7 +321,10 @@ impl DaySummary {
     pub fn record(&mut self, event: &Event) {
         self.totals.record(event);
         if let Some(agent) = event.agent_id() {
-            self.agents.entry(agent.to_owned()).or_default().record(event);
+            self.agents
+                .entry(agent.to_owned())
+                .or_default()
+                .record(event);
         }
     }
 

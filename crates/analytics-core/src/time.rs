@@ -163,9 +163,13 @@ impl<'de> Deserialize<'de> for YearMonth {
 /// date in that form.
 pub fn parse_date(what: &'static str, s: &str) -> Result<NaiveDate> {
     let well_formed = s.len() == 10
-        && s.bytes()
-            .enumerate()
-            .all(|(i, b)| if i == 4 || i == 7 { b == b'-' } else { b.is_ascii_digit() });
+        && s.bytes().enumerate().all(|(i, b)| {
+            if i == 4 || i == 7 {
+                b == b'-'
+            } else {
+                b.is_ascii_digit()
+            }
+        });
     well_formed
         .then(|| NaiveDate::parse_from_str(s, "%Y-%m-%d").ok())
         .flatten()
@@ -352,8 +356,8 @@ impl Calendar {
 /// The earliest instant whose wall-clock time in `zone` is `local` or, where `local`
 /// falls in a gap, the end of that gap.
 fn first_instant_from(zone: Tz, local: NaiveDateTime) -> DateTime<Utc> {
-    use chrono::offset::LocalResult;
     use chrono::TimeZone;
+    use chrono::offset::LocalResult;
 
     // Gaps are at most a few hours; step through them a minute at a time.
     let mut probe = local;

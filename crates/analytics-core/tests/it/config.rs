@@ -1,0 +1,186 @@
+//! Configuration from the environment (SPEC §10): defaults, every variable, clear
+//! errors, and secrets kept out of output.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use analytics_core::config::{Config, ConnectionUrl, Database, Scope, parse_api_keys};
+
+fn config(vars: &[(&str, &str)]) -> Result<Config, analytics_core::error::ConfigError> {
+    let vars: HashMap<String, String> = vars
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    Config::from_lookup(|name| vars.get(name).cloned())
+}
+
+#[test]
+fn defaults_are_those_of_the_spec() {
+    let config = config(&[]).unwrap();
+    assert_eq!(config, Config::default());
+    assert_eq!(config.database, Database::embedded_default());
+    assert!(
+        matches!(&config.database, Database::Embedded(url) if url.expose().contains("analytics.db"))
+    );
+    assert_eq!(config.redis_url, None);
+    assert_eq!(config.redis_prefix, "analytics");
+    assert_eq!(config.bind.to_string(), "127.0.0.1:8080");
+    assert!(config.api_keys.is_empty());
+    assert_eq!(config.timezone, chrono_tz::Asia::Shanghai);
+    assert_eq!(config.cost_per_resolution.yuan(), 10.0);
+    assert_eq!(config.batch_size, 1000);
+    assert_eq!(config.flush_interval, Duration::from_millis(5000));
+    assert_eq!(config.retention_days, 90);
+    assert_eq!(config.validation_rules().retention_days, 90);
+    assert_eq!(config.calendar().zone(), chrono_tz::Asia::Shanghai);
+}
+
+#[test]
+fn every_variable_is_read() {
+    let config = config(&[
+        (
+            "DATABASE_URL",
+            "postgres://app:hunter2@db.internal:5432/analytics",
+        ),
+        ("REDIS_URL", "redis://127.0.0.1:6379/0"),
+        ("ANALYTICS_REDIS_PREFIX", "tenant-a"),
+        ("ANALYTICS_BIND", "0.0.0.0:9000"),
+        (
+            "ANALYTICS_API_KEYS",
+            "ingest:k1, read:k2,admin:k3:with:colons",
+        ),
+        ("ANALYTICS_TIMEZONE", "America/New_York"),
+        ("ANALYTICS_COST_PER_RESOLUTION", "12.5"),
+        ("ANALYTICS_BATCH_SIZE", "500"),
+        ("ANALYTICS_FLUSH_INTERVAL_MS", "250"),
+        ("ANALYTICS_RETENTION_DAYS", "30"),
+    ])
+    .unwrap();
+    assert!(
+        matches!(&config.database, Database::Postgres(url) if url.expose().ends_with("/analytics"))
+    );
+    assert_eq!(
+        config.redis_url.as_ref().unwrap().expose(),
+        "redis://127.0.0.1:6379/0"
+    );
+    assert_eq!(config.redis_prefix, "tenant-a");
+    assert_eq!(config.bind.to_string(), "0.0.0.0:9000");
+    let keys: Vec<(Scope, &str)> = config
+        .api_keys
+        .iter()
+        .map(|k| (k.scope, k.key.expose()))
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            (Scope::Ingest, "k1"),
+            (Scope::Read, "k2"),
+            (Scope::Admin, "k3:with:colons")
+        ]
+    );
+    assert_eq!(config.timezone, chrono_tz::America::New_York);
+    assert_eq!(config.cost_per_resolution.yuan(), 12.5);
+    assert_eq!(config.batch_size, 500);
+    assert_eq!(config.flush_interval, Duration::from_millis(250));
+    assert_eq!(config.retention_days, 30);
+    assert!(matches!(
+        self::config(&[("DATABASE_URL", "sqlite://data/a.db")])
+            .unwrap()
+            .database,
+        Database::Embedded(_)
+    ));
+}
+
+#[test]
+fn empty_variables_count_as_unset() {
+    let config = config(&[
+        ("DATABASE_URL", ""),
+        ("ANALYTICS_BATCH_SIZE", "  "),
+        ("ANALYTICS_API_KEYS", ""),
+    ])
+    .unwrap();
+    assert_eq!(config, Config::default());
+}
+
+#[test]
+fn bad_values_are_named_with_what_would_be_accepted() {
+    let cases = [
+        ("DATABASE_URL", "mysql://x", "postgres://"),
+        ("REDIS_URL", "127.0.0.1:6379", "redis://"),
+        ("ANALYTICS_REDIS_PREFIX", "a b", "white space"),
+        ("ANALYTICS_BIND", "localhost:8080", "IP address and port"),
+        (
+            "ANALYTICS_API_KEYS",
+            "reader:abc",
+            "unknown scope \"reader\"",
+        ),
+        ("ANALYTICS_API_KEYS", "read", "entry 1 is not scope:key"),
+        (
+            "ANALYTICS_API_KEYS",
+            "read:a,admin:",
+            "entry 2 has an empty key",
+        ),
+        ("ANALYTICS_TIMEZONE", "Mars/Olympus", "IANA time zone"),
+        ("ANALYTICS_COST_PER_RESOLUTION", "-1", "at least 0"),
+        ("ANALYTICS_COST_PER_RESOLUTION", "ten", "number of yuan"),
+        ("ANALYTICS_BATCH_SIZE", "0", "from 1 to 100000"),
+        ("ANALYTICS_BATCH_SIZE", "1k", "whole number"),
+        ("ANALYTICS_FLUSH_INTERVAL_MS", "-5", "whole number"),
+        ("ANALYTICS_RETENTION_DAYS", "0", "from 1 to 36500"),
+    ];
+    for (variable, value, expected) in cases {
+        let error = config(&[(variable, value)]).unwrap_err();
+        assert_eq!(error.variable, variable);
+        let message = error.to_string();
+        assert!(message.starts_with(variable), "{message}");
+        assert!(message.contains(expected), "{variable}={value}: {message}");
+    }
+}
+
+#[test]
+fn secrets_never_appear_in_debug_output_or_errors() {
+    let config = config(&[
+        ("DATABASE_URL", "postgres://app:hunter2@db:5432/analytics"),
+        ("REDIS_URL", "redis://:s3cret@cache:6379"),
+        ("ANALYTICS_API_KEYS", "admin:topsecretkey"),
+    ])
+    .unwrap();
+    let debug = format!("{config:?}");
+    for secret in ["hunter2", "s3cret", "topsecretkey"] {
+        assert!(!debug.contains(secret), "{secret} leaked: {debug}");
+    }
+    assert!(
+        debug.contains("postgres://app:***@db:5432/analytics"),
+        "{debug}"
+    );
+
+    let error = parse_api_keys("admin:ok,superuser:topsecretkey").unwrap_err();
+    assert!(!error.to_string().contains("topsecretkey"), "{error}");
+    let error = self::config(&[("DATABASE_URL", "mysql://root:hunter2@db")]).unwrap_err();
+    assert!(!error.to_string().contains("hunter2"), "{error}");
+}
+
+#[test]
+fn connection_urls_are_redacted_for_logs() {
+    let cases = [
+        ("postgres://app:pw@host/db", "postgres://app:***@host/db"),
+        ("postgres://app@host/db", "postgres://app@host/db"),
+        ("postgres://host/db?user=a", "postgres://host/db?user=a"),
+        ("redis://:pw@host:6379", "redis://:***@host:6379"),
+        ("sqlite://analytics.db", "sqlite://analytics.db"),
+        ("postgres://app:p@ss@host/db", "postgres://app:***@host/db"),
+    ];
+    for (url, shown) in cases {
+        assert_eq!(ConnectionUrl::new(url).redacted(), shown);
+        assert_eq!(ConnectionUrl::new(url).to_string(), shown);
+    }
+}
+
+#[test]
+fn admin_keys_may_do_everything_others_only_their_scope() {
+    assert!(Scope::Admin.allows(Scope::Ingest));
+    assert!(Scope::Admin.allows(Scope::Read));
+    assert!(Scope::Read.allows(Scope::Read));
+    assert!(!Scope::Read.allows(Scope::Ingest));
+    assert!(!Scope::Ingest.allows(Scope::Admin));
+}

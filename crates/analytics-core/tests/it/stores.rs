@@ -1,0 +1,301 @@
+//! The counter batch computation, the in-memory stores, and the mocks of the storage
+//! traits.
+
+use std::sync::Arc;
+
+use analytics_core::catalog::Kind;
+use analytics_core::memory::{MemoryCounters, MemorySpill, MemoryStore};
+use analytics_core::metrics::{Field, Sums};
+use analytics_core::store::{
+    Bucket, CounterBatch, CounterStore, EventStore, MockEventStore, Period, SpillBuffer, StatsStore,
+};
+use analytics_core::time::{Calendar, DateRange, DayHour, YearMonth};
+use chrono::{NaiveDate, TimeDelta};
+use serde_json::json;
+
+use crate::support::{at, event};
+
+fn date(s: &str) -> NaiveDate {
+    NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
+}
+
+#[test]
+fn a_counter_batch_combines_increments_per_bucket_and_field() {
+    let calendar = Calendar::default();
+    // 2025-11-30T16:30Z is 00:30 on 2025-12-01 in Shanghai.
+    let t = at("2025-11-30T16:30:00Z");
+    let mut events = Vec::new();
+    for i in 0..500 {
+        events.push(event(
+            "session.start",
+            t,
+            json!({"session_id": format!("s{i}")}),
+        ));
+        events.push(event(
+            "session.message",
+            t,
+            json!({"session_id": format!("s{i}"), "response_time_ms": 2}),
+        ));
+    }
+    events.push(event(
+        "agent.session_takeover",
+        t,
+        json!({"agent_id": "a1", "session_id": "s1", "wait_duration_seconds": 5}),
+    ));
+    let batch = CounterBatch::from_events(&calendar, &events);
+
+    let day = Period::Day(date("2025-12-01"));
+    let hour = Period::Hour(DayHour {
+        date: date("2025-12-01"),
+        hour: 0,
+    });
+    let month = Period::Month("2025-12".parse::<YearMonth>().unwrap());
+    assert_eq!(
+        batch.increments.keys().cloned().collect::<Vec<_>>(),
+        [
+            Bucket::all(day),
+            Bucket::agent(day, "a1"),
+            Bucket::all(hour),
+            Bucket::all(month),
+            Bucket::agent(month, "a1"),
+        ]
+    );
+    let totals = &batch.increments[&Bucket::all(day)];
+    assert_eq!(totals.count(Kind::SessionStart), 500);
+    assert_eq!(totals.get(Field::ResponseTimeMs), 500 * 2_000_000);
+    assert_eq!(
+        totals.iter().count(),
+        5,
+        "one increment per field, not per event"
+    );
+    assert_eq!(batch.increments[&Bucket::all(hour)], *totals);
+    assert_eq!(
+        batch.increments[&Bucket::agent(day, "a1")].count(Kind::AgentSessionTakeover),
+        1
+    );
+    assert_eq!(batch.sessions.len(), 500);
+}
+
+#[test]
+fn a_counter_batch_keeps_the_latest_word_on_sessions_and_agents() {
+    let t = at("2025-12-10T02:00:00Z");
+    let later = t + TimeDelta::minutes(5);
+    let events = [
+        event("session.start", t, json!({"session_id": "s1"})),
+        event("session.end", later, json!({"session_id": "s1"})),
+        event(
+            "session.message",
+            later,
+            json!({"session_id": "s2", "response_time_ms": 1}),
+        ),
+        event(
+            "agent.status_change",
+            later,
+            json!({"agent_id": "a1", "to": "away"}),
+        ),
+        // Arrives after but happened before: does not override.
+        event("agent.login", t, json!({"agent_id": "a1"})),
+        event("agent.logout", t, json!({"agent_id": "a2"})),
+    ];
+    let batch = CounterBatch::from_events(&Calendar::default(), &events);
+    let s1 = batch.sessions["s1"];
+    assert!(s1.started && s1.ended);
+    assert_eq!(s1.last_seen, later);
+    let s2 = batch.sessions["s2"];
+    assert!(!s2.started && !s2.ended);
+    assert_eq!(batch.agents["a1"].status.as_str(), "away");
+    assert_eq!(batch.agents["a2"].status.as_str(), "offline");
+    assert!(CounterBatch::default().is_empty());
+}
+
+#[tokio::test]
+async fn the_memory_store_stores_each_id_once() {
+    let store = MemoryStore::new();
+    let t = at("2025-12-10T02:00:00Z");
+    let a = event("agent.login", t, json!({"agent_id": "a"}));
+    let b = event("agent.login", t, json!({"agent_id": "b"}));
+    assert_eq!(
+        store
+            .insert(&[a.clone(), b.clone(), a.clone()])
+            .await
+            .unwrap(),
+        [true, true, false]
+    );
+    assert_eq!(
+        store.insert(std::slice::from_ref(&b)).await.unwrap(),
+        [false]
+    );
+    assert_eq!(store.len(), 2);
+    assert_eq!(store.events(), [a, b]);
+}
+
+#[tokio::test]
+async fn the_memory_store_summarizes_business_days_and_keeps_statistics() {
+    let store = MemoryStore::new();
+    let calendar = Calendar::default();
+    let events = [
+        event(
+            "session.start",
+            at("2025-11-30T15:59:59Z"),
+            json!({"session_id": "nov"}),
+        ),
+        event(
+            "session.start",
+            at("2025-11-30T16:00:00Z"),
+            json!({"session_id": "dec"}),
+        ),
+        event(
+            "agent.session_message",
+            at("2025-12-01T15:00:00Z"),
+            json!({"agent_id": "a", "session_id": "dec"}),
+        ),
+    ];
+    store.insert(&events).await.unwrap();
+    let december_first = store
+        .summarize(calendar.day_window(date("2025-12-01")))
+        .await
+        .unwrap();
+    assert_eq!(december_first.totals.total_events(), 2);
+    assert_eq!(
+        december_first.agents["a"].count(Kind::AgentSessionMessage),
+        1
+    );
+    let november_last = store
+        .summarize(calendar.day_window(date("2025-11-30")))
+        .await
+        .unwrap();
+    assert_eq!(november_last.totals.count(Kind::SessionStart), 1);
+
+    store
+        .put_day(date("2025-11-30"), &november_last)
+        .await
+        .unwrap();
+    store
+        .put_day(date("2025-12-01"), &december_first)
+        .await
+        .unwrap();
+    store
+        .put_day(date("2025-12-01"), &december_first)
+        .await
+        .unwrap(); // replaces
+    let range = DateRange::new(date("2025-11-01"), date("2025-12-31")).unwrap();
+    let days = store.days(range).await.unwrap();
+    assert_eq!(days.len(), 2);
+    assert_eq!(days.iter().map(|(_, s)| *s).sum::<Sums>().total_events(), 3);
+    assert_eq!(store.agents(range).await.unwrap()["a"].total_events(), 1);
+
+    // Retention removes detail, never statistics, and never forgets ids.
+    assert_eq!(
+        store
+            .purge_before(calendar.day_start(date("2025-12-01")))
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(store.insert(&events[..1]).await.unwrap(), [false]);
+    assert_eq!(store.days(range).await.unwrap(), days);
+}
+
+#[tokio::test]
+async fn memory_counters_follow_the_batches() {
+    let calendar = Calendar::default();
+    let counters = MemoryCounters::new();
+    let t = at("2025-12-10T02:00:00Z");
+    let first = [
+        event("session.start", t, json!({"session_id": "s1"})),
+        event("session.start", t, json!({"session_id": "s2"})),
+        event("agent.login", t, json!({"agent_id": "a1"})),
+        event("agent.login", t, json!({"agent_id": "a2"})),
+    ];
+    counters
+        .apply(&CounterBatch::from_events(&calendar, &first))
+        .await
+        .unwrap();
+    let later = t + TimeDelta::minutes(1);
+    let second = [
+        event("session.end", later, json!({"session_id": "s1"})),
+        event(
+            "agent.status_change",
+            later,
+            json!({"agent_id": "a2", "to": "offline"}),
+        ),
+        event(
+            "session.message",
+            later,
+            json!({"session_id": "ghost", "response_time_ms": 1}),
+        ),
+    ];
+    counters
+        .apply(&CounterBatch::from_events(&calendar, &second))
+        .await
+        .unwrap();
+
+    assert_eq!(
+        counters
+            .active_sessions(t - TimeDelta::hours(1))
+            .await
+            .unwrap(),
+        1,
+        "s2 only"
+    );
+    assert_eq!(
+        counters.active_sessions(later).await.unwrap(),
+        0,
+        "s2 idle since t"
+    );
+    assert_eq!(counters.online_agents().await.unwrap(), 1);
+
+    let day = Bucket::all(Period::Day(date("2025-12-10")));
+    let missing = Bucket::all(Period::Day(date("2025-12-11")));
+    let read = counters.read(&[day.clone(), missing]).await.unwrap();
+    assert_eq!(read[0].count(Kind::SessionStart), 2);
+    assert_eq!(read[0].total_events(), 7);
+    assert!(read[1].is_empty());
+
+    let repaired = Sums::from_named([("session.start", 9)]).unwrap();
+    counters.replace(&day, &repaired).await.unwrap();
+    assert_eq!(counters.read(&[day]).await.unwrap(), [repaired]);
+}
+
+#[tokio::test]
+async fn the_memory_spill_buffer_loses_nothing_between_claim_and_ack() {
+    let spill = MemorySpill::new();
+    let t = at("2025-12-10T02:00:00Z");
+    let events: Vec<_> = (0..5)
+        .map(|i| event("agent.login", t, json!({"agent_id": format!("a{i}")})))
+        .collect();
+    spill.push(&events).await.unwrap();
+    assert_eq!(spill.len().await.unwrap(), 5);
+
+    let claim = spill.claim(3).await.unwrap().unwrap();
+    assert_eq!(claim.events, events[..3]);
+    // Not acknowledged (the store failed): the same events come back.
+    let again = spill.claim(3).await.unwrap().unwrap();
+    assert_eq!(again, claim);
+    assert_eq!(spill.len().await.unwrap(), 5);
+
+    spill.ack(&claim).await.unwrap();
+    let rest = spill.claim(10).await.unwrap().unwrap();
+    assert_eq!(rest.events, events[3..]);
+    spill.ack(&rest).await.unwrap();
+    assert!(spill.claim(10).await.unwrap().is_none());
+    assert!(spill.is_empty().await.unwrap());
+}
+
+#[tokio::test]
+async fn the_traits_are_usable_as_trait_objects_and_mockable() {
+    let mut mock = MockEventStore::new();
+    mock.expect_insert()
+        .times(1)
+        .returning(|events| Ok(vec![true; events.len()]));
+    let store: Arc<dyn EventStore> = Arc::new(mock);
+    let e = event(
+        "agent.login",
+        at("2025-12-10T02:00:00Z"),
+        json!({"agent_id": "a"}),
+    );
+    assert_eq!(store.insert(&[e]).await.unwrap(), [true]);
+
+    let counters: Arc<dyn CounterStore> = Arc::new(MemoryCounters::new());
+    assert_eq!(counters.online_agents().await.unwrap(), 0);
+}
