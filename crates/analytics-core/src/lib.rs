@@ -33,6 +33,8 @@ pub mod event;
 pub mod memory;
 pub mod metrics;
 pub mod store;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod time;
 
 pub use error::{Error, Result};

@@ -97,6 +97,17 @@ impl Field {
         }
     }
 
+    /// The field that sums the quantity of `kind`, if the metrics use one.
+    pub const fn summed_by(kind: Kind) -> Option<Field> {
+        match kind {
+            Kind::SessionMessage => Some(Field::ResponseTimeMs),
+            Kind::AgentSessionTakeover => Some(Field::WaitSeconds),
+            Kind::AgentSessionRelease => Some(Field::HandleSeconds),
+            Kind::TicketClosed => Some(Field::ResolutionHours),
+            _ => None,
+        }
+    }
+
     /// The field with this name.
     pub fn from_name(name: &str) -> Option<Field> {
         if name == "custom" {
@@ -114,6 +125,54 @@ impl Field {
 impl fmt::Display for Field {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
+    }
+}
+
+/// What one event adds to the sums besides its count: stores keep it per event so
+/// that they can sum without reading properties.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Measure {
+    /// The summed quantity (see [`Field::summed_by`]) in millionths of its unit.
+    pub value_micros: Option<u64>,
+    /// `sla_met` of `ticket.closed`.
+    pub sla_met: Option<bool>,
+}
+
+impl Measure {
+    /// The measure of one event.
+    pub fn of(event: &Event) -> Measure {
+        let value = |v: &f64| Some(to_micros(*v));
+        match event.data() {
+            Some(EventData::SessionMessage {
+                response_time_ms, ..
+            }) => Measure {
+                value_micros: value(response_time_ms),
+                sla_met: None,
+            },
+            Some(EventData::AgentSessionTakeover {
+                wait_duration_seconds,
+                ..
+            }) => Measure {
+                value_micros: value(wait_duration_seconds),
+                sla_met: None,
+            },
+            Some(EventData::AgentSessionRelease {
+                handle_duration_seconds,
+                ..
+            }) => Measure {
+                value_micros: value(handle_duration_seconds),
+                sla_met: None,
+            },
+            Some(EventData::TicketClosed {
+                resolution_duration_hours,
+                sla_met,
+                ..
+            }) => Measure {
+                value_micros: value(resolution_duration_hours),
+                sla_met: Some(*sla_met),
+            },
+            _ => Measure::default(),
+        }
     }
 }
 
@@ -201,35 +260,59 @@ impl Sums {
 
     /// Adds one event.
     pub fn record(&mut self, event: &Event) {
-        let Some(data) = event.data() else {
+        let Some(kind) = event.kind() else {
             self.increment(Field::Custom, 1);
             return;
         };
-        self.increment(Field::Count(data.kind()), 1);
-        match data {
-            EventData::SessionMessage {
-                response_time_ms, ..
-            } => self.increment(Field::ResponseTimeMs, to_micros(*response_time_ms)),
-            EventData::AgentSessionTakeover {
-                wait_duration_seconds,
-                ..
-            } => self.increment(Field::WaitSeconds, to_micros(*wait_duration_seconds)),
-            EventData::AgentSessionRelease {
-                handle_duration_seconds,
-                ..
-            } => self.increment(Field::HandleSeconds, to_micros(*handle_duration_seconds)),
-            EventData::TicketClosed {
-                resolution_duration_hours,
-                sla_met,
-                ..
-            } => {
-                self.increment(
-                    Field::ResolutionHours,
-                    to_micros(*resolution_duration_hours),
-                );
-                self.increment(Field::SlaMet, u64::from(*sla_met));
+        let measure = Measure::of(event);
+        self.add_group(
+            kind,
+            1,
+            measure.value_micros.unwrap_or(0),
+            u64::from(measure.sla_met == Some(true)),
+        );
+    }
+
+    /// Adds `count` events of `kind` whose summed quantities total `value_micros` and of
+    /// which `sla_met` were closed within SLA: how stores fold rows grouped by event
+    /// name back into sums.
+    pub fn add_group(&mut self, kind: Kind, count: u64, value_micros: u64, sla_met: u64) {
+        self.increment(Field::Count(kind), count);
+        if let Some(field) = Field::summed_by(kind) {
+            self.increment(field, value_micros);
+        }
+        if kind == Kind::TicketClosed {
+            self.increment(Field::SlaMet, sla_met);
+        }
+    }
+
+    /// Like [`Sums::add_group`], for a stored event name: a catalog name or a
+    /// `custom.` name.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidInput`] for a name that is neither.
+    pub fn add_named_group(
+        &mut self,
+        name: &str,
+        count: u64,
+        value_micros: u64,
+        sla_met: u64,
+    ) -> Result<()> {
+        match crate::event::resolve_name(name) {
+            Ok(crate::event::Name::Catalog { kind, alias: false }) => {
+                self.add_group(kind, count, value_micros, sla_met);
+                Ok(())
             }
-            _ => {}
+            Ok(crate::event::Name::Custom) => {
+                self.increment(Field::Custom, count);
+                Ok(())
+            }
+            _ => Err(Error::invalid_input(
+                "stored event name",
+                name,
+                "a catalog or custom. event name",
+            )),
         }
     }
 

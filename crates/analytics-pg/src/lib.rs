@@ -1,6 +1,33 @@
-//! PostgreSQL implementation of the storage traits of `analytics-core`
-//! (`EventStore`, `StatsStore`), with the schema in `migrations/`.
+//! PostgreSQL implementation of the storage traits of `analytics-core`: [`PgStore`] is
+//! an `EventStore` (event detail, partitioned by business day, idempotent on
+//! `event_id`) and a `StatsStore` (daily statistics, kept forever).
 //!
-//! Not implemented yet: this crate holds its place in the layering (it depends on
-//! `analytics-core` only, never on another adapter) until its issue lands.
+//! The schema is in the workspace's `migrations/`, embedded here as [`MIGRATOR`]. This
+//! crate depends on `analytics-core` only, never on another adapter.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), analytics_pg::Error> {
+//! use analytics_core::time::Calendar;
+//! use analytics_pg::{PgStore, PoolOptions};
+//!
+//! let store = PgStore::connect(
+//!     "postgres://postgres@127.0.0.1/analytics",
+//!     Calendar::default(),
+//!     PoolOptions::default(),
+//! )
+//! .await?;
+//! store.migrate().await?;
+//! # Ok(()) }
+//! ```
 #![deny(missing_docs)]
+
+mod error;
+mod store;
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use error::{Error, Result};
+pub use store::{PgStore, PoolOptions};
+
+/// The schema migrations of `migrations/`.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations");

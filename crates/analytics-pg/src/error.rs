@@ -1,0 +1,88 @@
+//! The errors of the PostgreSQL store, and how they map onto the storage errors of
+//! `analytics-core` (retryable or not).
+
+use analytics_core::error::StoreError;
+
+/// The result type of this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What can go wrong talking to PostgreSQL.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A query or the connection failed.
+    #[error("postgres query failed")]
+    Query(#[from] sqlx::Error),
+    /// Applying the migrations failed.
+    #[error("postgres migrations failed")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The database holds events that do not fit the catalog.
+    #[error("postgres holds events the event catalog does not know")]
+    Model(#[source] analytics_core::Error),
+    /// A statistics row names a field the metric model does not know.
+    #[error("postgres holds the statistics field {field:?}, which the metric model does not know")]
+    UnknownField {
+        /// The field name found.
+        field: String,
+    },
+    /// A sum is too large for a PostgreSQL `bigint`.
+    #[error("the statistics field {field:?} exceeds the largest bigint")]
+    Overflow {
+        /// The field.
+        field: String,
+    },
+    /// The database was set up for another business time zone.
+    #[error(
+        "the database was set up for the time zone {stored}, not {configured}: partitions \
+         and daily statistics follow the zone they were created with"
+    )]
+    TimeZoneMismatch {
+        /// The zone recorded in the database.
+        stored: String,
+        /// The zone configured now.
+        configured: String,
+    },
+}
+
+impl Error {
+    /// Whether retrying later may succeed: the server is unreachable, restarting,
+    /// overloaded, or a transaction lost a race.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Error::Query(error) => is_transient(error),
+            Error::Migrate(sqlx::migrate::MigrateError::Execute(error)) => is_transient(error),
+            _ => false,
+        }
+    }
+}
+
+fn is_transient(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+            // 08: connection exception; 53: insufficient resources; 57P0x: shutdown or
+            // restart; 40001 / 40P01: serialization failure or deadlock.
+            code.starts_with("08")
+                || code.starts_with("53")
+                || code.starts_with("57P0")
+                || code == "40001"
+                || code == "40P01"
+        }),
+        _ => false,
+    }
+}
+
+impl From<Error> for analytics_core::Error {
+    fn from(error: Error) -> analytics_core::Error {
+        let store_error = if error.is_transient() {
+            StoreError::unavailable("postgres", error)
+        } else {
+            StoreError::failed("postgres", error)
+        };
+        analytics_core::Error::Store(store_error)
+    }
+}

@@ -1,0 +1,522 @@
+//! [`PgStore`]: event detail and daily statistics in PostgreSQL.
+//!
+//! Event detail is range-partitioned by business day (`analytics_events_pYYYYMMDD`,
+//! bounds from the [`Calendar`]); partitions are created on demand before an insert
+//! needs them and ahead of time by [`PgStore::prepare_partitions`], and retention drops
+//! them whole. Idempotency on `event_id` lives in `analytics_event_ids`, written in the
+//! same statement as the events.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use analytics_core::event::Event;
+use analytics_core::metrics::{DaySummary, Field, Measure, Sums};
+use analytics_core::store::{EventStore, StatsStore};
+use analytics_core::time::{Calendar, DateRange, DayWindow};
+use async_trait::async_trait;
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
+use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions};
+use uuid::Uuid;
+
+use crate::MIGRATOR;
+use crate::error::{Error, Result};
+
+/// The first key of every advisory lock this store takes (the second is the job).
+const LOCK_CLASS: i32 = 1_634_623_852;
+
+/// SQLSTATE of "no partition of relation found for row".
+const NO_PARTITION: &str = "23514";
+
+/// How the connection pool is sized.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolOptions {
+    /// The most connections open at once.
+    pub max_connections: u32,
+    /// How long to wait for a connection before failing (a transient error).
+    pub acquire_timeout: Duration,
+}
+
+impl Default for PoolOptions {
+    fn default() -> PoolOptions {
+        PoolOptions {
+            max_connections: 8,
+            acquire_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Event detail and daily statistics in PostgreSQL.
+#[derive(Debug)]
+pub struct PgStore {
+    pool: PgPool,
+    calendar: Calendar,
+    /// Business days whose partition is known to exist.
+    partitions: Mutex<HashSet<NaiveDate>>,
+}
+
+impl PgStore {
+    /// Connects a pool to `url`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Query`] when the server cannot be reached.
+    pub async fn connect(url: &str, calendar: Calendar, options: PoolOptions) -> Result<PgStore> {
+        let pool = PgPoolOptions::new()
+            .max_connections(options.max_connections)
+            .acquire_timeout(options.acquire_timeout)
+            .connect(url)
+            .await?;
+        Ok(PgStore::new(pool, calendar))
+    }
+
+    /// A store on an existing pool.
+    pub fn new(pool: PgPool, calendar: Calendar) -> PgStore {
+        PgStore {
+            pool,
+            calendar,
+            partitions: Mutex::new(HashSet::new()),
+        }
+    }
+
+    /// The connection pool.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// The business calendar partitions and statistics follow.
+    pub fn calendar(&self) -> &Calendar {
+        &self.calendar
+    }
+
+    /// Applies the migrations that have not run yet (a no-op when all have), then
+    /// records the business time zone or checks it against the recorded one.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Migrate`] when a migration fails, [`Error::TimeZoneMismatch`] when the
+    /// database was set up for another zone.
+    pub async fn migrate(&self) -> Result<()> {
+        MIGRATOR.run(&self.pool).await?;
+        self.check_time_zone().await
+    }
+
+    /// Records the business time zone in a new database, or checks that it is the one
+    /// recorded.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::TimeZoneMismatch`] when the database was set up for another zone.
+    pub async fn check_time_zone(&self) -> Result<()> {
+        let zone = self.calendar.zone().name();
+        sqlx::query(
+            "INSERT INTO analytics_settings (key, value) VALUES ('timezone', $1) \
+             ON CONFLICT (key) DO NOTHING",
+        )
+        .bind(zone)
+        .execute(&self.pool)
+        .await?;
+        let stored: String =
+            sqlx::query_scalar("SELECT value FROM analytics_settings WHERE key = 'timezone'")
+                .fetch_one(&self.pool)
+                .await?;
+        if stored != zone {
+            return Err(Error::TimeZoneMismatch {
+                stored,
+                configured: zone.to_owned(),
+            });
+        }
+        Ok(())
+    }
+
+    fn known_partitions(&self) -> MutexGuard<'_, HashSet<NaiveDate>> {
+        self.partitions
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Makes sure the partitions of these business days exist. Returns how many were
+    /// created.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Query`].
+    pub async fn ensure_partitions(
+        &self,
+        days: impl IntoIterator<Item = NaiveDate>,
+    ) -> Result<usize> {
+        let missing: BTreeSet<NaiveDate> = {
+            let known = self.known_partitions();
+            days.into_iter()
+                .filter(|day| !known.contains(day))
+                .collect()
+        };
+        if missing.is_empty() {
+            return Ok(0);
+        }
+        let windows: Vec<DayWindow> = missing
+            .iter()
+            .map(|d| self.calendar.day_window(*d))
+            .collect();
+        let created: Vec<bool> = sqlx::query_scalar(
+            "SELECT analytics_ensure_partition(day, day_start, day_end) \
+             FROM UNNEST($1::date[], $2::timestamptz[], $3::timestamptz[]) \
+                  AS t(day, day_start, day_end)",
+        )
+        .bind(windows.iter().map(|w| w.date).collect::<Vec<_>>())
+        .bind(windows.iter().map(|w| w.start).collect::<Vec<_>>())
+        .bind(windows.iter().map(|w| w.end).collect::<Vec<_>>())
+        .fetch_all(&self.pool)
+        .await?;
+        self.known_partitions().extend(missing);
+        let created = created.into_iter().filter(|c| *c).count();
+        if created > 0 {
+            tracing::debug!(created, "created event partitions");
+        }
+        Ok(created)
+    }
+
+    /// Partition upkeep: makes sure the partitions from `today` through `days_ahead`
+    /// days later exist. Returns how many were created.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Query`].
+    pub async fn prepare_partitions(&self, today: NaiveDate, days_ahead: u32) -> Result<usize> {
+        self.ensure_partitions(today.iter_days().take(days_ahead as usize + 1))
+            .await
+    }
+
+    /// The business days that have a partition, in order.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Query`].
+    pub async fn partition_days(&self) -> Result<Vec<NaiveDate>> {
+        let names: Vec<String> = sqlx::query_scalar(
+            "SELECT c.relname::text FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid \
+             WHERE i.inhparent = 'analytics_events'::regclass ORDER BY 1",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(names
+            .iter()
+            .filter_map(|name| name.strip_prefix("analytics_events_p"))
+            .filter_map(|day| NaiveDate::parse_from_str(day, "%Y%m%d").ok())
+            .collect())
+    }
+
+    /// Recomputes one business day's statistics from event detail and replaces the
+    /// stored ones, in one transaction. Re-running gives the same rows; events that
+    /// arrived late for the day are included. Runs for one day in one process at a time
+    /// (an advisory lock per day).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Query`], or [`Error::Model`] for event names the catalog does not know.
+    pub async fn aggregate_day(&self, date: NaiveDate) -> Result<DaySummary> {
+        let window = self.calendar.day_window(date);
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1, $2)")
+            .bind(LOCK_CLASS)
+            .bind(date.num_days_from_ce())
+            .execute(&mut *tx)
+            .await?;
+        let summary = summarize(&mut tx, window).await?;
+        put_day(&mut tx, date, &summary).await?;
+        tx.commit().await?;
+        Ok(summary)
+    }
+
+    async fn insert_rows(&self, rows: &Rows) -> Result<HashSet<Uuid>> {
+        let fresh: Vec<Uuid> = sqlx::query_scalar(
+            "WITH input AS ( \
+                 SELECT * FROM UNNEST($1::uuid[], $2::timestamptz[], $3::text[], $4::text[], \
+                                      $5::text[], $6::text[], $7::text[], $8::int8[], \
+                                      $9::bool[], $10::text[]) \
+                     AS t(event_id, occurred_at, event, product, session_id, agent_id, \
+                          ticket_id, value_micros, sla_met, properties) \
+             ), fresh AS ( \
+                 INSERT INTO analytics_event_ids (event_id, occurred_at) \
+                 SELECT event_id, occurred_at FROM input \
+                 ON CONFLICT (event_id) DO NOTHING \
+                 RETURNING event_id \
+             ), stored AS ( \
+                 INSERT INTO analytics_events (event_id, occurred_at, event, product, \
+                     session_id, agent_id, ticket_id, value_micros, sla_met, properties) \
+                 SELECT i.event_id, i.occurred_at, i.event, i.product, i.session_id, \
+                        i.agent_id, i.ticket_id, i.value_micros, i.sla_met, i.properties::jsonb \
+                 FROM input i JOIN fresh f USING (event_id) \
+             ) \
+             SELECT event_id FROM fresh",
+        )
+        .bind(&rows.ids)
+        .bind(&rows.timestamps)
+        .bind(&rows.names)
+        .bind(&rows.products)
+        .bind(&rows.sessions)
+        .bind(&rows.agents)
+        .bind(&rows.tickets)
+        .bind(&rows.values)
+        .bind(&rows.sla)
+        .bind(&rows.properties)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(fresh.into_iter().collect())
+    }
+}
+
+/// One batch of events as column arrays, for `UNNEST`.
+struct Rows {
+    ids: Vec<Uuid>,
+    timestamps: Vec<DateTime<Utc>>,
+    names: Vec<String>,
+    products: Vec<Option<&'static str>>,
+    sessions: Vec<Option<String>>,
+    agents: Vec<Option<String>>,
+    tickets: Vec<Option<String>>,
+    values: Vec<Option<i64>>,
+    sla: Vec<Option<bool>>,
+    properties: Vec<String>,
+}
+
+impl Rows {
+    fn new(events: &[&Event]) -> Rows {
+        let n = events.len();
+        let mut rows = Rows {
+            ids: Vec::with_capacity(n),
+            timestamps: Vec::with_capacity(n),
+            names: Vec::with_capacity(n),
+            products: Vec::with_capacity(n),
+            sessions: Vec::with_capacity(n),
+            agents: Vec::with_capacity(n),
+            tickets: Vec::with_capacity(n),
+            values: Vec::with_capacity(n),
+            sla: Vec::with_capacity(n),
+            properties: Vec::with_capacity(n),
+        };
+        for event in events {
+            let measure = Measure::of(event);
+            rows.ids.push(event.id());
+            rows.timestamps.push(event.timestamp());
+            rows.names.push(event.name().to_owned());
+            rows.products.push(event.product().map(|p| p.as_str()));
+            rows.sessions.push(event.session_id().map(str::to_owned));
+            rows.agents.push(event.agent_id().map(str::to_owned));
+            rows.tickets.push(event.ticket_id().map(str::to_owned));
+            // Validated values are at most 1e15 millionths: they fit.
+            rows.values.push(measure.value_micros.map(|v| v as i64));
+            rows.sla.push(measure.sla_met);
+            rows.properties
+                .push(serde_json::Value::Object(event.properties()).to_string());
+        }
+        rows
+    }
+}
+
+fn to_i64(field: &str, value: u64) -> Result<i64> {
+    i64::try_from(value).map_err(|_| Error::Overflow {
+        field: field.to_owned(),
+    })
+}
+
+/// Sums the events of one business day, per event name and agent.
+async fn summarize(conn: &mut PgConnection, window: DayWindow) -> Result<DaySummary> {
+    let groups: Vec<(String, Option<String>, i64, i64, i64)> = sqlx::query_as(
+        "SELECT event, agent_id, count(*)::int8, coalesce(sum(value_micros), 0)::int8, \
+                count(*) FILTER (WHERE sla_met)::int8 \
+         FROM analytics_events \
+         WHERE occurred_at >= $1 AND occurred_at < $2 \
+         GROUP BY event, agent_id",
+    )
+    .bind(window.start)
+    .bind(window.end)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut summary = DaySummary::default();
+    for (event, agent, count, value, sla) in groups {
+        let (count, value, sla) = (count as u64, value as u64, sla as u64);
+        summary
+            .totals
+            .add_named_group(&event, count, value, sla)
+            .map_err(Error::Model)?;
+        if let Some(agent) = agent {
+            summary
+                .agents
+                .entry(agent)
+                .or_default()
+                .add_named_group(&event, count, value, sla)
+                .map_err(Error::Model)?;
+        }
+    }
+    Ok(summary)
+}
+
+/// Replaces one day's statistics.
+async fn put_day(conn: &mut PgConnection, date: NaiveDate, summary: &DaySummary) -> Result<()> {
+    let mut fields = Vec::new();
+    let mut values = Vec::new();
+    for (field, value) in summary.totals.iter() {
+        fields.push(field.name());
+        values.push(to_i64(field.name(), value)?);
+    }
+    let mut agent_ids = Vec::new();
+    let mut agent_fields = Vec::new();
+    let mut agent_values = Vec::new();
+    for (agent, sums) in &summary.agents {
+        for (field, value) in sums.iter() {
+            agent_ids.push(agent.as_str());
+            agent_fields.push(field.name());
+            agent_values.push(to_i64(field.name(), value)?);
+        }
+    }
+    sqlx::query("DELETE FROM analytics_daily_stats WHERE day = $1")
+        .bind(date)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query(
+        "INSERT INTO analytics_daily_stats (day, field, value) \
+         SELECT $1, field, value FROM UNNEST($2::text[], $3::int8[]) AS t(field, value)",
+    )
+    .bind(date)
+    .bind(&fields)
+    .bind(&values)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query("DELETE FROM analytics_agent_daily_stats WHERE day = $1")
+        .bind(date)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query(
+        "INSERT INTO analytics_agent_daily_stats (day, agent_id, field, value) \
+         SELECT $1, agent_id, field, value \
+         FROM UNNEST($2::text[], $3::text[], $4::int8[]) AS t(agent_id, field, value)",
+    )
+    .bind(date)
+    .bind(&agent_ids)
+    .bind(&agent_fields)
+    .bind(&agent_values)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query(
+        "INSERT INTO analytics_aggregated_days (day, aggregated_at, events) VALUES ($1, now(), $2) \
+         ON CONFLICT (day) DO UPDATE SET aggregated_at = now(), events = EXCLUDED.events",
+    )
+    .bind(date)
+    .bind(to_i64("events", summary.totals.total_events())?)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+fn field(name: &str) -> Result<Field> {
+    Field::from_name(name).ok_or_else(|| Error::UnknownField {
+        field: name.to_owned(),
+    })
+}
+
+#[async_trait]
+impl EventStore for PgStore {
+    async fn insert(&self, events: &[Event]) -> analytics_core::Result<Vec<bool>> {
+        // Only the first occurrence of an id in the batch can be new.
+        let mut seen = HashSet::with_capacity(events.len());
+        let first: Vec<bool> = events.iter().map(|e| seen.insert(e.id())).collect();
+        let unique: Vec<&Event> = events
+            .iter()
+            .zip(&first)
+            .filter_map(|(event, first)| first.then_some(event))
+            .collect();
+        if unique.is_empty() {
+            return Ok(first);
+        }
+        let days = || unique.iter().map(|e| self.calendar.date(e.timestamp()));
+        self.ensure_partitions(days()).await?;
+        let rows = Rows::new(&unique);
+        let fresh = match self.insert_rows(&rows).await {
+            Err(Error::Query(sqlx::Error::Database(db)))
+                if db.code().as_deref() == Some(NO_PARTITION) =>
+            {
+                // A partition this process thought existed is gone: look again, once.
+                self.known_partitions().clear();
+                self.ensure_partitions(days()).await?;
+                self.insert_rows(&rows).await?
+            }
+            result => result?,
+        };
+        Ok(events
+            .iter()
+            .zip(first)
+            .map(|(event, first)| first && fresh.contains(&event.id()))
+            .collect())
+    }
+
+    async fn summarize(&self, day: DayWindow) -> analytics_core::Result<DaySummary> {
+        let mut conn = self.pool.acquire().await.map_err(Error::from)?;
+        Ok(summarize(&mut conn, day).await?)
+    }
+
+    async fn purge_before(&self, cutoff: DateTime<Utc>) -> analytics_core::Result<u64> {
+        let cutoff_day = self.calendar.date(cutoff);
+        let dropped: i64 = sqlx::query_scalar("SELECT analytics_drop_partitions_before($1, $2)")
+            .bind(cutoff_day)
+            .bind(self.calendar.day_start(cutoff_day))
+            .fetch_one(&self.pool)
+            .await
+            .map_err(Error::from)?;
+        self.known_partitions().retain(|day| *day >= cutoff_day);
+        tracing::info!(%cutoff_day, dropped, "dropped event partitions past retention");
+        Ok(dropped as u64)
+    }
+}
+
+#[async_trait]
+impl StatsStore for PgStore {
+    async fn put_day(&self, date: NaiveDate, summary: &DaySummary) -> analytics_core::Result<()> {
+        let mut tx = self.pool.begin().await.map_err(Error::from)?;
+        put_day(&mut tx, date, summary).await?;
+        tx.commit().await.map_err(Error::from)?;
+        Ok(())
+    }
+
+    async fn days(&self, range: DateRange) -> analytics_core::Result<Vec<(NaiveDate, Sums)>> {
+        let rows: Vec<(NaiveDate, String, i64)> = sqlx::query_as(
+            "SELECT day, field, value FROM analytics_daily_stats \
+             WHERE day BETWEEN $1 AND $2 ORDER BY day",
+        )
+        .bind(range.start())
+        .bind(range.end())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(Error::from)?;
+        let mut days: Vec<(NaiveDate, Sums)> = Vec::new();
+        for (day, name, value) in rows {
+            if days.last().is_none_or(|(last, _)| *last != day) {
+                days.push((day, Sums::new()));
+            }
+            if let Some((_, sums)) = days.last_mut() {
+                sums.increment(field(&name)?, value as u64);
+            }
+        }
+        Ok(days)
+    }
+
+    async fn agents(&self, range: DateRange) -> analytics_core::Result<BTreeMap<String, Sums>> {
+        let rows: Vec<(String, String, i64)> = sqlx::query_as(
+            "SELECT agent_id, field, sum(value)::int8 FROM analytics_agent_daily_stats \
+             WHERE day BETWEEN $1 AND $2 GROUP BY agent_id, field",
+        )
+        .bind(range.start())
+        .bind(range.end())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(Error::from)?;
+        let mut agents = BTreeMap::<String, Sums>::new();
+        for (agent, name, value) in rows {
+            agents
+                .entry(agent)
+                .or_default()
+                .increment(field(&name)?, value as u64);
+        }
+        Ok(agents)
+    }
+}
