@@ -1,17 +1,6 @@
 -- Event detail (SPEC §7): kept for the retention window, range-partitioned by day so
 -- that retention drops whole partitions instead of deleting rows.
 
--- The idempotency registry: one row per event id ever stored (within retention).
--- A partitioned table cannot have a unique key without the partition key, and a
--- retried event without a timestamp is stamped anew on arrival, so uniqueness of
--- `event_id` alone lives here.
-CREATE TABLE analytics_event_ids (
-    event_id    uuid        PRIMARY KEY,
-    occurred_at timestamptz NOT NULL
-);
--- Retention deletes ids by time; ids arrive roughly in time order, so BRIN suffices.
-CREATE INDEX analytics_event_ids_occurred_at ON analytics_event_ids USING brin (occurred_at);
-
 CREATE TABLE analytics_events (
     event_id     uuid        NOT NULL,
     occurred_at  timestamptz NOT NULL,
@@ -29,11 +18,17 @@ CREATE TABLE analytics_events (
     received_at  timestamptz NOT NULL DEFAULT now()
 ) PARTITION BY RANGE (occurred_at);
 
--- No index: partitions are business days, so aggregating a day reads exactly one
--- partition; event_id uniqueness lives in analytics_event_ids; every statistic is
--- read from the daily tables.
+-- Idempotency: every partition has a unique index on event_id (a unique index on
+-- the parent would have to include occurred_at), and inserts use ON CONFLICT DO
+-- NOTHING. An id is therefore unique within the business day its event is dated: a
+-- re-sent event that carries its timestamp, as every retry of the tracker does, is
+-- always recognized. Dropping a partition drops its ids with it.
+--
+-- No other index: partitions are business days, so aggregating a day reads exactly
+-- one partition, and every statistic is read from the daily tables.
 
--- Creates the partition of one business day, [day_start, day_end), if it is missing.
+-- Creates the partition of one business day, [day_start, day_end), with its unique
+-- index on event_id, if it is missing.
 -- The bounds come from the service, which knows the business time zone. Safe to call
 -- from several processes at once: creation is serialized by an advisory lock.
 CREATE FUNCTION analytics_ensure_partition(day date, day_start timestamptz, day_end timestamptz)
@@ -56,6 +51,7 @@ BEGIN
             'CREATE TABLE %I PARTITION OF analytics_events FOR VALUES FROM (%L) TO (%L)',
             name, day_start, day_end
         );
+        EXECUTE format('CREATE UNIQUE INDEX %I ON %I (event_id)', name || '_event_id', name);
     EXCEPTION WHEN duplicate_table THEN
         RETURN false;
     END;
@@ -63,10 +59,9 @@ BEGIN
 END;
 $$;
 
--- Drops the partitions of the business days before `cutoff_day` and forgets the ids of
--- events before `cutoff` (the first instant of that day). Returns the number of events
--- dropped.
-CREATE FUNCTION analytics_drop_partitions_before(cutoff_day date, cutoff timestamptz)
+-- Drops the partitions of the business days before `cutoff_day`. Returns the number
+-- of events dropped.
+CREATE FUNCTION analytics_drop_partitions_before(cutoff_day date)
 RETURNS bigint
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -87,7 +82,6 @@ BEGIN
         dropped := dropped + n;
         EXECUTE format('DROP TABLE %I', part.name);
     END LOOP;
-    DELETE FROM analytics_event_ids WHERE occurred_at < cutoff;
     RETURN dropped;
 END;
 $$;

@@ -7,18 +7,42 @@ cargo xtask <task>
 
 Tasks:
   test      run the whole test suite (cargo test --workspace)
-  migrate   set up the PostgreSQL schema from migrations/ (arrives with issue 3)
-  bench     run the benchmark suite (arrives with issue 9)
+  migrate   set up the PostgreSQL schema of DATABASE_URL from migrations/
+  bench     run benchmarks in release mode: cargo xtask bench [pg-insert] [--quick]
 ";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("test") => cargo(&["test", "--workspace"], &args[1..]),
-        Some(task @ ("migrate" | "bench")) => {
-            eprintln!("xtask: `{task}` is not implemented yet");
-            ExitCode::from(2)
+        Some("migrate") => {
+            if std::env::var("DATABASE_URL").map_or(true, |url| url.is_empty()) {
+                eprintln!("xtask: set DATABASE_URL to the PostgreSQL database to migrate");
+                return ExitCode::from(2);
+            }
+            cargo(
+                &[
+                    "run",
+                    "--quiet",
+                    "--package",
+                    "analytics-server",
+                    "--",
+                    "migrate",
+                ],
+                &[],
+            )
         }
+        Some("bench") => cargo(
+            &[
+                "run",
+                "--quiet",
+                "--release",
+                "--package",
+                "analytics-bench",
+                "--",
+            ],
+            &args[1..],
+        ),
         Some("help" | "--help" | "-h") | None => {
             print!("{HELP}");
             ExitCode::SUCCESS

@@ -147,6 +147,9 @@ mod kinds {
         pub(super) fn to_json(value: &str) -> Value {
             Value::String(value.to_owned())
         }
+        pub(super) fn ser(value: &str) -> &str {
+            value
+        }
     }
 
     /// `text`: up to 1,024 characters.
@@ -163,6 +166,9 @@ mod kinds {
         }
         pub(super) fn to_json(value: &str) -> Value {
             Value::String(value.to_owned())
+        }
+        pub(super) fn ser(value: &str) -> &str {
+            value
         }
     }
 
@@ -208,6 +214,9 @@ mod kinds {
         pub(super) fn to_json(value: &f64) -> Value {
             crate::metrics::json_number(*value)
         }
+        pub(super) fn ser(value: &f64) -> crate::metrics::JsonNumber {
+            crate::metrics::JsonNumber(*value)
+        }
     }
 
     /// `int`: a whole number, at least 0. `3.0` is read as 3.
@@ -233,6 +242,9 @@ mod kinds {
         pub(super) fn to_json(value: &u64) -> Value {
             Value::from(*value)
         }
+        pub(super) fn ser(value: &u64) -> u64 {
+            *value
+        }
     }
 
     /// `bool`.
@@ -249,6 +261,9 @@ mod kinds {
         }
         pub(super) fn to_json(value: &bool) -> Value {
             Value::Bool(*value)
+        }
+        pub(super) fn ser(value: &bool) -> bool {
+            *value
         }
     }
 
@@ -272,6 +287,9 @@ mod kinds {
         }
         pub(super) fn to_json(value: &AgentStatus) -> Value {
             Value::String(value.as_str().to_owned())
+        }
+        pub(super) fn ser(value: &AgentStatus) -> &'static str {
+            value.as_str()
         }
     }
 }
@@ -404,6 +422,22 @@ macro_rules! catalog {
                         $( $opt: take_optional(props, stringify!($opt), kinds::$okind::parse)?, )*
                     }), )*
                 }
+            }
+
+            /// Serializes the properties as entries of a map, without building one.
+            pub(crate) fn serialize_entries<M: serde::ser::SerializeMap>(
+                &self,
+                map: &mut M,
+            ) -> Result<(), M::Error> {
+                match self {
+                    $( EventData::$variant { $( $req, )* $( $opt, )* } => {
+                        $( map.serialize_entry(stringify!($req), &kinds::$rkind::ser($req))?; )*
+                        $( if let Some(value) = $opt {
+                            map.serialize_entry(stringify!($opt), &kinds::$okind::ser(value))?;
+                        } )*
+                    } )*
+                }
+                Ok(())
             }
 
             /// Writes the properties into `props`.

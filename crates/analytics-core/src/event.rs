@@ -335,6 +335,13 @@ impl Event {
         props
     }
 
+    /// All properties as a JSON object, serialized without building a map: what stores
+    /// write.
+    pub fn properties_json(&self) -> String {
+        // Serializing strings, numbers and a `Map` into a `String` cannot fail.
+        serde_json::to_string(&Properties(self)).unwrap_or_else(|_| "{}".to_owned())
+    }
+
     /// The session this event names, if any.
     pub fn session_id(&self) -> Option<&str> {
         self.data().and_then(EventData::session_id)
@@ -372,6 +379,23 @@ impl Event {
     }
 }
 
+/// The properties of an event, for serialization.
+struct Properties<'a>(&'a Event);
+
+impl Serialize for Properties<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(None)?;
+        if let Body::Catalog(data) = &self.0.body {
+            data.serialize_entries(&mut map)?;
+        }
+        for (key, value) in &self.0.extra {
+            map.serialize_entry(key, value)?;
+        }
+        map.end()
+    }
+}
+
 impl Serialize for Event {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let mut envelope = serializer.serialize_struct("Event", 5)?;
@@ -385,7 +409,7 @@ impl Serialize for Event {
             "timestamp",
             &self.timestamp.to_rfc3339_opts(SecondsFormat::AutoSi, true),
         )?;
-        envelope.serialize_field("properties", &self.properties())?;
+        envelope.serialize_field("properties", &Properties(self))?;
         envelope.end()
     }
 }

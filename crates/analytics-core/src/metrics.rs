@@ -472,6 +472,22 @@ pub fn json_number(value: f64) -> Value {
     }
 }
 
+/// A float that serializes as [`json_number`] does: whole values as integers.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct JsonNumber(pub f64);
+
+impl Serialize for JsonNumber {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        const EXACT: f64 = 9_007_199_254_740_992.0; // 2^53
+        let value = self.0;
+        if value.fract() == 0.0 && value.abs() <= EXACT {
+            serializer.serialize_i64(value as i64)
+        } else {
+            serializer.serialize_f64(value)
+        }
+    }
+}
+
 mod num_serde {
     //! Serializes floats with [`super::json_number`].
     use serde::Serialize;

@@ -3,8 +3,8 @@
 //! Event detail is range-partitioned by business day (`analytics_events_pYYYYMMDD`,
 //! bounds from the [`Calendar`]); partitions are created on demand before an insert
 //! needs them and ahead of time by [`PgStore::prepare_partitions`], and retention drops
-//! them whole. Idempotency on `event_id` lives in `analytics_event_ids`, written in the
-//! same statement as the events.
+//! them whole. Each partition has a unique index on `event_id`, and inserts skip the
+//! ids it already holds (`ON CONFLICT DO NOTHING`).
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -230,25 +230,16 @@ impl PgStore {
 
     async fn insert_rows(&self, rows: &Rows) -> Result<HashSet<Uuid>> {
         let fresh: Vec<Uuid> = sqlx::query_scalar(
-            "WITH input AS ( \
-                 SELECT * FROM UNNEST($1::uuid[], $2::timestamptz[], $3::text[], $4::text[], \
-                                      $5::text[], $6::text[], $7::text[], $8::int8[], \
-                                      $9::bool[], $10::text[]) \
-                     AS t(event_id, occurred_at, event, product, session_id, agent_id, \
-                          ticket_id, value_micros, sla_met, properties) \
-             ), fresh AS ( \
-                 INSERT INTO analytics_event_ids (event_id, occurred_at) \
-                 SELECT event_id, occurred_at FROM input \
-                 ON CONFLICT (event_id) DO NOTHING \
-                 RETURNING event_id \
-             ), stored AS ( \
-                 INSERT INTO analytics_events (event_id, occurred_at, event, product, \
-                     session_id, agent_id, ticket_id, value_micros, sla_met, properties) \
-                 SELECT i.event_id, i.occurred_at, i.event, i.product, i.session_id, \
-                        i.agent_id, i.ticket_id, i.value_micros, i.sla_met, i.properties::jsonb \
-                 FROM input i JOIN fresh f USING (event_id) \
-             ) \
-             SELECT event_id FROM fresh",
+            "INSERT INTO analytics_events (event_id, occurred_at, event, product, session_id, \
+                 agent_id, ticket_id, value_micros, sla_met, properties) \
+             SELECT event_id, occurred_at, event, product, session_id, agent_id, ticket_id, \
+                    value_micros, sla_met, properties::jsonb \
+             FROM UNNEST($1::uuid[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], \
+                         $6::text[], $7::text[], $8::int8[], $9::bool[], $10::text[]) \
+                  AS t(event_id, occurred_at, event, product, session_id, agent_id, \
+                       ticket_id, value_micros, sla_met, properties) \
+             ON CONFLICT DO NOTHING \
+             RETURNING event_id",
         )
         .bind(&rows.ids)
         .bind(&rows.timestamps)
@@ -307,8 +298,7 @@ impl Rows {
             // Validated values are at most 1e15 millionths: they fit.
             rows.values.push(measure.value_micros.map(|v| v as i64));
             rows.sla.push(measure.sla_met);
-            rows.properties
-                .push(serde_json::Value::Object(event.properties()).to_string());
+            rows.properties.push(event.properties_json());
         }
         rows
     }
@@ -457,9 +447,8 @@ impl EventStore for PgStore {
 
     async fn purge_before(&self, cutoff: DateTime<Utc>) -> analytics_core::Result<u64> {
         let cutoff_day = self.calendar.date(cutoff);
-        let dropped: i64 = sqlx::query_scalar("SELECT analytics_drop_partitions_before($1, $2)")
+        let dropped: i64 = sqlx::query_scalar("SELECT analytics_drop_partitions_before($1)")
             .bind(cutoff_day)
-            .bind(self.calendar.day_start(cutoff_day))
             .fetch_one(&self.pool)
             .await
             .map_err(Error::from)?;

@@ -423,6 +423,8 @@ fn events_round_trip_through_their_stored_json() {
         let mut props = valid_properties(*kind);
         props["extra"] = json!({"kept": true});
         let event = validate(kind.as_str(), props).unwrap();
+        let direct: Value = serde_json::from_str(&event.properties_json()).unwrap();
+        assert_eq!(direct, Value::Object(event.properties()), "{kind}");
         let json = serde_json::to_value(&event).unwrap();
         assert_eq!(json["event"], kind.as_str());
         assert_eq!(json["product"], kind.product().as_str());

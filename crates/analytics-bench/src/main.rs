@@ -1,0 +1,99 @@
+//! The benchmark suite, run as `cargo xtask bench [NAME…] [--quick]`.
+//!
+//! Each benchmark starts from a fresh database, measures its figure and the reference
+//! it is judged against in the same run, and adds a row to a Markdown table printed to
+//! stdout and written to `target/bench/report.md`.
+
+mod pg_insert;
+mod workload;
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+
+/// One line of the report.
+#[derive(Debug)]
+pub(crate) struct Row {
+    pub(crate) benchmark: String,
+    pub(crate) figure: String,
+    pub(crate) reference: String,
+    pub(crate) target: String,
+    pub(crate) met: bool,
+}
+
+/// How big a run is.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Scale {
+    /// Events for the ingest benchmarks.
+    pub(crate) events: usize,
+}
+
+const BENCHMARKS: &[&str] = &["pg-insert"];
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let mut quick = false;
+    let mut selected = Vec::new();
+    for arg in std::env::args().skip(1) {
+        match arg.as_str() {
+            "--quick" => quick = true,
+            name if BENCHMARKS.contains(&name) => selected.push(name.to_owned()),
+            other => anyhow::bail!(
+                "unknown benchmark {other:?}; known: {}",
+                BENCHMARKS.join(", ")
+            ),
+        }
+    }
+    if selected.is_empty() {
+        selected = BENCHMARKS.iter().map(|s| (*s).to_owned()).collect();
+    }
+    let scale = Scale {
+        events: if quick { 100_000 } else { 1_000_000 },
+    };
+
+    let mut rows = Vec::new();
+    for name in &selected {
+        eprintln!("bench: running {name} ({} events)", scale.events);
+        match name.as_str() {
+            "pg-insert" => rows.extend(pg_insert::run(scale).await?),
+            _ => unreachable!("names are checked above"),
+        }
+    }
+
+    let report = render(&rows, quick);
+    print!("{report}");
+    let dir = PathBuf::from(std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into()))
+        .join("bench");
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let path = dir.join("report.md");
+    std::fs::write(&path, &report).with_context(|| format!("cannot write {}", path.display()))?;
+    eprintln!("bench: report written to {}", path.display());
+    Ok(())
+}
+
+fn render(rows: &[Row], quick: bool) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "| benchmark | figure | reference (same run) | target | met |\n|---|---|---|---|---|"
+    );
+    for row in rows {
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} |",
+            row.benchmark,
+            row.figure,
+            row.reference,
+            row.target,
+            if row.met { "yes" } else { "no" }
+        );
+    }
+    if quick {
+        let _ = writeln!(
+            out,
+            "\n(quick run: smaller inputs, figures are indicative only)"
+        );
+    }
+    out
+}
