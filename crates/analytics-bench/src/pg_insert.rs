@@ -1,16 +1,14 @@
 //! `pg-insert`: events per second through `PgStore::insert` in batches of 1,000, beside
 //! a raw `COPY` of the same rows into the same table, measured in the same run.
 
-use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::Instant;
 
 use analytics::core::event::Event;
-use analytics::core::metrics::Measure;
 use analytics::core::store::EventStore;
 use analytics_pg::PgStore;
 use analytics_pg::testing::TestDatabase;
-use chrono::{SecondsFormat, Utc};
+use chrono::Utc;
 use sqlx::postgres::PgPoolCopyExt;
 
 use crate::{Row, Scale, workload};
@@ -130,16 +128,16 @@ async fn copy(db: &TestDatabase, events: &[Event]) -> anyhow::Result<f64> {
     let mut copy = db
         .store()
         .pool()
-        .copy_in_raw(
-            "COPY analytics_events (event_id, occurred_at, event, product, session_id, \
-             agent_id, ticket_id, value_micros, sla_met, properties) FROM STDIN",
-        )
+        .copy_in_raw(&format!(
+            "COPY analytics_events ({}) FROM STDIN",
+            analytics_pg::copy::COLUMNS
+        ))
         .await?;
     let mut buffer = String::with_capacity(1 << 20);
     for chunk in events.chunks(10_000) {
         buffer.clear();
         for event in chunk {
-            encode(&mut buffer, event);
+            analytics_pg::copy::encode(&mut buffer, event);
         }
         copy.send(buffer.as_bytes()).await?;
     }
@@ -151,45 +149,4 @@ async fn copy(db: &TestDatabase, events: &[Event]) -> anyhow::Result<f64> {
         events.len()
     );
     Ok(events.len() as f64 / elapsed)
-}
-
-/// One row in COPY's text format.
-fn encode(out: &mut String, event: &Event) {
-    let measure = Measure::of(event);
-    let text = |out: &mut String, value: Option<&str>| {
-        match value {
-            None => out.push_str("\\N"),
-            Some(value) => {
-                for c in value.chars() {
-                    match c {
-                        '\\' => out.push_str("\\\\"),
-                        '\t' => out.push_str("\\t"),
-                        '\n' => out.push_str("\\n"),
-                        '\r' => out.push_str("\\r"),
-                        c => out.push(c),
-                    }
-                }
-            }
-        }
-        out.push('\t');
-    };
-    text(out, Some(&event.id().to_string()));
-    text(
-        out,
-        Some(
-            &event
-                .timestamp()
-                .to_rfc3339_opts(SecondsFormat::Micros, true),
-        ),
-    );
-    text(out, Some(event.name()));
-    text(out, event.product().map(|p| p.as_str()));
-    text(out, event.session_id());
-    text(out, event.agent_id());
-    text(out, event.ticket_id());
-    text(out, measure.value_micros.map(|v| v.to_string()).as_deref());
-    text(out, measure.sla_met.map(|b| if b { "t" } else { "f" }));
-    text(out, Some(&event.properties_json()));
-    out.pop();
-    let _ = write!(out, "\n");
 }

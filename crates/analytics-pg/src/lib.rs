@@ -21,6 +21,7 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod copy;
 mod error;
 mod store;
 #[cfg(feature = "testing")]

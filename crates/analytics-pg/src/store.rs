@@ -16,17 +16,20 @@ use analytics_core::store::{EventStore, StatsStore};
 use analytics_core::time::{Calendar, DateRange, DayWindow};
 use async_trait::async_trait;
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
-use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnection, PgPool, PgPoolCopyExt, PgPoolOptions};
 use uuid::Uuid;
 
-use crate::MIGRATOR;
 use crate::error::{Error, Result};
+use crate::{MIGRATOR, copy};
 
 /// The first key of every advisory lock this store takes (the second is the job).
 const LOCK_CLASS: i32 = 1_634_623_852;
 
 /// SQLSTATE of "no partition of relation found for row".
 const NO_PARTITION: &str = "23514";
+
+/// SQLSTATE of a unique violation.
+const UNIQUE_VIOLATION: &str = "23505";
 
 /// How the connection pool is sized.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -228,7 +231,43 @@ impl PgStore {
         Ok(summary)
     }
 
-    async fn insert_rows(&self, rows: &Rows) -> Result<HashSet<Uuid>> {
+    /// Stores the events (unique ids) and returns the ids that were new.
+    ///
+    /// A batch almost never holds an id that is already stored, so it is first written
+    /// with one `COPY` (batched inserts, several times cheaper than `INSERT … SELECT`);
+    /// when that fails on a unique violation, nothing of it was stored, and the batch is
+    /// written again skipping the stored ids.
+    async fn write(&self, events: &[&Event]) -> Result<HashSet<Uuid>> {
+        match self.copy_in(events).await {
+            Ok(()) => Ok(events.iter().map(|e| e.id()).collect()),
+            Err(error) if has_sqlstate(&error, UNIQUE_VIOLATION) => {
+                self.insert_skipping_stored(&Rows::new(events)).await
+            }
+            Err(error) => Err(error),
+        }
+    }
+
+    async fn copy_in(&self, events: &[&Event]) -> Result<()> {
+        let mut data = String::with_capacity(events.len() * 320);
+        for event in events {
+            copy::encode(&mut data, event);
+        }
+        let mut copy = self
+            .pool
+            .copy_in_raw(&format!(
+                "COPY analytics_events ({}) FROM STDIN",
+                copy::COLUMNS
+            ))
+            .await?;
+        if let Err(error) = copy.send(data.as_bytes()).await {
+            let _ = copy.abort("sending the batch failed").await;
+            return Err(error.into());
+        }
+        copy.finish().await?;
+        Ok(())
+    }
+
+    async fn insert_skipping_stored(&self, rows: &Rows) -> Result<HashSet<Uuid>> {
         let fresh: Vec<Uuid> = sqlx::query_scalar(
             "INSERT INTO analytics_events (event_id, occurred_at, event, product, session_id, \
                  agent_id, ticket_id, value_micros, sla_met, properties) \
@@ -255,6 +294,11 @@ impl PgStore {
         .await?;
         Ok(fresh.into_iter().collect())
     }
+}
+
+/// Whether `error` is a database error with this SQLSTATE.
+fn has_sqlstate(error: &Error, code: &str) -> bool {
+    matches!(error, Error::Query(sqlx::Error::Database(db)) if db.code().as_deref() == Some(code))
 }
 
 /// One batch of events as column arrays, for `UNNEST`.
@@ -421,15 +465,12 @@ impl EventStore for PgStore {
         }
         let days = || unique.iter().map(|e| self.calendar.date(e.timestamp()));
         self.ensure_partitions(days()).await?;
-        let rows = Rows::new(&unique);
-        let fresh = match self.insert_rows(&rows).await {
-            Err(Error::Query(sqlx::Error::Database(db)))
-                if db.code().as_deref() == Some(NO_PARTITION) =>
-            {
+        let fresh = match self.write(&unique).await {
+            Err(error) if has_sqlstate(&error, NO_PARTITION) => {
                 // A partition this process thought existed is gone: look again, once.
                 self.known_partitions().clear();
                 self.ensure_partitions(days()).await?;
-                self.insert_rows(&rows).await?
+                self.write(&unique).await?
             }
             result => result?,
         };
