@@ -18,17 +18,16 @@ CREATE TABLE analytics_events (
     received_at  timestamptz NOT NULL DEFAULT now()
 ) PARTITION BY RANGE (occurred_at);
 
--- Idempotency: every partition has a unique index on event_id (a unique index on
--- the parent would have to include occurred_at), and inserts use ON CONFLICT DO
--- NOTHING. An id is therefore unique within the business day its event is dated: a
+-- Idempotency: every partition has event_id as its primary key (a key on the parent
+-- would have to include occurred_at), and inserts skip stored ids. An id is therefore unique within the business day its event is dated: a
 -- re-sent event that carries its timestamp, as every retry of the tracker does, is
 -- always recognized. Dropping a partition drops its ids with it.
 --
 -- No other index: partitions are business days, so aggregating a day reads exactly
 -- one partition, and every statistic is read from the daily tables.
 
--- Creates the partition of one business day, [day_start, day_end), with its unique
--- index on event_id, if it is missing.
+-- Creates the partition of one business day, [day_start, day_end), with its primary
+-- key on event_id, if it is missing.
 -- The bounds come from the service, which knows the business time zone. Safe to call
 -- from several processes at once: creation is serialized by an advisory lock.
 CREATE FUNCTION analytics_ensure_partition(day date, day_start timestamptz, day_end timestamptz)
@@ -51,7 +50,7 @@ BEGIN
             'CREATE TABLE %I PARTITION OF analytics_events FOR VALUES FROM (%L) TO (%L)',
             name, day_start, day_end
         );
-        EXECUTE format('CREATE UNIQUE INDEX %I ON %I (event_id)', name || '_event_id', name);
+        EXECUTE format('ALTER TABLE %I ADD PRIMARY KEY (event_id)', name);
     EXCEPTION WHEN duplicate_table THEN
         RETURN false;
     END;

@@ -3,8 +3,8 @@
 //! Event detail is range-partitioned by business day (`analytics_events_pYYYYMMDD`,
 //! bounds from the [`Calendar`]); partitions are created on demand before an insert
 //! needs them and ahead of time by [`PgStore::prepare_partitions`], and retention drops
-//! them whole. Each partition has a unique index on `event_id`, and inserts skip the
-//! ids it already holds (`ON CONFLICT DO NOTHING`).
+//! them whole. Each partition has `event_id` as its primary key, and inserts skip the
+//! ids it already holds.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::{Mutex, MutexGuard, PoisonError};

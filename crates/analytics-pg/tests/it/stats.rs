@@ -254,3 +254,48 @@ async fn statistics_can_be_written_and_read_over_ranges() {
             .is_empty()
     );
 }
+
+#[tokio::test]
+async fn concurrent_aggregations_of_a_day_agree_with_its_events() {
+    let db = TestDatabase::new().await;
+    let store = std::sync::Arc::new(analytics_pg::PgStore::new(
+        db.store().pool().clone(),
+        *db.store().calendar(),
+    ));
+    let day = date("2025-12-05");
+    let start = store.calendar().day_start(day);
+    let events = day_of_events(start, 150);
+    let (first, rest) = events.split_at(events.len() / 2);
+    store.insert(first).await.unwrap();
+    // Aggregations of the same day race with each other and with more inserts.
+    let mut tasks = Vec::new();
+    for i in 0..6 {
+        let store = store.clone();
+        let rest = rest.to_vec();
+        tasks.push(tokio::spawn(async move {
+            if i == 3 {
+                store.insert(&rest).await.unwrap();
+            }
+            store.aggregate_day(day).await.unwrap()
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    // Whatever the interleaving, one more run sees every event, and the rows are exact.
+    let last = store.aggregate_day(day).await.unwrap();
+    let in_day: Vec<Event> = events
+        .iter()
+        .filter(|e| store.calendar().date(e.timestamp()) == day)
+        .cloned()
+        .collect();
+    assert_eq!(last, summary_of(&in_day));
+    assert_eq!(
+        store.days(DateRange::day(day)).await.unwrap(),
+        [(day, last.totals)]
+    );
+    assert_eq!(
+        store.agents(DateRange::day(day)).await.unwrap(),
+        last.agents
+    );
+}
