@@ -1,0 +1,295 @@
+//! `CounterStore` on Redis: one flush is one `MULTI … EXEC` pipeline with one
+//! `HINCRBY` per key and field, one `EXPIRE … NX` per key, and the session and agent
+//! updates.
+
+use std::collections::{BTreeMap, HashMap};
+
+use analytics_core::catalog::AgentStatus;
+use analytics_core::metrics::{Field, Sums};
+use analytics_core::store::{Bucket, CounterBatch, CounterStore};
+use async_trait::async_trait;
+use chrono::{DateTime, TimeDelta, Utc};
+use deadpool_redis::redis::{self, Pipeline};
+
+use crate::RedisStore;
+use crate::error::{Error, Result};
+use crate::keys::hash_field;
+
+/// Keeps each agent's latest status (by event time) and the set of online agents.
+/// KEYS: presence hash, online set. ARGV: (agent, microseconds, status) triples.
+const PRESENCE_SCRIPT: &str = r"
+local presence, online = KEYS[1], KEYS[2]
+for i = 1, #ARGV, 3 do
+  local agent, at, status = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+  local current = redis.call('HGET', presence, agent)
+  local current_at = current and tonumber(string.match(current, '^(%d+)'))
+  if not current_at or tonumber(at) >= current_at then
+    redis.call('HSET', presence, agent, at .. ' ' .. status)
+    if status == 'offline' then
+      redis.call('SREM', online, agent)
+    else
+      redis.call('SADD', online, agent)
+    end
+  end
+end
+return 0
+";
+
+fn millis(ts: DateTime<Utc>) -> i64 {
+    ts.timestamp_millis()
+}
+
+fn as_i64(field: Field, value: u64) -> Result<i64> {
+    i64::try_from(value).map_err(|_| Error::Unexpected {
+        key: field.name().to_owned(),
+        what: format!("{value} exceeds a Redis integer"),
+    })
+}
+
+impl RedisStore {
+    /// The commands of one flush, combined per key and field.
+    fn counter_pipeline(&self, batch: &CounterBatch) -> Result<Pipeline> {
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        let mut expiries = BTreeMap::new();
+        for (bucket, sums) in &batch.increments {
+            let (key, ttl) = self.keys.bucket(bucket);
+            for (field, value) in sums.iter() {
+                pipe.cmd("HINCRBY")
+                    .arg(&key)
+                    .arg(hash_field(field.name(), bucket.agent.as_deref()))
+                    .arg(as_i64(field, value)?)
+                    .ignore();
+            }
+            expiries.insert(key, ttl);
+        }
+        // A key gets its TTL when it is created; later flushes leave it running.
+        for (key, ttl) in expiries {
+            pipe.cmd("EXPIRE")
+                .arg(key)
+                .arg(ttl.as_secs())
+                .arg("NX")
+                .ignore();
+        }
+
+        // Sessions: one command each for starts, activity and ends.
+        let sessions = self.keys.active_sessions();
+        let mut started = redis::cmd("ZADD");
+        started.arg(&sessions).arg("GT");
+        // Activity keeps a started session alive; it never starts one.
+        let mut touched = redis::cmd("ZADD");
+        touched.arg(&sessions).arg("XX").arg("GT");
+        let mut ended = redis::cmd("ZREM");
+        ended.arg(&sessions);
+        let (mut n_started, mut n_touched, mut n_ended) = (0, 0, 0);
+        for (session, mark) in &batch.sessions {
+            let at = millis(mark.last_seen);
+            if mark.ended {
+                ended.arg(session);
+                n_ended += 1;
+            } else if mark.started {
+                started.arg(at).arg(session);
+                n_started += 1;
+            } else {
+                touched.arg(at).arg(session);
+                n_touched += 1;
+            }
+        }
+        for (command, n) in [(started, n_started), (touched, n_touched), (ended, n_ended)] {
+            if n > 0 {
+                pipe.add_command(command).ignore();
+            }
+        }
+        if let Some(latest) = batch.sessions.values().map(|m| millis(m.last_seen)).max() {
+            let horizon = TimeDelta::from_std(self.options.session_horizon)
+                .unwrap_or(TimeDelta::days(1))
+                .num_milliseconds();
+            pipe.cmd("ZREMRANGEBYSCORE")
+                .arg(&sessions)
+                .arg("-inf")
+                .arg(format!("({}", latest - horizon))
+                .ignore();
+        }
+
+        if !batch.agents.is_empty() {
+            let mut eval = redis::cmd("EVAL");
+            eval.arg(PRESENCE_SCRIPT)
+                .arg(2)
+                .arg(self.keys.agent_presence())
+                .arg(self.keys.online_agents());
+            for (agent, mark) in &batch.agents {
+                eval.arg(agent)
+                    .arg(mark.at.timestamp_micros())
+                    .arg(mark.status.as_str());
+            }
+            pipe.add_command(eval).ignore();
+        }
+        Ok(pipe)
+    }
+
+    /// How many commands [`CounterStore::apply`] sends for `batch` (without `MULTI` and
+    /// `EXEC`): bounded by the keys and fields it touches, not by its events.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Unexpected`] for a sum beyond a Redis integer.
+    pub fn commands_for(&self, batch: &CounterBatch) -> Result<usize> {
+        Ok(self.counter_pipeline(batch)?.cmd_iter().count())
+    }
+}
+
+/// Reads a hash's fields into sums: all of them, or those of one agent.
+fn sums_from_hash(key: &str, hash: &HashMap<String, i64>, agent: Option<&str>) -> Result<Sums> {
+    let mut sums = Sums::new();
+    for (name, value) in hash {
+        let field_name = match (agent, name.split_once('|')) {
+            (None, None) => name.as_str(),
+            (Some(agent), Some((field, owner))) if owner == agent => field,
+            _ => continue,
+        };
+        let field = Field::from_name(field_name).ok_or_else(|| Error::Unexpected {
+            key: key.to_owned(),
+            what: format!("unknown field {name:?}"),
+        })?;
+        let value = u64::try_from(*value).map_err(|_| Error::Unexpected {
+            key: key.to_owned(),
+            what: format!("negative value {value} in {name:?}"),
+        })?;
+        sums.increment(field, value);
+    }
+    Ok(sums)
+}
+
+#[async_trait]
+impl CounterStore for RedisStore {
+    async fn apply(&self, batch: &CounterBatch) -> analytics_core::Result<()> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let pipe = self.counter_pipeline(batch)?;
+        let mut conn = self.connection().await?;
+        pipe.query_async::<()>(&mut conn)
+            .await
+            .map_err(Error::from)?;
+        Ok(())
+    }
+
+    async fn read(&self, buckets: &[Bucket]) -> analytics_core::Result<Vec<Sums>> {
+        // One HGETALL per distinct hash: per-agent buckets of a period share one.
+        let mut keys: Vec<String> = buckets.iter().map(|b| self.keys.bucket(b).0).collect();
+        keys.sort();
+        keys.dedup();
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        for key in &keys {
+            pipe.cmd("HGETALL").arg(key);
+        }
+        let mut conn = self.connection().await?;
+        let hashes: Vec<HashMap<String, i64>> =
+            pipe.query_async(&mut conn).await.map_err(Error::from)?;
+        let by_key: HashMap<&str, &HashMap<String, i64>> =
+            keys.iter().map(String::as_str).zip(&hashes).collect();
+        let mut out = Vec::with_capacity(buckets.len());
+        for bucket in buckets {
+            let key = self.keys.bucket(bucket).0;
+            let hash = by_key
+                .get(key.as_str())
+                .copied()
+                .cloned()
+                .unwrap_or_default();
+            out.push(sums_from_hash(&key, &hash, bucket.agent.as_deref())?);
+        }
+        Ok(out)
+    }
+
+    async fn replace(&self, bucket: &Bucket, sums: &Sums) -> analytics_core::Result<()> {
+        let (key, ttl) = self.keys.bucket(bucket);
+        let agent = bucket.agent.as_deref();
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        match agent {
+            None => {
+                pipe.cmd("DEL").arg(&key).ignore();
+            }
+            Some(agent) => {
+                let mut hdel = redis::cmd("HDEL");
+                hdel.arg(&key);
+                for field in Field::all() {
+                    hdel.arg(hash_field(field.name(), Some(agent)));
+                }
+                pipe.add_command(hdel).ignore();
+            }
+        }
+        if !sums.is_empty() {
+            let mut hset = redis::cmd("HSET");
+            hset.arg(&key);
+            for (field, value) in sums.iter() {
+                hset.arg(hash_field(field.name(), agent))
+                    .arg(as_i64(field, value)?);
+            }
+            pipe.add_command(hset).ignore();
+            let mut expire = redis::cmd("EXPIRE");
+            expire.arg(&key).arg(ttl.as_secs());
+            if agent.is_some() {
+                // The hash is shared with other agents: keep its TTL if it has one.
+                expire.arg("NX");
+            }
+            pipe.add_command(expire).ignore();
+        }
+        let mut conn = self.connection().await?;
+        pipe.query_async::<()>(&mut conn)
+            .await
+            .map_err(Error::from)?;
+        Ok(())
+    }
+
+    async fn active_sessions(&self, idle_cutoff: DateTime<Utc>) -> analytics_core::Result<u64> {
+        let mut conn = self.connection().await?;
+        let count: u64 = redis::cmd("ZCOUNT")
+            .arg(self.keys.active_sessions())
+            .arg(millis(idle_cutoff))
+            .arg("+inf")
+            .query_async(&mut conn)
+            .await
+            .map_err(Error::from)?;
+        Ok(count)
+    }
+
+    async fn online_agents(&self) -> analytics_core::Result<u64> {
+        let mut conn = self.connection().await?;
+        let count: u64 = redis::cmd("SCARD")
+            .arg(self.keys.online_agents())
+            .query_async(&mut conn)
+            .await
+            .map_err(Error::from)?;
+        Ok(count)
+    }
+}
+
+/// The status an agent's presence entry records, for tests and diagnostics.
+///
+/// # Errors
+///
+/// A store error, or [`Error::Unexpected`] for an entry this store did not write.
+pub async fn agent_status(store: &RedisStore, agent: &str) -> Result<Option<AgentStatus>> {
+    let mut conn = store.connection().await?;
+    let entry: Option<String> = redis::cmd("HGET")
+        .arg(store.keys.agent_presence())
+        .arg(agent)
+        .query_async(&mut conn)
+        .await?;
+    let Some(entry) = entry else {
+        return Ok(None);
+    };
+    let status = entry.split_once(' ').map(|(_, status)| status);
+    AgentStatus::ALL
+        .into_iter()
+        .find(|s| Some(s.as_str()) == status)
+        .map(Some)
+        .ok_or_else(|| Error::Unexpected {
+            key: store.keys.agent_presence(),
+            what: format!("presence entry {entry:?}"),
+        })
+}
