@@ -5,6 +5,7 @@
 //! stdout and written to `target/bench/report.md`.
 
 mod pg_insert;
+mod redis_counters;
 mod workload;
 
 use std::fmt::Write as _;
@@ -29,7 +30,7 @@ pub(crate) struct Scale {
     pub(crate) events: usize,
 }
 
-const BENCHMARKS: &[&str] = &["pg-insert"];
+const BENCHMARKS: &[&str] = &["pg-insert", "redis-counters"];
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -57,6 +58,7 @@ async fn main() -> anyhow::Result<()> {
         eprintln!("bench: running {name} ({} events)", scale.events);
         match name.as_str() {
             "pg-insert" => rows.extend(pg_insert::run(scale).await?),
+            "redis-counters" => rows.push(redis_counters::run(scale).await?),
             _ => unreachable!("names are checked above"),
         }
     }
