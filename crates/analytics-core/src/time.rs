@@ -326,6 +326,20 @@ impl Calendar {
         YearMonth::of(self.date(ts))
     }
 
+    /// The hour buckets of the last `n` hours up to `now`, oldest first, `now`'s own
+    /// hour last. Around a DST change the wall clock repeats or skips an hour; a
+    /// repeated hour is one bucket, so it appears once.
+    pub fn recent_hours(&self, now: DateTime<Utc>, n: usize) -> Vec<DayHour> {
+        let mut hours: Vec<DayHour> = Vec::with_capacity(n);
+        for back in (0..n as i64).rev() {
+            let hour = self.hour(now - TimeDelta::hours(back));
+            if hours.last() != Some(&hour) {
+                hours.push(hour);
+            }
+        }
+        hours
+    }
+
     /// The first instant of a business day: local midnight, or the first instant after
     /// it where a DST gap swallows midnight.
     pub fn day_start(&self, date: NaiveDate) -> DateTime<Utc> {

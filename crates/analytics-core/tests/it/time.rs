@@ -216,3 +216,29 @@ fn dates_and_ranges_are_checked() {
         at("2025-12-29T16:00:00Z")..at("2026-01-02T16:00:00Z")
     );
 }
+
+#[test]
+fn recent_hours_end_with_the_current_one() {
+    let shanghai = Calendar::default();
+    let hours = shanghai.recent_hours(at("2025-12-01T01:30:00Z"), 24); // 09:30 local
+    assert_eq!(hours.len(), 24);
+    assert_eq!(
+        hours[23],
+        DayHour {
+            date: date("2025-12-01"),
+            hour: 9
+        }
+    );
+    assert_eq!(
+        hours[0],
+        DayHour {
+            date: date("2025-11-30"),
+            hour: 10
+        }
+    );
+    // New York falls back on 2025-11-02: 01:00 happens twice and is one bucket.
+    let new_york = Calendar::new(chrono_tz::America::New_York);
+    let hours = new_york.recent_hours(at("2025-11-02T08:30:00Z"), 5); // 03:30 EST
+    let wall: Vec<u8> = hours.iter().map(|h| h.hour).collect();
+    assert_eq!(wall, [0, 1, 2, 3]);
+}

@@ -113,6 +113,32 @@ async fn counts_and_sums_of_a_batch_are_exact() {
 }
 
 #[tokio::test]
+async fn the_last_24_hours_are_read_in_one_call() {
+    let redis = TestRedis::new().await;
+    let calendar = Calendar::default();
+    let events = thousand_events();
+    redis
+        .store()
+        .apply(&CounterBatch::from_events(&calendar, &events))
+        .await
+        .unwrap();
+    // 14:00 in Shanghai: the last 24 hours cover all of the morning's events.
+    let hours = calendar.recent_hours(at("2025-12-01T06:00:00Z"), 24);
+    let buckets: Vec<Bucket> = hours
+        .iter()
+        .map(|h| Bucket::all(Period::Hour(*h)))
+        .collect();
+    let read = redis.store().read(&buckets).await.unwrap();
+    assert_eq!(read.len(), 24);
+    assert_eq!(read.iter().sum::<Sums>(), Sums::from_events(&events));
+    assert_eq!(
+        read.iter().filter(|s| !s.is_empty()).count(),
+        2,
+        "09:00 and 10:00"
+    );
+}
+
+#[tokio::test]
 async fn commands_per_batch_are_bounded_by_keys_and_fields_not_events() {
     let redis = TestRedis::new().await;
     let calendar = Calendar::default();
