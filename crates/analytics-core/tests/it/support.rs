@@ -11,12 +11,7 @@ pub(crate) fn now() -> DateTime<Utc> {
     at("2025-12-15T04:00:00Z")
 }
 
-/// An instant from RFC 3339.
-pub(crate) fn at(rfc3339: &str) -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(rfc3339)
-        .expect("test timestamp")
-        .to_utc()
-}
+pub(crate) use analytics_core::testing::at;
 
 /// A validator whose clock stands at [`now`], with the default 90-day retention.
 pub(crate) fn validator() -> Validator {
