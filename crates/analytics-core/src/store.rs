@@ -327,6 +327,26 @@ impl CounterBatch {
         }
     }
 
+    /// Adds another batch, as if its events had been recorded after this one's: how
+    /// increments that could not be applied wait for the next flush.
+    pub fn merge(&mut self, other: CounterBatch) {
+        for (bucket, sums) in other.increments {
+            self.increments.entry(bucket).or_default().merge(&sums);
+        }
+        for (session, mark) in other.sessions {
+            let entry = self.sessions.entry(session).or_insert(mark);
+            entry.started |= mark.started;
+            entry.ended |= mark.ended;
+            entry.last_seen = entry.last_seen.max(mark.last_seen);
+        }
+        for (agent, mark) in other.agents {
+            let entry = self.agents.entry(agent).or_insert(mark);
+            if mark.at >= entry.at {
+                *entry = mark;
+            }
+        }
+    }
+
     /// Whether the batch changes nothing.
     pub fn is_empty(&self) -> bool {
         self.increments.is_empty() && self.sessions.is_empty() && self.agents.is_empty()

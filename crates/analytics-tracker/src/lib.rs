@@ -1,6 +1,343 @@
-//! The tracker: `track()` validates an event and hands it to a bounded buffer without
-//! waiting on I/O; one flusher writes batches to the event store, then the counters.
+//! The tracker: products call [`Tracker::track`] on their hot path; it validates the
+//! event, stamps it, and hands it to a bounded buffer without waiting on anything. A
+//! flusher task cuts the buffer into batches (every `batch_size` events or every
+//! `flush_interval`), and writer tasks store each batch in the event store, then apply
+//! the counters of the events that were new (SPEC §8).
 //!
-//! Not implemented yet: this crate holds its place in the layering (it depends on
-//! `analytics-core` only; stores come in as trait objects) until its issue lands.
+//! When the event store fails, writers retry with exponential backoff and jitter while
+//! holding their batch; batches that find every writer busy go to the spill buffer, and
+//! idle writers drain it back once the store answers again. When the spill buffer fails
+//! too, the flusher stops taking events and `track()` reports a full buffer: memory
+//! stays bounded by configuration. Counter failures never hold up storage: their
+//! increments wait, merged, for the next flush.
+//!
+//! The stores come in as trait objects; this crate knows no backend.
 #![deny(missing_docs)]
+
+mod flusher;
+mod telemetry;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use analytics_core::config::Config;
+use analytics_core::error::ValidationError;
+use analytics_core::event::{
+    Clock, Event, RawEvent, SystemClock, TypedEvent, ValidationRules, Validator,
+};
+use analytics_core::store::{CounterStore, EventStore, SpillBuffer};
+use analytics_core::time::Calendar;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use uuid::Uuid;
+
+pub use telemetry::Snapshot;
+
+use crate::telemetry::{Telemetry, add};
+
+/// How the tracker batches, buffers and retries.
+#[derive(Debug, Clone)]
+pub struct TrackerConfig {
+    /// A batch is written when it has this many events (`ANALYTICS_BATCH_SIZE`).
+    pub batch_size: usize,
+    /// A partial batch is written after this long (`ANALYTICS_FLUSH_INTERVAL_MS`).
+    pub flush_interval: Duration,
+    /// Events `track()` may buffer before it refuses more.
+    pub queue_capacity: usize,
+    /// Batches written at once.
+    pub writers: usize,
+    /// Batches that may wait for a writer; one more goes to the spill buffer.
+    pub waiting_batches: usize,
+    /// The first pause before retrying a failed write; it doubles up to `retry_max`.
+    pub retry_initial: Duration,
+    /// The longest pause between retries.
+    pub retry_max: Duration,
+    /// A store call that takes longer than this counts as failed.
+    pub store_timeout: Duration,
+    /// The business calendar of the counters.
+    pub calendar: Calendar,
+    /// The envelope rules.
+    pub rules: ValidationRules,
+}
+
+impl Default for TrackerConfig {
+    fn default() -> TrackerConfig {
+        TrackerConfig::from_config(&Config::default())
+    }
+}
+
+impl TrackerConfig {
+    /// The tracker's settings from the service configuration.
+    pub fn from_config(config: &Config) -> TrackerConfig {
+        TrackerConfig {
+            batch_size: config.batch_size,
+            flush_interval: config.flush_interval,
+            queue_capacity: (config.batch_size * 100).max(10_000),
+            writers: 4,
+            waiting_batches: 4,
+            retry_initial: Duration::from_millis(100),
+            retry_max: Duration::from_secs(5),
+            store_timeout: Duration::from_secs(30),
+            calendar: config.calendar(),
+            rules: config.validation_rules(),
+        }
+    }
+
+    /// The most events the tracker holds in memory: the buffer, the batches waiting for
+    /// a writer, the batches being written, and the batch being filled.
+    pub fn memory_bound(&self) -> usize {
+        self.queue_capacity + (self.waiting_batches + self.writers + 1) * self.batch_size
+    }
+}
+
+/// The stores a tracker writes to.
+#[derive(Clone)]
+pub struct Stores {
+    /// Event detail: the source of truth.
+    pub events: Arc<dyn EventStore>,
+    /// Real-time counters.
+    pub counters: Arc<dyn CounterStore>,
+    /// Where batches go while the event store cannot take them; without one, the
+    /// tracker holds them and `track()` refuses events once its buffer is full.
+    pub spill: Option<Arc<dyn SpillBuffer>>,
+}
+
+impl std::fmt::Debug for Stores {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Stores")
+            .field("spill", &self.spill.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why `track()` did not take an event.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TrackError {
+    /// The event broke the catalog or the envelope.
+    #[error(transparent)]
+    Invalid(#[from] ValidationError),
+    /// The buffer is full: the stores are not keeping up. The event is counted as
+    /// dropped; the caller may retry it later with the same id.
+    #[error("the analytics buffer is full")]
+    BufferFull,
+    /// The tracker is stopping or stopped.
+    #[error("the analytics tracker is stopped")]
+    Stopped,
+}
+
+/// What [`Tracker::stop`] did with the events it held.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StopReport {
+    /// Whether everything accepted was stored or spilled before the deadline.
+    pub clean: bool,
+    /// Accepted events that could be neither stored nor spilled, in this tracker's life.
+    pub lost: u64,
+}
+
+/// Messages to the flusher.
+#[derive(Debug)]
+enum Control {
+    /// Write everything buffered now; answer when it is stored (or spilled).
+    Flush(oneshot::Sender<()>),
+    /// Stop: write everything, then end the writers; answer with the report.
+    Stop(oneshot::Sender<()>),
+}
+
+/// State shared by `track()`, the flusher and the writers.
+struct Shared {
+    telemetry: Telemetry,
+    accepting: AtomicBool,
+    /// Set by `stop()`: writers stop retrying after it.
+    deadline: Mutex<Option<Instant>>,
+}
+
+impl Shared {
+    fn deadline(&self) -> Option<Instant> {
+        *self.deadline.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// The tracker: cheap to clone, shared by every part of a product.
+#[derive(Clone)]
+pub struct Tracker {
+    validator: Validator,
+    queue: mpsc::Sender<Event>,
+    control: mpsc::UnboundedSender<Control>,
+    shared: Arc<Shared>,
+    queue_capacity: usize,
+    flusher: Arc<Mutex<Option<JoinHandle<()>>>>,
+}
+
+impl std::fmt::Debug for Tracker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tracker")
+            .field("telemetry", &self.telemetry())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Tracker {
+    /// Starts a tracker (its flusher and writers) on the current Tokio runtime, with the
+    /// system clock.
+    ///
+    /// # Panics
+    ///
+    /// Outside a Tokio runtime (tasks cannot be spawned there).
+    pub fn start(config: TrackerConfig, stores: Stores) -> Tracker {
+        Tracker::start_with_clock(config, stores, Arc::new(SystemClock))
+    }
+
+    /// Like [`Tracker::start`], with the clock validation reads "now" from.
+    ///
+    /// # Panics
+    ///
+    /// Outside a Tokio runtime.
+    pub fn start_with_clock(
+        config: TrackerConfig,
+        stores: Stores,
+        clock: Arc<dyn Clock>,
+    ) -> Tracker {
+        let (queue, queue_rx) = mpsc::channel(config.queue_capacity.max(1));
+        let (control, control_rx) = mpsc::unbounded_channel();
+        let shared = Arc::new(Shared {
+            telemetry: Telemetry::default(),
+            accepting: AtomicBool::new(true),
+            deadline: Mutex::new(None),
+        });
+        let validator = Validator::new(config.rules, clock);
+        let queue_capacity = config.queue_capacity.max(1);
+        let handle = flusher::spawn(config, stores, shared.clone(), queue_rx, control_rx);
+        Tracker {
+            validator,
+            queue,
+            control,
+            shared,
+            queue_capacity,
+            flusher: Arc::new(Mutex::new(Some(handle))),
+        }
+    }
+
+    /// Records a typed event. Never waits and never panics.
+    ///
+    /// # Errors
+    ///
+    /// [`TrackError::Invalid`] for an event that breaks the catalog,
+    /// [`TrackError::BufferFull`] when the buffer is full, [`TrackError::Stopped`] after
+    /// [`Tracker::stop`]. Each is counted.
+    pub fn track(&self, event: impl Into<TypedEvent>) -> Result<Uuid, TrackError> {
+        let event = self
+            .validator
+            .typed(event)
+            .map_err(|error| self.invalid(error))?;
+        self.enqueue(event)
+    }
+
+    /// Records an event given by name and JSON properties (the legacy alias and
+    /// `custom.` names included). Never waits and never panics.
+    ///
+    /// # Errors
+    ///
+    /// As [`Tracker::track`].
+    pub fn track_raw(&self, event: RawEvent) -> Result<Uuid, TrackError> {
+        let event = self
+            .validator
+            .raw(event)
+            .map_err(|error| self.invalid(error))?;
+        self.enqueue(event)
+    }
+
+    /// Records an event validated elsewhere (for example by HTTP ingest, which reports
+    /// validation errors per event).
+    ///
+    /// # Errors
+    ///
+    /// [`TrackError::BufferFull`] or [`TrackError::Stopped`].
+    pub fn track_event(&self, event: Event) -> Result<Uuid, TrackError> {
+        self.enqueue(event)
+    }
+
+    /// The validator `track()` uses, for callers that validate first.
+    pub fn validator(&self) -> &Validator {
+        &self.validator
+    }
+
+    fn invalid(&self, error: ValidationError) -> TrackError {
+        add(&self.shared.telemetry.invalid, 1);
+        TrackError::Invalid(error)
+    }
+
+    fn enqueue(&self, event: Event) -> Result<Uuid, TrackError> {
+        let telemetry = &self.shared.telemetry;
+        if !self.shared.accepting.load(Ordering::Acquire) {
+            add(&telemetry.dropped_stopped, 1);
+            return Err(TrackError::Stopped);
+        }
+        let id = event.id();
+        match self.queue.try_send(event) {
+            Ok(()) => {
+                add(&telemetry.tracked, 1);
+                Ok(id)
+            }
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                add(&telemetry.dropped_buffer_full, 1);
+                Err(TrackError::BufferFull)
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                add(&telemetry.dropped_stopped, 1);
+                Err(TrackError::Stopped)
+            }
+        }
+    }
+
+    /// Writes everything buffered now, and answers once it is stored (or, while the
+    /// event store is down, spilled).
+    ///
+    /// # Errors
+    ///
+    /// [`TrackError::Stopped`] after [`Tracker::stop`].
+    pub async fn flush(&self) -> Result<(), TrackError> {
+        let (ack, done) = oneshot::channel();
+        self.control
+            .send(Control::Flush(ack))
+            .map_err(|_| TrackError::Stopped)?;
+        done.await.map_err(|_| TrackError::Stopped)
+    }
+
+    /// Stops taking events, writes everything held, and ends the flusher and writers.
+    /// Writers stop retrying at `deadline` from now; what they hold then goes to the
+    /// spill buffer, or is counted as lost.
+    pub async fn stop(&self, deadline: Duration) -> StopReport {
+        self.shared.accepting.store(false, Ordering::Release);
+        *self
+            .shared
+            .deadline
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(Instant::now() + deadline);
+        let (ack, done) = oneshot::channel();
+        if self.control.send(Control::Stop(ack)).is_ok() {
+            let _ = done.await;
+        }
+        let handle = self
+            .flusher
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(handle) = handle {
+            let _ = handle.await;
+        }
+        let lost = self.telemetry().dropped_shutdown;
+        StopReport {
+            clean: lost == 0,
+            lost,
+        }
+    }
+
+    /// The tracker's counters now.
+    pub fn telemetry(&self) -> Snapshot {
+        let depth = self.queue_capacity.saturating_sub(self.queue.capacity());
+        self.shared.telemetry.snapshot(depth as u64)
+    }
+}

@@ -108,6 +108,35 @@ fn a_counter_batch_keeps_the_latest_word_on_sessions_and_agents() {
     assert!(CounterBatch::default().is_empty());
 }
 
+#[test]
+fn merged_counter_batches_equal_one_batch_of_all_events() {
+    let calendar = Calendar::default();
+    let t = at("2025-12-10T02:00:00Z");
+    let events = [
+        event("session.start", t, json!({"session_id": "s1"})),
+        event("agent.login", t, json!({"agent_id": "a1"})),
+        event(
+            "session.end",
+            t + TimeDelta::minutes(1),
+            json!({"session_id": "s1"}),
+        ),
+        event(
+            "agent.logout",
+            t + TimeDelta::minutes(1),
+            json!({"agent_id": "a1"}),
+        ),
+        event(
+            "agent.session_takeover",
+            t,
+            json!({"agent_id": "a1", "session_id": "s1", "wait_duration_seconds": 3}),
+        ),
+    ];
+    let all = CounterBatch::from_events(&calendar, &events);
+    let mut merged = CounterBatch::from_events(&calendar, &events[..2]);
+    merged.merge(CounterBatch::from_events(&calendar, &events[2..]));
+    assert_eq!(merged, all);
+}
+
 #[tokio::test]
 async fn the_memory_store_stores_each_id_once() {
     let store = MemoryStore::new();

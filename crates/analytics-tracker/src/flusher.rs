@@ -1,0 +1,459 @@
+//! The flusher task and its writers.
+//!
+//! The flusher owns the buffer's receiving end. It cuts batches (full, or at each
+//! interval) and hands them to `writers` writer tasks through a queue of
+//! `waiting_batches`; when that queue is full it spills the batch, and when spilling
+//! fails it waits for a writer (and stops reading the buffer, so `track()` reports it
+//! full). Batches carry increasing ids; a `flush()` is answered once every batch up to
+//! the last one it cut is stored or spilled.
+//!
+//! A writer stores its batch, retrying with backoff and jitter until it succeeds or the
+//! stop deadline passes, then applies the counters of the new events. An idle writer
+//! drains the spill buffer.
+
+use std::collections::BTreeSet;
+use std::hash::{BuildHasher, Hasher};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use analytics_core::event::Event;
+use analytics_core::store::CounterBatch;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tokio::time::{Instant, MissedTickBehavior, timeout};
+
+use crate::telemetry::add;
+use crate::{Control, Shared, Stores, TrackerConfig};
+
+/// How long counters may take before the increments are kept for the next flush.
+const COUNTER_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// A batch on its way to a writer.
+#[derive(Debug)]
+struct Job {
+    id: u64,
+    events: Vec<Event>,
+}
+
+/// What the writers share.
+struct Writers {
+    config: TrackerConfig,
+    stores: Stores,
+    shared: Arc<Shared>,
+    jobs: tokio::sync::Mutex<mpsc::Receiver<Job>>,
+    done: mpsc::UnboundedSender<u64>,
+    /// Whether the spill buffer may hold events (set at start and when spilling).
+    spill_pending: AtomicBool,
+    /// Whether the last attempt to store a batch failed: only then do batches that
+    /// find every writer busy go to the spill buffer (busy writers alone are a burst,
+    /// which the buffer absorbs).
+    store_failing: AtomicBool,
+    /// Counter increments that could not be applied yet, and when to try again.
+    counters: Mutex<PendingCounters>,
+}
+
+#[derive(Default)]
+struct PendingCounters {
+    batch: Option<CounterBatch>,
+    retry_at: Option<Instant>,
+    pause: Duration,
+}
+
+pub(crate) fn spawn(
+    config: TrackerConfig,
+    stores: Stores,
+    shared: Arc<Shared>,
+    queue: mpsc::Receiver<Event>,
+    control: mpsc::UnboundedReceiver<Control>,
+) -> JoinHandle<()> {
+    let (jobs_tx, jobs_rx) = mpsc::channel(config.waiting_batches.max(1));
+    let (done_tx, done_rx) = mpsc::unbounded_channel();
+    let writers = Arc::new(Writers {
+        config: config.clone(),
+        stores: stores.clone(),
+        shared: shared.clone(),
+        jobs: tokio::sync::Mutex::new(jobs_rx),
+        done: done_tx,
+        spill_pending: AtomicBool::new(stores.spill.is_some()),
+        store_failing: AtomicBool::new(false),
+        counters: Mutex::new(PendingCounters::default()),
+    });
+    let handles = (0..config.writers.max(1))
+        .map(|_| tokio::spawn(writers.clone().run()))
+        .collect();
+    let flusher = Flusher {
+        batch: Vec::with_capacity(config.batch_size),
+        config,
+        stores,
+        shared,
+        queue,
+        control,
+        jobs: Some(jobs_tx),
+        done: done_rx,
+        writers_state: writers,
+        writers: handles,
+        outstanding: BTreeSet::new(),
+        next_id: 0,
+        waiters: Vec::new(),
+    };
+    tokio::spawn(flusher.run())
+}
+
+struct Flusher {
+    config: TrackerConfig,
+    stores: Stores,
+    shared: Arc<Shared>,
+    queue: mpsc::Receiver<Event>,
+    control: mpsc::UnboundedReceiver<Control>,
+    jobs: Option<mpsc::Sender<Job>>,
+    done: mpsc::UnboundedReceiver<u64>,
+    writers_state: Arc<Writers>,
+    writers: Vec<JoinHandle<()>>,
+    batch: Vec<Event>,
+    /// Ids of batches cut and not yet stored or spilled.
+    outstanding: BTreeSet<u64>,
+    next_id: u64,
+    /// `flush()` calls waiting for every batch up to an id.
+    waiters: Vec<(u64, oneshot::Sender<()>)>,
+}
+
+impl Flusher {
+    async fn run(mut self) {
+        let mut ticker = tokio::time::interval(self.config.flush_interval);
+        ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        ticker.tick().await;
+        loop {
+            tokio::select! {
+                biased;
+                Some(control) = self.control.recv() => match control {
+                    Control::Flush(ack) => {
+                        self.cut().await;
+                        self.wait_for_cut(ack);
+                    }
+                    Control::Stop(ack) => {
+                        self.shutdown().await;
+                        let _ = ack.send(());
+                        return;
+                    }
+                },
+                Some(id) = self.done.recv() => self.complete(id),
+                event = self.queue.recv() => match event {
+                    Some(event) => {
+                        self.batch.push(event);
+                        if self.batch.len() >= self.config.batch_size {
+                            self.dispatch().await;
+                        }
+                    }
+                    // Every handle of the tracker is gone: write what is left and end.
+                    None => {
+                        self.shutdown().await;
+                        return;
+                    }
+                },
+                _ = ticker.tick() => {
+                    if !self.batch.is_empty() {
+                        self.dispatch().await;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Takes everything buffered now and dispatches it.
+    async fn cut(&mut self) {
+        while let Ok(event) = self.queue.try_recv() {
+            self.batch.push(event);
+            if self.batch.len() >= self.config.batch_size {
+                self.dispatch().await;
+            }
+        }
+        if !self.batch.is_empty() {
+            self.dispatch().await;
+        }
+    }
+
+    /// Hands the current batch to a writer. When every writer is busy it waits for one,
+    /// unless the event store is failing: then the batch goes to the spill buffer (and
+    /// when spilling fails too, it waits).
+    async fn dispatch(&mut self) {
+        let events = std::mem::replace(&mut self.batch, Vec::with_capacity(self.config.batch_size));
+        let id = self.next_id;
+        self.next_id += 1;
+        self.outstanding.insert(id);
+        let Some(jobs) = self.jobs.clone() else {
+            self.writers_state.lost(&events, "the tracker has stopped");
+            self.complete(id);
+            return;
+        };
+        let job = match jobs.try_send(Job { id, events }) {
+            Ok(()) => return,
+            Err(mpsc::error::TrySendError::Full(job) | mpsc::error::TrySendError::Closed(job)) => {
+                job
+            }
+        };
+        let mut pause = self.config.retry_initial;
+        loop {
+            if self.writers_state.store_failing.load(Ordering::Acquire)
+                && self.try_spill(&job.events).await
+            {
+                self.complete(job.id);
+                return;
+            }
+            tokio::select! {
+                permit = jobs.reserve() => {
+                    match permit {
+                        Ok(permit) => permit.send(job),
+                        Err(_) => self.writers_state.lost(&job.events, "the writers are gone"),
+                    }
+                    return;
+                }
+                Some(done) = self.done.recv() => self.complete(done),
+                () = tokio::time::sleep(pause) => pause = (pause * 2).min(self.config.retry_max),
+            }
+        }
+    }
+
+    async fn try_spill(&self, events: &[Event]) -> bool {
+        let Some(spill) = &self.stores.spill else {
+            return false;
+        };
+        match timeout(self.config.store_timeout, spill.push(events)).await {
+            Ok(Ok(())) => {
+                add(&self.shared.telemetry.spilled, events.len() as u64);
+                self.writers_state
+                    .spill_pending
+                    .store(true, Ordering::Release);
+                tracing::warn!(
+                    n_events = events.len(),
+                    "event store busy or down; batch spilled"
+                );
+                true
+            }
+            Ok(Err(error)) => {
+                tracing::warn!(%error, n_events = events.len(), "spilling a batch failed");
+                false
+            }
+            Err(_) => {
+                tracing::warn!(n_events = events.len(), "spilling a batch timed out");
+                false
+            }
+        }
+    }
+
+    /// Marks a batch stored or spilled, and answers the `flush()` calls it completes.
+    fn complete(&mut self, id: u64) {
+        self.outstanding.remove(&id);
+        let oldest = self.outstanding.first().copied();
+        let (ready, waiting) = std::mem::take(&mut self.waiters)
+            .into_iter()
+            .partition::<Vec<_>, _>(|(upto, _)| oldest.is_none_or(|oldest| oldest > *upto));
+        self.waiters = waiting;
+        for (_, ack) in ready {
+            let _ = ack.send(());
+        }
+    }
+
+    /// Answers `ack` once every batch cut so far is done.
+    fn wait_for_cut(&mut self, ack: oneshot::Sender<()>) {
+        let upto = self.next_id.checked_sub(1);
+        match (upto, self.outstanding.first()) {
+            (Some(upto), Some(oldest)) if *oldest <= upto => self.waiters.push((upto, ack)),
+            _ => {
+                let _ = ack.send(());
+            }
+        }
+    }
+
+    async fn shutdown(&mut self) {
+        self.cut().await;
+        while !self.outstanding.is_empty() {
+            match self.done.recv().await {
+                Some(id) => self.complete(id),
+                None => break,
+            }
+        }
+        // No more jobs: writers end once the queue is empty.
+        self.jobs = None;
+        for handle in self.writers.drain(..) {
+            let _ = handle.await;
+        }
+        for (_, ack) in self.waiters.drain(..) {
+            let _ = ack.send(());
+        }
+    }
+}
+
+/// A factor in [0.5, 1.5) to spread retries of several processes apart.
+fn jitter(pause: Duration) -> Duration {
+    let random = std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish();
+    pause.mul_f64(0.5 + (random % 1000) as f64 / 1000.0)
+}
+
+impl Writers {
+    async fn run(self: Arc<Self>) {
+        loop {
+            let next = {
+                let mut jobs = self.jobs.lock().await;
+                timeout(self.config.flush_interval, jobs.recv()).await
+            };
+            match next {
+                Ok(Some(job)) => {
+                    if !self.store(&job.events, true).await {
+                        self.give_up(&job.events).await;
+                    }
+                    let _ = self.done.send(job.id);
+                }
+                Ok(None) => return,
+                Err(_) => {
+                    self.apply_counters(&[]).await;
+                    self.drain_spill().await;
+                }
+            }
+        }
+    }
+
+    /// Stores a batch and applies its counters. With `persist`, retries until it
+    /// succeeds or the stop deadline passes; otherwise tries once. Returns whether the
+    /// batch is stored.
+    async fn store(&self, events: &[Event], persist: bool) -> bool {
+        let started = Instant::now();
+        let mut pause = self.config.retry_initial;
+        loop {
+            match timeout(self.config.store_timeout, self.stores.events.insert(events)).await {
+                Ok(Ok(flags)) => {
+                    let new: Vec<&Event> = events
+                        .iter()
+                        .zip(&flags)
+                        .filter_map(|(event, new)| new.then_some(event))
+                        .collect();
+                    self.store_failing.store(false, Ordering::Release);
+                    let telemetry = &self.shared.telemetry;
+                    add(&telemetry.stored, new.len() as u64);
+                    add(&telemetry.duplicates, (events.len() - new.len()) as u64);
+                    telemetry.record_flush(started.elapsed());
+                    self.apply_counters(&new).await;
+                    return true;
+                }
+                Ok(Err(error)) => {
+                    tracing::warn!(%error, n_events = events.len(), "storing a batch failed");
+                }
+                Err(_) => {
+                    tracing::warn!(n_events = events.len(), "storing a batch timed out");
+                }
+            }
+            self.store_failing.store(true, Ordering::Release);
+            add(&self.shared.telemetry.retries, 1);
+            if !persist {
+                return false;
+            }
+            let now = Instant::now();
+            let deadline = self.shared.deadline();
+            if deadline.is_some_and(|deadline| now >= deadline) {
+                return false;
+            }
+            let wake = now + jitter(pause);
+            tokio::time::sleep_until(deadline.map_or(wake, |deadline| wake.min(deadline))).await;
+            pause = (pause * 2).min(self.config.retry_max);
+        }
+    }
+
+    /// Applies the counters of newly stored events, with any increments still waiting;
+    /// on failure, keeps them all for the next flush. Never holds up storage for long.
+    async fn apply_counters(&self, new: &[&Event]) {
+        let mut batch = CounterBatch::from_events(&self.config.calendar, new.iter().copied());
+        let waiting = {
+            let mut pending = self.counters.lock().unwrap_or_else(PoisonError::into_inner);
+            let waiting = pending.batch.take();
+            if pending.retry_at.is_some_and(|at| Instant::now() < at) {
+                // Counters failed recently: keep the increments without trying.
+                let mut all = waiting.unwrap_or_default();
+                all.merge(batch);
+                pending.batch = Some(all);
+                return;
+            }
+            waiting
+        };
+        if let Some(mut waiting) = waiting {
+            waiting.merge(batch);
+            batch = waiting;
+        }
+        if batch.is_empty() {
+            return;
+        }
+        let failed = match timeout(COUNTER_TIMEOUT, self.stores.counters.apply(&batch)).await {
+            Ok(Ok(())) => None,
+            Ok(Err(error)) => Some(error.to_string()),
+            Err(_) => Some("timed out".to_owned()),
+        };
+        let mut pending = self.counters.lock().unwrap_or_else(PoisonError::into_inner);
+        match failed {
+            None => {
+                pending.retry_at = None;
+                pending.pause = Duration::ZERO;
+            }
+            Some(error) => {
+                add(&self.shared.telemetry.counter_failures, 1);
+                tracing::warn!(%error, "applying counters failed; increments kept for the next flush");
+                pending.pause = (pending.pause * 2)
+                    .max(self.config.retry_initial)
+                    .min(self.config.retry_max);
+                pending.retry_at = Some(Instant::now() + pending.pause);
+                if let Some(newer) = pending.batch.take() {
+                    batch.merge(newer);
+                }
+                pending.batch = Some(batch);
+            }
+        }
+    }
+
+    /// A batch that could not be stored before the stop deadline: spill it, or count
+    /// it lost.
+    async fn give_up(&self, events: &[Event]) {
+        if let Some(spill) = &self.stores.spill
+            && let Ok(Ok(())) = timeout(self.config.store_timeout, spill.push(events)).await
+        {
+            add(&self.shared.telemetry.spilled, events.len() as u64);
+            return;
+        }
+        self.lost(
+            events,
+            "the event store and the spill buffer failed until the stop deadline",
+        );
+    }
+
+    fn lost(&self, events: &[Event], why: &str) {
+        add(&self.shared.telemetry.dropped_shutdown, events.len() as u64);
+        tracing::error!(n_events = events.len(), why, "events lost");
+    }
+
+    /// Stores one claim of spilled events, if the spill buffer may hold any.
+    async fn drain_spill(&self) {
+        let Some(spill) = &self.stores.spill else {
+            return;
+        };
+        if !self.spill_pending.load(Ordering::Acquire) || self.shared.deadline().is_some() {
+            return;
+        }
+        match timeout(
+            self.config.store_timeout,
+            spill.claim(self.config.batch_size),
+        )
+        .await
+        {
+            Ok(Ok(Some(claim))) => {
+                if self.store(&claim.events, false).await {
+                    add(&self.shared.telemetry.drained, claim.events.len() as u64);
+                    // If this fails the claim's lease runs out and its events come back;
+                    // storing them again is harmless.
+                    let _ = timeout(self.config.store_timeout, spill.ack(&claim)).await;
+                }
+            }
+            Ok(Ok(None)) => self.spill_pending.store(false, Ordering::Release),
+            Ok(Err(error)) => tracing::warn!(%error, "reading the spill buffer failed"),
+            Err(_) => tracing::warn!("reading the spill buffer timed out"),
+        }
+    }
+}

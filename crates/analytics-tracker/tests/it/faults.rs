@@ -1,0 +1,153 @@
+//! Stores that fail on command: the next N calls, every call, or by hanging.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use analytics_core::error::StoreError;
+use analytics_core::event::Event;
+use analytics_core::memory::{MemoryCounters, MemoryStore};
+use analytics_core::metrics::{DaySummary, Sums};
+use analytics_core::store::{Bucket, CounterBatch, CounterStore, EventStore, Period};
+use analytics_core::time::{Calendar, DayWindow};
+use async_trait::async_trait;
+use chrono::{DateTime, NaiveDate, Utc};
+
+/// What the next calls do.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Fault {
+    /// Work.
+    None,
+    /// Fail the next N calls.
+    Fail(u32),
+    /// Hang this long on the next N calls, then work.
+    Hang(u32, Duration),
+    /// Fail every call.
+    Down,
+}
+
+#[derive(Debug)]
+pub(crate) struct Faults(Mutex<Fault>);
+
+impl Faults {
+    fn new() -> Faults {
+        Faults(Mutex::new(Fault::None))
+    }
+
+    pub(crate) fn set(&self, fault: Fault) {
+        *self.0.lock().unwrap() = fault;
+    }
+
+    /// Applies the fault to one call: an error to return, or nothing.
+    async fn call(&self, backend: &'static str) -> analytics_core::Result<()> {
+        let fault = {
+            let mut fault = self.0.lock().unwrap();
+            let now = *fault;
+            *fault = match now {
+                Fault::Fail(1) | Fault::Hang(1, _) => Fault::None,
+                Fault::Fail(n) => Fault::Fail(n - 1),
+                Fault::Hang(n, d) => Fault::Hang(n - 1, d),
+                other => other,
+            };
+            now
+        };
+        match fault {
+            Fault::None => Ok(()),
+            Fault::Fail(_) | Fault::Down => {
+                Err(StoreError::unavailable(backend, "injected failure").into())
+            }
+            Fault::Hang(_, pause) => {
+                tokio::time::sleep(pause).await;
+                Ok(())
+            }
+        }
+    }
+}
+
+/// A [`MemoryStore`] whose inserts fail on command.
+#[derive(Debug)]
+pub(crate) struct FaultyEvents {
+    pub(crate) inner: MemoryStore,
+    pub(crate) faults: Faults,
+}
+
+impl FaultyEvents {
+    pub(crate) fn new() -> FaultyEvents {
+        FaultyEvents {
+            inner: MemoryStore::new(),
+            faults: Faults::new(),
+        }
+    }
+}
+
+#[async_trait]
+impl EventStore for FaultyEvents {
+    async fn insert(&self, events: &[Event]) -> analytics_core::Result<Vec<bool>> {
+        self.faults.call("events").await?;
+        self.inner.insert(events).await
+    }
+    async fn summarize(&self, day: DayWindow) -> analytics_core::Result<DaySummary> {
+        self.inner.summarize(day).await
+    }
+    async fn purge_before(&self, cutoff: DateTime<Utc>) -> analytics_core::Result<u64> {
+        self.inner.purge_before(cutoff).await
+    }
+}
+
+/// [`MemoryCounters`] whose `apply` fails on command.
+#[derive(Debug)]
+pub(crate) struct FaultyCounters {
+    pub(crate) inner: MemoryCounters,
+    pub(crate) faults: Faults,
+}
+
+impl FaultyCounters {
+    pub(crate) fn new() -> FaultyCounters {
+        FaultyCounters {
+            inner: MemoryCounters::new(),
+            faults: Faults::new(),
+        }
+    }
+}
+
+#[async_trait]
+impl CounterStore for FaultyCounters {
+    async fn apply(&self, batch: &CounterBatch) -> analytics_core::Result<()> {
+        self.faults.call("counters").await?;
+        self.inner.apply(batch).await
+    }
+    async fn read(&self, buckets: &[Bucket]) -> analytics_core::Result<Vec<Sums>> {
+        self.inner.read(buckets).await
+    }
+    async fn replace(&self, bucket: &Bucket, sums: &Sums) -> analytics_core::Result<()> {
+        self.inner.replace(bucket, sums).await
+    }
+    async fn active_sessions(&self, idle_cutoff: DateTime<Utc>) -> analytics_core::Result<u64> {
+        self.inner.active_sessions(idle_cutoff).await
+    }
+    async fn online_agents(&self) -> analytics_core::Result<u64> {
+        self.inner.online_agents().await
+    }
+}
+
+/// The daily counters of every day the events fall on, next to the sums of the
+/// events, by day.
+pub(crate) async fn daily_counters_and_sums(
+    counters: &dyn CounterStore,
+    events: &[Event],
+) -> (BTreeMap<NaiveDate, Sums>, BTreeMap<NaiveDate, Sums>) {
+    let calendar = Calendar::default();
+    let mut expected = BTreeMap::<NaiveDate, Sums>::new();
+    for event in events {
+        expected
+            .entry(calendar.date(event.timestamp()))
+            .or_default()
+            .record(event);
+    }
+    let buckets: Vec<Bucket> = expected
+        .keys()
+        .map(|d| Bucket::all(Period::Day(*d)))
+        .collect();
+    let read = counters.read(&buckets).await.unwrap();
+    (expected.keys().copied().zip(read).collect(), expected)
+}

@@ -1,0 +1,404 @@
+//! The tracker against stores that work, fail N times, hang, fail for good, or fail
+//! only for counters.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use analytics_core::catalog::EventData;
+use analytics_core::event::{Event, RawEvent};
+use analytics_core::memory::{MemoryCounters, MemorySpill, MemoryStore};
+use analytics_core::metrics::Sums;
+use analytics_core::store::{
+    CounterBatch, CounterStore, EventStore, MockCounterStore, MockEventStore, SpillBuffer,
+};
+use analytics_core::time::Calendar;
+use analytics_tracker::{Stores, TrackError, Tracker, TrackerConfig};
+use serde_json::json;
+
+use crate::faults::{Fault, FaultyCounters, FaultyEvents, daily_counters_and_sums};
+
+fn config() -> TrackerConfig {
+    TrackerConfig {
+        batch_size: 100,
+        flush_interval: Duration::from_millis(50),
+        queue_capacity: 20_000,
+        writers: 2,
+        waiting_batches: 2,
+        retry_initial: Duration::from_millis(5),
+        retry_max: Duration::from_millis(50),
+        store_timeout: Duration::from_millis(200),
+        ..TrackerConfig::default()
+    }
+}
+
+struct Setup {
+    events: Arc<FaultyEvents>,
+    counters: Arc<FaultyCounters>,
+    spill: Arc<MemorySpill>,
+    tracker: Tracker,
+}
+
+fn setup(config: TrackerConfig) -> Setup {
+    let events = Arc::new(FaultyEvents::new());
+    let counters = Arc::new(FaultyCounters::new());
+    let spill = Arc::new(MemorySpill::new());
+    let tracker = Tracker::start(
+        config,
+        Stores {
+            events: events.clone(),
+            counters: counters.clone(),
+            spill: Some(spill.clone()),
+        },
+    );
+    Setup {
+        events,
+        counters,
+        spill,
+        tracker,
+    }
+}
+
+fn message(i: usize) -> EventData {
+    EventData::SessionMessage {
+        session_id: format!("s-{}", i % 97),
+        response_time_ms: 100.0 + (i % 1000) as f64 * 1.5,
+        tokens: Some(i as u64),
+    }
+}
+
+/// Tracks `n` events from `tasks` tasks at once; returns them as the tracker accepted
+/// them (by id).
+async fn track_many(tracker: &Tracker, n: usize, tasks: usize) -> usize {
+    let mut handles = Vec::new();
+    for task in 0..tasks {
+        let tracker = tracker.clone();
+        handles.push(tokio::spawn(async move {
+            let mut accepted = 0;
+            for i in (task..n).step_by(tasks) {
+                if tracker.track(message(i)).is_ok() {
+                    accepted += 1;
+                }
+            }
+            accepted
+        }));
+    }
+    let mut accepted = 0;
+    for handle in handles {
+        accepted += handle.await.unwrap();
+    }
+    accepted
+}
+
+/// Flushes, then waits until whatever was spilled has been drained back and stored.
+async fn settle(setup: &Setup) {
+    setup.tracker.flush().await.unwrap();
+    tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            let t = setup.tracker.telemetry();
+            if setup.spill.is_empty().await.unwrap() && t.drained == t.spilled {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the spill buffer is drained");
+}
+
+/// Every event stored exactly once, and the counters equal the stored events.
+async fn assert_stored_once_and_counted(setup: &Setup, expected: usize) {
+    let stored = setup.events.inner.events();
+    assert_eq!(stored.len(), expected, "stored events");
+    let ids: std::collections::HashSet<_> = stored.iter().map(Event::id).collect();
+    assert_eq!(ids.len(), expected, "no event twice");
+    let (counters, sums) = daily_counters_and_sums(setup.counters.as_ref(), &stored).await;
+    assert_eq!(counters, sums, "counters match the stored events");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_tracked_event_is_stored_once_and_counted() {
+    let s = setup(config());
+    let accepted = track_many(&s.tracker, 5_000, 4).await;
+    assert_eq!(accepted, 5_000);
+    s.tracker.flush().await.unwrap();
+    assert_stored_once_and_counted(&s, 5_000).await;
+    let t = s.tracker.telemetry();
+    assert_eq!(
+        (t.tracked, t.stored, t.duplicates, t.spilled),
+        (5_000, 5_000, 0, 0)
+    );
+    assert!(t.flushes >= 50, "{t:?}");
+    assert_eq!(t.queue_depth, 0);
+    assert!(s.tracker.stop(Duration::from_secs(1)).await.clean);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_that_fails_n_times_gets_every_event_once() {
+    let s = setup(config());
+    s.events.faults.set(Fault::Fail(7));
+    track_many(&s.tracker, 1_000, 2).await;
+    settle(&s).await;
+    assert_stored_once_and_counted(&s, 1_000).await;
+    assert!(s.tracker.telemetry().retries >= 7);
+    s.tracker.stop(Duration::from_secs(1)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_that_hangs_past_the_interval_is_timed_out_and_retried() {
+    let s = setup(config());
+    // 600 ms: longer than the flush interval (50 ms) and the store timeout (200 ms).
+    s.events
+        .faults
+        .set(Fault::Hang(2, Duration::from_millis(600)));
+    track_many(&s.tracker, 500, 1).await;
+    settle(&s).await;
+    assert_stored_once_and_counted(&s, 500).await;
+    assert!(s.tracker.telemetry().retries >= 2);
+    s.tracker.stop(Duration::from_secs(1)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn while_the_store_is_down_batches_spill_and_are_drained_after_recovery() {
+    let s = setup(config());
+    s.events.faults.set(Fault::Down);
+    track_many(&s.tracker, 3_000, 2).await;
+    // Writers hold their batches, retrying; the rest is spilled. A flush cannot finish.
+    let flush = tokio::time::timeout(Duration::from_millis(300), s.tracker.flush()).await;
+    assert!(flush.is_err(), "flush waits while the store is down");
+    let spilled = s.spill.len().await.unwrap();
+    assert!(spilled >= 2_000, "{spilled} spilled");
+    assert!(s.events.inner.is_empty());
+
+    s.events.faults.set(Fault::None);
+    // Idle writers drain the spill buffer.
+    settle(&s).await;
+    assert_stored_once_and_counted(&s, 3_000).await;
+    let t = s.tracker.telemetry();
+    assert_eq!(t.spilled, spilled);
+    assert_eq!(t.drained, spilled);
+    assert_eq!(t.stored, 3_000);
+    assert!(s.tracker.stop(Duration::from_secs(1)).await.clean);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_down_for_good_loses_nothing_at_stop_and_a_later_tracker_drains_it() {
+    let s = setup(config());
+    s.events.faults.set(Fault::Down);
+    track_many(&s.tracker, 2_000, 2).await;
+    let report = s.tracker.stop(Duration::from_millis(200)).await;
+    assert!(report.clean, "{report:?}");
+    assert_eq!(
+        s.spill.len().await.unwrap(),
+        2_000,
+        "everything held went to the spill buffer"
+    );
+    assert!(matches!(
+        s.tracker.track(message(0)),
+        Err(TrackError::Stopped)
+    ));
+    assert_eq!(s.tracker.telemetry().dropped_stopped, 1);
+
+    // The store comes back; a new process drains what the old one spilled.
+    s.events.faults.set(Fault::None);
+    let next = Tracker::start(
+        config(),
+        Stores {
+            events: s.events.clone(),
+            counters: s.counters.clone(),
+            spill: Some(s.spill.clone()),
+        },
+    );
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while !s.spill.is_empty().await.unwrap() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("drained");
+    next.stop(Duration::from_secs(1)).await;
+    assert_stored_once_and_counted(&s, 2_000).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_counter_store_never_holds_up_storage_and_catches_up() {
+    let s = setup(config());
+    s.counters.faults.set(Fault::Down);
+    track_many(&s.tracker, 2_000, 2).await;
+    s.tracker.flush().await.unwrap();
+    assert_eq!(
+        s.events.inner.len(),
+        2_000,
+        "events are stored while counters fail"
+    );
+    assert!(s.tracker.telemetry().counter_failures >= 1);
+
+    s.counters.faults.set(Fault::None);
+    // Idle writers apply the increments kept aside.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_stored_once_and_counted(&s, 2_000).await;
+    s.tracker.stop(Duration::from_secs(1)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_buffer_is_refused_and_counted() {
+    let s = setup(TrackerConfig {
+        queue_capacity: 10,
+        writers: 1,
+        waiting_batches: 1,
+        batch_size: 5,
+        ..config()
+    });
+    // No spill buffer room matters here: the store hangs, so nothing drains quickly.
+    s.events
+        .faults
+        .set(Fault::Hang(1_000, Duration::from_secs(5)));
+    let mut full = 0;
+    for i in 0..1_000 {
+        match s.tracker.track(message(i)) {
+            Ok(_) => {}
+            Err(TrackError::BufferFull) => full += 1,
+            Err(other) => panic!("{other}"),
+        }
+    }
+    assert!(full > 0);
+    let t = s.tracker.telemetry();
+    assert_eq!(t.dropped_buffer_full, full);
+    assert_eq!(t.tracked + t.dropped_buffer_full, 1_000);
+    s.events.faults.set(Fault::None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stop_leaves_nothing_behind() {
+    let s = setup(TrackerConfig {
+        flush_interval: Duration::from_secs(60),
+        ..config()
+    });
+    let accepted = track_many(&s.tracker, 10_050, 4).await;
+    let report = s.tracker.stop(Duration::from_secs(5)).await;
+    assert!(report.clean);
+    assert_stored_once_and_counted(&s, accepted).await;
+    assert!(s.spill.is_empty().await.unwrap());
+    assert!(matches!(s.tracker.flush().await, Err(TrackError::Stopped)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_events_are_refused_with_the_catalog_error_and_counted() {
+    let s = setup(config());
+    let error = s
+        .tracker
+        .track_raw(RawEvent::new("session.start", json!({})))
+        .unwrap_err();
+    assert!(error.to_string().contains("session_id"), "{error}");
+    let error = s
+        .tracker
+        .track(EventData::AgentLogin {
+            agent_id: String::new(),
+        })
+        .unwrap_err();
+    assert!(matches!(error, TrackError::Invalid(_)));
+    let id = s
+        .tracker
+        .track_raw(RawEvent::new(
+            "message.ai",
+            json!({"session_id": "s", "response_time": 5}),
+        ))
+        .unwrap();
+    s.tracker.flush().await.unwrap();
+    assert_eq!(s.events.inner.events()[0].id(), id);
+    assert_eq!(s.tracker.telemetry().invalid, 2);
+    s.tracker.stop(Duration::from_secs(1)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn counters_are_applied_after_storage_and_only_for_new_events() {
+    let store = Arc::new(MemoryStore::new());
+    let tracker = Tracker::start(
+        config(),
+        Stores {
+            events: store.clone(),
+            counters: Arc::new(MemoryCounters::new()),
+            spill: None,
+        },
+    );
+    let first = tracker.track(message(1)).unwrap();
+    tracker.flush().await.unwrap();
+    tracker.stop(Duration::from_secs(1)).await;
+    let stored = store.events();
+
+    // The same event again, plus one new: the store says which is new, and the counters
+    // get exactly the new one, after the insert.
+    let again = stored[0].clone();
+    assert_eq!(again.id(), first);
+    let mut sequence = mockall::Sequence::new();
+    let mut events = MockEventStore::new();
+    events
+        .expect_insert()
+        .times(1)
+        .in_sequence(&mut sequence)
+        .returning(|batch| {
+            Ok(batch
+                .iter()
+                .map(|e| e.name() != "session.message")
+                .collect())
+        });
+    let fresh = tracker_validator_event();
+    let expected = CounterBatch::from_events(&Calendar::default(), std::slice::from_ref(&fresh));
+    let mut counters = MockCounterStore::new();
+    counters
+        .expect_apply()
+        .times(1)
+        .in_sequence(&mut sequence)
+        .withf(move |batch| *batch == expected)
+        .returning(|_| Ok(()));
+    let tracker = Tracker::start(
+        config(),
+        Stores {
+            events: Arc::new(events),
+            counters: Arc::new(counters),
+            spill: None,
+        },
+    );
+    tracker.track_event(again).unwrap();
+    tracker.track_event(fresh).unwrap();
+    tracker.flush().await.unwrap();
+    let t = tracker.telemetry();
+    assert_eq!((t.stored, t.duplicates), (1, 1));
+    tracker.stop(Duration::from_secs(1)).await;
+}
+
+fn tracker_validator_event() -> Event {
+    analytics_core::testing::event(
+        "agent.login",
+        chrono::Utc::now(),
+        json!({"agent_id": "a-1"}),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_every_handle_still_writes_what_was_tracked() {
+    let store = Arc::new(MemoryStore::new());
+    let counters: Arc<dyn CounterStore> = Arc::new(MemoryCounters::new());
+    let tracker = Tracker::start(
+        TrackerConfig {
+            flush_interval: Duration::from_secs(60),
+            ..config()
+        },
+        Stores {
+            events: store.clone() as Arc<dyn EventStore>,
+            counters,
+            spill: None,
+        },
+    );
+    for i in 0..250 {
+        tracker.track(message(i)).unwrap();
+    }
+    drop(tracker);
+    tokio::time::timeout(Duration::from_secs(5), async {
+        while store.len() < 250 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("written after the last handle was dropped");
+    assert_eq!(Sums::from_events(&store.events()).total_events(), 250);
+}
