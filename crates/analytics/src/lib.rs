@@ -12,53 +12,69 @@
 //! | [`redis`] | `analytics-redis` | the Redis counters and spill buffer |
 //! | [`embedded`] | `analytics-embedded` | the embedded store, used when no database is configured |
 //!
+//! Both products share one tracker per process: [`init_tracker`] starts it, [`tracker`]
+//! returns it anywhere in the process.
+//!
 //! # Recording events from a product
 //!
-//! The seeds' chat handler records `session.start` when a conversation opens and one
-//! `message.ai` per AI reply. In Rust a product builds typed events (or, for names
-//! chosen at run time, a name and JSON properties) and hands them to the shared
-//! tracker, which validates them exactly as below before buffering them; the legacy
-//! name `message.ai` and its `response_time` property are still understood:
+//! The seeds' chatbot starts the tracker in its `lifespan`, records `session.start`
+//! when a conversation opens and one `message.ai` per AI reply, and stops the tracker
+//! at shutdown, which writes whatever it still holds. In Rust (with in-memory stores
+//! here; a service passes its PostgreSQL and Redis stores):
 //!
 //! ```
 //! use std::sync::Arc;
-//! use std::time::Instant;
+//! use std::time::{Duration, Instant};
 //!
 //! use analytics::core::catalog::EventData;
-//! use analytics::core::event::{RawEvent, SystemClock, Validator};
-//! use analytics::core::config::Config;
+//! use analytics::core::event::RawEvent;
+//! use analytics::core::memory::{MemoryCounters, MemoryStore};
+//! use analytics::tracker::{Stores, TrackerConfig};
+//! use analytics::{init_tracker, tracker};
 //! use serde_json::json;
 //!
-//! // At start-up (the seeds' `lifespan`): one configuration for the process.
-//! let config = Config::default();
-//! let validator = Validator::new(config.validation_rules(), Arc::new(SystemClock));
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! // lifespan: at start-up.
+//! let events = Arc::new(MemoryStore::new());
+//! let stores = Stores {
+//!     events: events.clone(),
+//!     counters: Arc::new(MemoryCounters::new()),
+//!     spill: None,
+//! };
+//! init_tracker(TrackerConfig::default(), stores).expect("the first tracker of the process");
 //!
-//! // In the chat handler.
-//! let session_id = "s-1";
-//! let started = validator.typed(EventData::SessionStart {
-//!     session_id: session_id.into(),
-//!     customer_id: None,
-//!     channel: None,
-//!     user_agent: Some("Mozilla/5.0".into()),
-//! })?;
+//! chat_stream("s-1", "Mozilla/5.0").await;
 //!
-//! let start = Instant::now();
-//! // ... the AI answers ...
-//! let response_time = start.elapsed().as_secs_f64() * 1000.0;
-//! let replied = validator.raw(RawEvent::new(
-//!     "message.ai",
-//!     json!({ "session_id": session_id, "response_time": response_time, "tokens": 42 }),
-//! ))?;
+//! // lifespan: at shutdown, write what is buffered.
+//! let report = tracker().expect("started").stop(Duration::from_secs(10)).await;
+//! assert!(report.clean);
+//! assert_eq!(events.len(), 2);
+//! # }
 //!
-//! assert_eq!(started.name(), "session.start");
-//! assert_eq!(replied.name(), "session.message"); // stored under its catalog name
-//! # Ok::<(), analytics::core::error::ValidationError>(())
+//! // The chat handler.
+//! async fn chat_stream(session_id: &str, user_agent: &str) {
+//!     let Some(tracker) = tracker() else { return };
+//!     // Recording never waits and never fails the request: errors are counted.
+//!     let _ = tracker.track(EventData::SessionStart {
+//!         session_id: session_id.into(),
+//!         customer_id: None,
+//!         channel: None,
+//!         user_agent: Some(user_agent.into()),
+//!     });
+//!
+//!     let start = Instant::now();
+//!     // ... the AI answers ...
+//!     let response_time = start.elapsed().as_secs_f64() * 1000.0;
+//!     let _ = tracker.track_raw(RawEvent::new(
+//!         "message.ai",
+//!         json!({ "session_id": session_id, "response_time": response_time, "tokens": 42 }),
+//!     ));
+//! }
 //! ```
-//!
-//! The tracker itself (`init_tracker` at start-up, `tracker().track(..)` in handlers,
-//! `stop().await` at shutdown) lands with the tracker crate; until then [`tracker`] is
-//! empty.
 #![deny(missing_docs)]
+
+use std::sync::OnceLock;
 
 pub use analytics_core as core;
 pub use analytics_embedded as embedded;
@@ -66,3 +82,46 @@ pub use analytics_pg as pg;
 pub use analytics_redis as redis;
 pub use analytics_stats as stats;
 pub use analytics_tracker as tracker;
+
+use analytics_tracker::{Stores, Tracker, TrackerConfig};
+
+static TRACKER: OnceLock<Tracker> = OnceLock::new();
+
+/// Why [`init_tracker`] did not start a tracker.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum InitError {
+    /// The process already has its tracker.
+    #[error("the analytics tracker is already started")]
+    AlreadyStarted,
+    /// The tracker's tasks need a Tokio runtime, and none is running here.
+    #[error("the analytics tracker must be started inside a Tokio runtime")]
+    NoRuntime,
+}
+
+/// Starts the process-wide tracker on the current Tokio runtime.
+///
+/// # Errors
+///
+/// [`InitError::AlreadyStarted`] on a second call, [`InitError::NoRuntime`] outside a
+/// Tokio runtime.
+pub fn init_tracker(config: TrackerConfig, stores: Stores) -> Result<&'static Tracker, InitError> {
+    if tokio::runtime::Handle::try_current().is_err() {
+        return Err(InitError::NoRuntime);
+    }
+    let mut started = false;
+    let tracker = TRACKER.get_or_init(|| {
+        started = true;
+        Tracker::start(config, stores)
+    });
+    if started {
+        Ok(tracker)
+    } else {
+        Err(InitError::AlreadyStarted)
+    }
+}
+
+/// The process-wide tracker, once [`init_tracker`] has started it.
+pub fn tracker() -> Option<&'static Tracker> {
+    TRACKER.get()
+}
