@@ -32,7 +32,7 @@ fn event(task: usize, i: usize) -> EventData {
         8 => EventData::TicketClosed {
             ticket_id: format!("t-{task}-{i}"),
             resolution_duration_hours: (i % 48) as f64 / 4.0,
-            sla_met: i % 3 != 0,
+            sla_met: !i.is_multiple_of(3),
         },
         _ => EventData::SessionEnd {
             session_id,
