@@ -6,6 +6,7 @@
 
 mod pg_insert;
 mod redis_counters;
+mod tracker;
 mod workload;
 
 use std::fmt::Write as _;
@@ -30,7 +31,7 @@ pub(crate) struct Scale {
     pub(crate) events: usize,
 }
 
-const BENCHMARKS: &[&str] = &["pg-insert", "redis-counters"];
+const BENCHMARKS: &[&str] = &["track-latency", "end-to-end", "pg-insert", "redis-counters"];
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -57,6 +58,8 @@ async fn main() -> anyhow::Result<()> {
     for name in &selected {
         eprintln!("bench: running {name} ({} events)", scale.events);
         match name.as_str() {
+            "track-latency" => rows.extend(tracker::latency(scale).await?),
+            "end-to-end" => rows.push(tracker::end_to_end(scale).await?),
             "pg-insert" => rows.extend(pg_insert::run(scale).await?),
             "redis-counters" => rows.push(redis_counters::run(scale).await?),
             _ => unreachable!("names are checked above"),

@@ -123,7 +123,7 @@ async fn insert(db: &TestDatabase, events: &[Event], writers: usize) -> anyhow::
 
 /// The reference: the same rows, encoded for `COPY … FROM STDIN` and streamed in one
 /// `COPY` into the same table (no idempotency registry).
-async fn copy(db: &TestDatabase, events: &[Event]) -> anyhow::Result<f64> {
+pub(crate) async fn copy(db: &TestDatabase, events: &[Event]) -> anyhow::Result<f64> {
     let started = Instant::now();
     let mut copy = db
         .store()

@@ -1,0 +1,159 @@
+//! `track-latency`: how long `track()` takes, with 1 and 8 producing tasks.
+//! `end-to-end`: events per second from `track()` until stored in PostgreSQL and
+//! counted in Redis, beside a raw `COPY` of the same rows in the same run.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use analytics::core::catalog::EventData;
+use analytics::core::event::{SystemClock, Validator};
+use analytics::core::memory::{MemoryCounters, MemoryStore};
+use analytics::tracker::{Stores, TrackError, Tracker, TrackerConfig};
+use analytics_pg::PgStore;
+use analytics_pg::testing::TestDatabase;
+use analytics_redis::testing::TestRedis;
+
+use crate::workload::Rng;
+use crate::{Row, Scale, pg_insert};
+
+/// Typed events of the chatbot's and workbench's mix, as products build them.
+fn typed_events(n: usize, seed: u64) -> Vec<EventData> {
+    let mut rng = Rng::new(seed);
+    (0..n)
+        .map(|_| {
+            let session_id = format!("s-{}", rng.below(200_000));
+            let agent_id = format!("agent-{}", rng.below(40));
+            match rng.below(10) {
+                0..2 => EventData::SessionStart { session_id, customer_id: None, channel: Some("web".into()), user_agent: None },
+                2..6 => EventData::SessionMessage { session_id, response_time_ms: rng.float(300.0, 4000.0), tokens: Some(rng.below(800)) },
+                6 => EventData::SessionEnd { session_id, duration_seconds: Some(rng.float(20.0, 900.0)) },
+                7 => EventData::AgentSessionTakeover { agent_id, session_id, wait_duration_seconds: rng.float(5.0, 90.0) },
+                8 => EventData::AgentSessionMessage { agent_id, session_id },
+                _ => EventData::TicketClosed { ticket_id: format!("t-{}", rng.below(50_000)), resolution_duration_hours: rng.float(0.2, 30.0), sla_met: rng.below(20) > 0 },
+            }
+        })
+        .collect()
+}
+
+fn percentile(sorted: &[u64], p: f64) -> u64 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+pub(crate) async fn latency(scale: Scale) -> anyhow::Result<Vec<Row>> {
+    let mut rows = Vec::new();
+    for producers in [1, 8] {
+        let n = scale.events;
+        let tracker = Tracker::start(
+            TrackerConfig { queue_capacity: n + 1, ..TrackerConfig::default() },
+            Stores { events: Arc::new(MemoryStore::new()), counters: Arc::new(MemoryCounters::new()), spill: None },
+        );
+        let mut tasks = Vec::new();
+        for task in 0..producers {
+            let tracker = tracker.clone();
+            let events = typed_events(n / producers, 100 + task as u64);
+            tasks.push(tokio::spawn(async move {
+                let mut nanos = Vec::with_capacity(events.len());
+                for event in events {
+                    let started = Instant::now();
+                    let result = tracker.track(event);
+                    nanos.push(started.elapsed().as_nanos() as u64);
+                    result?;
+                }
+                Ok::<_, TrackError>(nanos)
+            }));
+        }
+        let mut all = Vec::with_capacity(n);
+        for task in tasks {
+            all.extend(task.await??);
+        }
+        tracker.stop(Duration::from_secs(60)).await;
+        all.sort_unstable();
+        let (median, p99) = (percentile(&all, 0.5), percentile(&all, 0.99));
+        eprintln!("track-latency: {producers} producers, median {median} ns, p99 {p99} ns");
+        rows.push(Row {
+            benchmark: format!("track() latency, {producers} producing task(s), {} calls", all.len()),
+            figure: format!("median {median} ns, p99 {p99} ns"),
+            reference: "—".to_owned(),
+            target: "median < 1 µs".to_owned(),
+            met: median < 1_000,
+        });
+    }
+    Ok(rows)
+}
+
+pub(crate) async fn end_to_end(scale: Scale) -> anyhow::Result<Row> {
+    const PRODUCERS: usize = 8;
+    let db = TestDatabase::new().await;
+    let redis = TestRedis::new().await;
+    let pg = Arc::new(PgStore::new(db.store().pool().clone(), *db.store().calendar()));
+    let counters = Arc::new(redis.store().clone());
+    let config = TrackerConfig::default();
+    // The same rows for the reference COPY, validated as track() validates them.
+    let validator = Validator::new(config.rules, Arc::new(SystemClock));
+    let reference_events: Vec<_> = typed_events(scale.events, 900)
+        .into_iter()
+        .map(|data| validator.typed(data))
+        .collect::<Result<_, _>>()?;
+
+    let tracker = Tracker::start(config, Stores { events: pg.clone(), counters: counters.clone(), spill: Some(counters.clone()) });
+    let inputs: Vec<Vec<EventData>> = typed_events(scale.events, 900)
+        .chunks(scale.events.div_ceil(PRODUCERS))
+        .map(<[EventData]>::to_vec)
+        .collect();
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for events in inputs {
+        let tracker = tracker.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut refused = 0u64;
+            for (i, event) in events.into_iter().enumerate() {
+                let mut event = Some(event);
+                while let Some(data) = event.take() {
+                    match tracker.track(data.clone()) {
+                        Ok(_) => {}
+                        Err(TrackError::BufferFull) => {
+                            refused += 1;
+                            event = Some(data);
+                            tokio::time::sleep(Duration::from_millis(1)).await;
+                        }
+                        Err(other) => return Err(other),
+                    }
+                }
+                if i % 1_000 == 0 {
+                    tokio::task::yield_now().await;
+                }
+            }
+            Ok(refused)
+        }));
+    }
+    let mut refused = 0;
+    for task in tasks {
+        refused += task.await??;
+    }
+    let report = tracker.stop(Duration::from_secs(300)).await;
+    let elapsed = started.elapsed().as_secs_f64();
+    anyhow::ensure!(report.clean, "the tracker lost events: {report:?}");
+    let stored = tracker.telemetry().stored;
+    anyhow::ensure!(stored as usize == scale.events, "stored {stored} of {}", scale.events);
+    let rate = scale.events as f64 / elapsed;
+
+    sqlx::query("TRUNCATE analytics_events").execute(pg.pool()).await?;
+    let copy = pg_insert::copy(&db, &reference_events).await?;
+    let ratio = rate / copy;
+    eprintln!(
+        "end-to-end: {rate:.0} events/s ({refused} retries after a full buffer); raw COPY {copy:.0} events/s; ratio {ratio:.2}"
+    );
+    Ok(Row {
+        benchmark: format!(
+            "End to end, {} events from {PRODUCERS} tasks: track() → PostgreSQL + Redis",
+            scale.events
+        ),
+        figure: format!("{rate:.0} events/s"),
+        reference: format!("raw COPY {copy:.0} events/s (ratio {ratio:.2})"),
+        target: "≥ 100,000 events/s and ≥ 0.6 × raw COPY".to_owned(),
+        met: rate >= 100_000.0 && ratio >= 0.6,
+    })
+}
