@@ -24,12 +24,35 @@ fn typed_events(n: usize, seed: u64) -> Vec<EventData> {
             let session_id = format!("s-{}", rng.below(200_000));
             let agent_id = format!("agent-{}", rng.below(40));
             match rng.below(10) {
-                0..2 => EventData::SessionStart { session_id, customer_id: None, channel: Some("web".into()), user_agent: None },
-                2..6 => EventData::SessionMessage { session_id, response_time_ms: rng.float(300.0, 4000.0), tokens: Some(rng.below(800)) },
-                6 => EventData::SessionEnd { session_id, duration_seconds: Some(rng.float(20.0, 900.0)) },
-                7 => EventData::AgentSessionTakeover { agent_id, session_id, wait_duration_seconds: rng.float(5.0, 90.0) },
-                8 => EventData::AgentSessionMessage { agent_id, session_id },
-                _ => EventData::TicketClosed { ticket_id: format!("t-{}", rng.below(50_000)), resolution_duration_hours: rng.float(0.2, 30.0), sla_met: rng.below(20) > 0 },
+                0..2 => EventData::SessionStart {
+                    session_id,
+                    customer_id: None,
+                    channel: Some("web".into()),
+                    user_agent: None,
+                },
+                2..6 => EventData::SessionMessage {
+                    session_id,
+                    response_time_ms: rng.float(300.0, 4000.0),
+                    tokens: Some(rng.below(800)),
+                },
+                6 => EventData::SessionEnd {
+                    session_id,
+                    duration_seconds: Some(rng.float(20.0, 900.0)),
+                },
+                7 => EventData::AgentSessionTakeover {
+                    agent_id,
+                    session_id,
+                    wait_duration_seconds: rng.float(5.0, 90.0),
+                },
+                8 => EventData::AgentSessionMessage {
+                    agent_id,
+                    session_id,
+                },
+                _ => EventData::TicketClosed {
+                    ticket_id: format!("t-{}", rng.below(50_000)),
+                    resolution_duration_hours: rng.float(0.2, 30.0),
+                    sla_met: rng.below(20) > 0,
+                },
             }
         })
         .collect()
@@ -47,8 +70,15 @@ pub(crate) async fn latency(scale: Scale) -> anyhow::Result<Vec<Row>> {
     for producers in [1, 8] {
         let n = scale.events;
         let tracker = Tracker::start(
-            TrackerConfig { queue_capacity: n + 1, ..TrackerConfig::default() },
-            Stores { events: Arc::new(MemoryStore::new()), counters: Arc::new(MemoryCounters::new()), spill: None },
+            TrackerConfig {
+                queue_capacity: n + 1,
+                ..TrackerConfig::default()
+            },
+            Stores {
+                events: Arc::new(MemoryStore::new()),
+                counters: Arc::new(MemoryCounters::new()),
+                spill: None,
+            },
         );
         let mut tasks = Vec::new();
         for task in 0..producers {
@@ -74,7 +104,10 @@ pub(crate) async fn latency(scale: Scale) -> anyhow::Result<Vec<Row>> {
         let (median, p99) = (percentile(&all, 0.5), percentile(&all, 0.99));
         eprintln!("track-latency: {producers} producers, median {median} ns, p99 {p99} ns");
         rows.push(Row {
-            benchmark: format!("track() latency, {producers} producing task(s), {} calls", all.len()),
+            benchmark: format!(
+                "track() latency, {producers} producing task(s), {} calls",
+                all.len()
+            ),
             figure: format!("median {median} ns, p99 {p99} ns"),
             reference: "—".to_owned(),
             target: "median < 1 µs".to_owned(),
@@ -88,7 +121,10 @@ pub(crate) async fn end_to_end(scale: Scale) -> anyhow::Result<Row> {
     const PRODUCERS: usize = 8;
     let db = TestDatabase::new().await;
     let redis = TestRedis::new().await;
-    let pg = Arc::new(PgStore::new(db.store().pool().clone(), *db.store().calendar()));
+    let pg = Arc::new(PgStore::new(
+        db.store().pool().clone(),
+        *db.store().calendar(),
+    ));
     let counters = Arc::new(redis.store().clone());
     let config = TrackerConfig::default();
     // The same rows for the reference COPY, validated as track() validates them.
@@ -98,7 +134,14 @@ pub(crate) async fn end_to_end(scale: Scale) -> anyhow::Result<Row> {
         .map(|data| validator.typed(data))
         .collect::<Result<_, _>>()?;
 
-    let tracker = Tracker::start(config, Stores { events: pg.clone(), counters: counters.clone(), spill: Some(counters.clone()) });
+    let tracker = Tracker::start(
+        config,
+        Stores {
+            events: pg.clone(),
+            counters: counters.clone(),
+            spill: Some(counters.clone()),
+        },
+    );
     let inputs: Vec<Vec<EventData>> = typed_events(scale.events, 900)
         .chunks(scale.events.div_ceil(PRODUCERS))
         .map(<[EventData]>::to_vec)
@@ -137,10 +180,16 @@ pub(crate) async fn end_to_end(scale: Scale) -> anyhow::Result<Row> {
     let elapsed = started.elapsed().as_secs_f64();
     anyhow::ensure!(report.clean, "the tracker lost events: {report:?}");
     let stored = tracker.telemetry().stored;
-    anyhow::ensure!(stored as usize == scale.events, "stored {stored} of {}", scale.events);
+    anyhow::ensure!(
+        stored as usize == scale.events,
+        "stored {stored} of {}",
+        scale.events
+    );
     let rate = scale.events as f64 / elapsed;
 
-    sqlx::query("TRUNCATE analytics_events").execute(pg.pool()).await?;
+    sqlx::query("TRUNCATE analytics_events")
+        .execute(pg.pool())
+        .await?;
     let copy = pg_insert::copy(&db, &reference_events).await?;
     let ratio = rate / copy;
     eprintln!(
