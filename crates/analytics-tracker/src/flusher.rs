@@ -29,6 +29,10 @@ use crate::{Control, Shared, Stores, TrackerConfig};
 /// How long counters may take before the increments are kept for the next flush.
 const COUNTER_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// How often an idle writer looks at the spill buffer even when this process spilled
+/// nothing: another process may have spilled and died.
+const SPILL_CHECK_INTERVAL: Duration = Duration::from_secs(60);
+
 /// A batch on its way to a writer.
 #[derive(Debug)]
 struct Job {
@@ -43,8 +47,11 @@ struct Writers {
     shared: Arc<Shared>,
     jobs: tokio::sync::Mutex<mpsc::Receiver<Job>>,
     done: mpsc::UnboundedSender<u64>,
-    /// Whether the spill buffer may hold events (set at start and when spilling).
+    /// Whether the spill buffer may hold events (set at start, when spilling, and every
+    /// `SPILL_CHECK_INTERVAL`).
     spill_pending: AtomicBool,
+    /// When the spill buffer was last found empty.
+    spill_checked: Mutex<Instant>,
     /// Whether the last attempt to store a batch failed: only then do batches that
     /// find every writer busy go to the spill buffer (busy writers alone are a burst,
     /// which the buffer absorbs).
@@ -76,6 +83,7 @@ pub(crate) fn spawn(
         jobs: tokio::sync::Mutex::new(jobs_rx),
         done: done_tx,
         spill_pending: AtomicBool::new(stores.spill.is_some()),
+        spill_checked: Mutex::new(Instant::now()),
         store_failing: AtomicBool::new(false),
         counters: Mutex::new(PendingCounters::default()),
     });
@@ -434,8 +442,17 @@ impl Writers {
         let Some(spill) = &self.stores.spill else {
             return;
         };
-        if !self.spill_pending.load(Ordering::Acquire) || self.shared.deadline().is_some() {
+        if self.shared.deadline().is_some() {
             return;
+        }
+        if !self.spill_pending.load(Ordering::Acquire) {
+            let checked = *self
+                .spill_checked
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if checked.elapsed() < SPILL_CHECK_INTERVAL {
+                return;
+            }
         }
         match timeout(
             self.config.store_timeout,
@@ -451,7 +468,13 @@ impl Writers {
                     let _ = timeout(self.config.store_timeout, spill.ack(&claim)).await;
                 }
             }
-            Ok(Ok(None)) => self.spill_pending.store(false, Ordering::Release),
+            Ok(Ok(None)) => {
+                self.spill_pending.store(false, Ordering::Release);
+                *self
+                    .spill_checked
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner) = Instant::now();
+            }
             Ok(Err(error)) => tracing::warn!(%error, "reading the spill buffer failed"),
             Err(_) => tracing::warn!("reading the spill buffer timed out"),
         }
