@@ -38,38 +38,26 @@ pub(crate) async fn run(scale: Scale) -> anyhow::Result<Vec<Row>> {
     let copy_second = copy(&db, &events).await?;
     // The better COPY of the two, so that warm-up favours the reference, not us.
     let reference = copy_first.max(copy_second);
-    let ratio = |rate: f64| rate / reference;
     eprintln!(
         "pg-insert: one writer {sequential:.0} events/s, {PIPELINED_WRITERS} writers \
          {pipelined:.0} events/s; COPY {copy_first:.0} and {copy_second:.0} events/s"
     );
+    let row = |how: String, rate: f64| {
+        let ratio = rate / reference;
+        Row {
+            benchmark: format!(
+                "PostgreSQL insert, {} events in batches of {BATCH}, {how}",
+                scale.events
+            ),
+            figure: format!("{rate:.0} events/s"),
+            reference: format!("raw COPY {reference:.0} events/s (ratio {ratio:.2})"),
+            target: "≥ 0.6 × raw COPY".to_owned(),
+            met: ratio >= 0.6,
+        }
+    };
     Ok(vec![
-        Row {
-            benchmark: format!(
-                "PostgreSQL insert, {} events in batches of {BATCH}, one batch at a time",
-                scale.events
-            ),
-            figure: format!("{sequential:.0} events/s"),
-            reference: format!(
-                "raw COPY {reference:.0} events/s (ratio {:.2})",
-                ratio(sequential)
-            ),
-            target: "≥ 0.6 × raw COPY".to_owned(),
-            met: ratio(sequential) >= 0.6,
-        },
-        Row {
-            benchmark: format!(
-                "PostgreSQL insert, {} events in batches of {BATCH}, {PIPELINED_WRITERS} batches in flight",
-                scale.events
-            ),
-            figure: format!("{pipelined:.0} events/s"),
-            reference: format!(
-                "raw COPY {reference:.0} events/s (ratio {:.2})",
-                ratio(pipelined)
-            ),
-            target: "≥ 0.6 × raw COPY".to_owned(),
-            met: ratio(pipelined) >= 0.6,
-        },
+        row("one batch at a time".to_owned(), sequential),
+        row(format!("{PIPELINED_WRITERS} batches in flight"), pipelined),
     ])
 }
 
