@@ -5,7 +5,7 @@
 //! unset. Nothing here survives the process.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
@@ -16,9 +16,10 @@ use crate::error::Result;
 use crate::event::Event;
 use crate::metrics::{DaySummary, Sums};
 use crate::store::{
-    Bucket, CounterBatch, CounterStore, EventStore, SpillBuffer, SpillClaim, StatsStore,
+    Bucket, CounterBatch, CounterStore, EventStore, JobLock, Period, SpillBuffer, SpillClaim,
+    StatsStore,
 };
-use crate::time::{DateRange, DayWindow};
+use crate::time::{Calendar, DateRange, DayWindow};
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic elsewhere while holding the lock leaves plain data behind; keep going.
@@ -28,8 +29,10 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 /// Events and daily statistics in memory: an [`EventStore`] and a [`StatsStore`].
 #[derive(Debug, Default)]
 pub struct MemoryStore {
+    calendar: Calendar,
     events: Mutex<Events>,
-    days: Mutex<BTreeMap<NaiveDate, DaySummary>>,
+    days: Mutex<BTreeMap<NaiveDate, (DaySummary, DateTime<Utc>)>>,
+    locks: Arc<Mutex<HashSet<String>>>,
 }
 
 #[derive(Debug, Default)]
@@ -37,12 +40,23 @@ struct Events {
     ids: HashSet<Uuid>,
     /// In insertion order.
     list: Vec<Event>,
+    /// Days written since they were marked clean, with their version.
+    dirty: BTreeMap<NaiveDate, u64>,
+    version: u64,
 }
 
 impl MemoryStore {
-    /// An empty store.
+    /// An empty store on the Asia/Shanghai calendar.
     pub fn new() -> MemoryStore {
         MemoryStore::default()
+    }
+
+    /// An empty store whose days are those of `calendar`.
+    pub fn with_calendar(calendar: Calendar) -> MemoryStore {
+        MemoryStore {
+            calendar,
+            ..MemoryStore::default()
+        }
     }
 
     /// Every stored event, in insertion order.
@@ -65,12 +79,17 @@ impl MemoryStore {
 impl EventStore for MemoryStore {
     async fn insert(&self, events: &[Event]) -> Result<Vec<bool>> {
         let mut stored = lock(&self.events);
+        let stored = &mut *stored;
+        stored.version += 1;
         Ok(events
             .iter()
             .map(|event| {
                 let new = stored.ids.insert(event.id());
                 if new {
                     stored.list.push(event.clone());
+                    stored
+                        .dirty
+                        .insert(self.calendar.date(event.timestamp()), stored.version);
                 }
                 new
             })
@@ -93,25 +112,41 @@ impl EventStore for MemoryStore {
         stored.list.retain(|event| event.timestamp() >= cutoff);
         Ok((before - stored.list.len()) as u64)
     }
+
+    async fn dirty_days(&self) -> Result<Vec<(NaiveDate, u64)>> {
+        Ok(lock(&self.events)
+            .dirty
+            .iter()
+            .map(|(day, version)| (*day, *version))
+            .collect())
+    }
+
+    async fn clean_day(&self, date: NaiveDate, version: u64) -> Result<()> {
+        let mut stored = lock(&self.events);
+        if stored.dirty.get(&date).is_some_and(|v| *v <= version) {
+            stored.dirty.remove(&date);
+        }
+        Ok(())
+    }
 }
 
 #[async_trait]
 impl StatsStore for MemoryStore {
     async fn put_day(&self, date: NaiveDate, summary: &DaySummary) -> Result<()> {
-        lock(&self.days).insert(date, summary.clone());
+        lock(&self.days).insert(date, (summary.clone(), Utc::now()));
         Ok(())
     }
 
     async fn days(&self, range: DateRange) -> Result<Vec<(NaiveDate, Sums)>> {
         Ok(lock(&self.days)
             .range(range.start()..=range.end())
-            .map(|(date, summary)| (*date, summary.totals))
+            .map(|(date, (summary, _))| (*date, summary.totals))
             .collect())
     }
 
     async fn agents(&self, range: DateRange) -> Result<BTreeMap<String, Sums>> {
         let mut agents = BTreeMap::<String, Sums>::new();
-        for summary in lock(&self.days)
+        for (summary, _) in lock(&self.days)
             .range(range.start()..=range.end())
             .map(|(_, s)| s)
         {
@@ -121,6 +156,51 @@ impl StatsStore for MemoryStore {
         }
         Ok(agents)
     }
+
+    async fn aggregated(&self, range: DateRange) -> Result<BTreeMap<NaiveDate, DateTime<Utc>>> {
+        Ok(lock(&self.days)
+            .range(range.start()..=range.end())
+            .map(|(date, (_, at))| (*date, *at))
+            .collect())
+    }
+
+    async fn agent_days(
+        &self,
+        range: DateRange,
+    ) -> Result<BTreeMap<NaiveDate, BTreeMap<String, Sums>>> {
+        Ok(lock(&self.days)
+            .range(range.start()..=range.end())
+            .map(|(date, (summary, _))| (*date, summary.agents.clone()))
+            .collect())
+    }
+
+    async fn try_lock(&self, job: &str) -> Result<Option<Box<dyn JobLock>>> {
+        if !lock(&self.locks).insert(job.to_owned()) {
+            return Ok(None);
+        }
+        Ok(Some(Box::new(MemoryJobLock {
+            locks: self.locks.clone(),
+            job: job.to_owned(),
+        })))
+    }
+}
+
+/// The lock of a job in a [`MemoryStore`]: released on `release` or drop.
+#[derive(Debug)]
+struct MemoryJobLock {
+    locks: Arc<Mutex<HashSet<String>>>,
+    job: String,
+}
+
+impl Drop for MemoryJobLock {
+    fn drop(&mut self) {
+        lock(&self.locks).remove(&self.job);
+    }
+}
+
+#[async_trait]
+impl JobLock for MemoryJobLock {
+    async fn release(self: Box<Self>) {}
 }
 
 /// Real-time counters in memory: a [`CounterStore`].
@@ -204,6 +284,15 @@ impl CounterStore for MemoryCounters {
             .values()
             .filter(|(status, _)| status.is_online())
             .count() as u64)
+    }
+
+    async fn read_agents(&self, period: Period) -> Result<BTreeMap<String, Sums>> {
+        Ok(lock(&self.state)
+            .buckets
+            .iter()
+            .filter(|(bucket, _)| bucket.period == period)
+            .filter_map(|(bucket, sums)| bucket.agent.clone().map(|agent| (agent, *sums)))
+            .collect())
     }
 }
 

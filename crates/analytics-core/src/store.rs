@@ -47,6 +47,32 @@ pub trait EventStore: Send + Sync {
     ///
     /// A store error.
     async fn purge_before(&self, cutoff: DateTime<Utc>) -> Result<u64>;
+
+    /// The business days that received events since they were last marked clean,
+    /// each with a version: a day written again gets a higher one.
+    ///
+    /// # Errors
+    ///
+    /// A store error.
+    async fn dirty_days(&self) -> Result<Vec<(NaiveDate, u64)>>;
+
+    /// Marks a day clean, unless it was written again after `version` was read.
+    ///
+    /// # Errors
+    ///
+    /// A store error.
+    async fn clean_day(&self, date: NaiveDate, version: u64) -> Result<()>;
+
+    /// Gets the store ready for events of these days (PostgreSQL creates partitions);
+    /// a no-op by default.
+    ///
+    /// # Errors
+    ///
+    /// A store error.
+    async fn prepare_days(&self, range: DateRange) -> Result<()> {
+        let _ = range;
+        Ok(())
+    }
 }
 
 /// Daily statistics, kept forever (SPEC §7).
@@ -73,6 +99,39 @@ pub trait StatsStore: Send + Sync {
     ///
     /// A store error.
     async fn agents(&self, range: DateRange) -> Result<BTreeMap<String, Sums>>;
+
+    /// When each day of `range` that has statistics was last aggregated.
+    ///
+    /// # Errors
+    ///
+    /// A store error.
+    async fn aggregated(&self, range: DateRange) -> Result<BTreeMap<NaiveDate, DateTime<Utc>>>;
+
+    /// Per-agent sums of each day of `range` that has statistics.
+    ///
+    /// # Errors
+    ///
+    /// A store error.
+    async fn agent_days(
+        &self,
+        range: DateRange,
+    ) -> Result<BTreeMap<NaiveDate, BTreeMap<String, Sums>>>;
+
+    /// Takes the lock of a scheduled job, if no other process holds it. The job runs
+    /// while the lock is held; the lock is given back by [`JobLock::release`], or when
+    /// the process dies.
+    ///
+    /// # Errors
+    ///
+    /// A store error.
+    async fn try_lock(&self, job: &str) -> Result<Option<Box<dyn JobLock>>>;
+}
+
+/// A scheduled job's lock, held while the job runs.
+#[async_trait]
+pub trait JobLock: Send + Sync {
+    /// Gives the lock back.
+    async fn release(self: Box<Self>);
 }
 
 /// Real-time counters (SPEC §7): derived data, rebuilt from the stores when lost.
@@ -115,6 +174,13 @@ pub trait CounterStore: Send + Sync {
     ///
     /// A store error.
     async fn online_agents(&self) -> Result<u64>;
+
+    /// Every agent's sums for a period.
+    ///
+    /// # Errors
+    ///
+    /// A store error.
+    async fn read_agents(&self, period: Period) -> Result<BTreeMap<String, Sums>>;
 }
 
 /// Events kept aside while the event store is down (SPEC §8).

@@ -12,11 +12,12 @@ use std::time::Duration;
 
 use analytics_core::event::Event;
 use analytics_core::metrics::{DaySummary, Field, Measure, Sums};
-use analytics_core::store::{EventStore, StatsStore};
+use analytics_core::store::{EventStore, JobLock, StatsStore};
 use analytics_core::time::{Calendar, DateRange, DayWindow};
 use async_trait::async_trait;
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
-use sqlx::postgres::{PgConnection, PgPool, PgPoolCopyExt, PgPoolOptions};
+use sqlx::pool::PoolConnection;
+use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions, Postgres};
 use uuid::Uuid;
 
 use crate::error::{Error, Result};
@@ -238,38 +239,68 @@ impl PgStore {
     /// when that fails on a unique violation, nothing of it was stored, and the batch is
     /// written again skipping the stored ids.
     async fn write(&self, events: &[&Event]) -> Result<HashSet<Uuid>> {
-        match self.copy_in(events).await {
-            Ok(()) => Ok(events.iter().map(|e| e.id()).collect()),
+        let days: BTreeSet<NaiveDate> = events
+            .iter()
+            .map(|e| self.calendar.date(e.timestamp()))
+            .collect();
+        let mut tx = self.pool.begin().await?;
+        match copy_in(&mut tx, events).await {
+            Ok(()) => {
+                mark_dirty(&mut tx, &days).await?;
+                tx.commit().await?;
+                Ok(events.iter().map(|e| e.id()).collect())
+            }
             Err(error) if has_sqlstate(&error, UNIQUE_VIOLATION) => {
-                self.insert_skipping_stored(&Rows::new(events)).await
+                // The failed COPY aborted the transaction: start again without it.
+                drop(tx);
+                let mut tx = self.pool.begin().await?;
+                let fresh = insert_skipping_stored(&mut tx, &Rows::new(events)).await?;
+                mark_dirty(&mut tx, &days).await?;
+                tx.commit().await?;
+                Ok(fresh)
             }
             Err(error) => Err(error),
         }
     }
+}
 
-    async fn copy_in(&self, events: &[&Event]) -> Result<()> {
-        let mut data = String::with_capacity(events.len() * 320);
-        for event in events {
-            copy::encode(&mut data, event);
-        }
-        let mut copy = self
-            .pool
-            .copy_in_raw(&format!(
-                "COPY analytics_events ({}) FROM STDIN",
-                copy::COLUMNS
-            ))
-            .await?;
-        if let Err(error) = copy.send(data.as_bytes()).await {
-            let _ = copy.abort("sending the batch failed").await;
-            return Err(error.into());
-        }
-        copy.finish().await?;
-        Ok(())
+/// Writes the batch with one `COPY`.
+async fn copy_in(conn: &mut PgConnection, events: &[&Event]) -> Result<()> {
+    let mut data = String::with_capacity(events.len() * 320);
+    for event in events {
+        copy::encode(&mut data, event);
     }
+    let mut copy = conn
+        .copy_in_raw(&format!(
+            "COPY analytics_events ({}) FROM STDIN",
+            copy::COLUMNS
+        ))
+        .await?;
+    if let Err(error) = copy.send(data.as_bytes()).await {
+        let _ = copy.abort("sending the batch failed").await;
+        return Err(error.into());
+    }
+    copy.finish().await?;
+    Ok(())
+}
 
-    async fn insert_skipping_stored(&self, rows: &Rows) -> Result<HashSet<Uuid>> {
-        let fresh: Vec<Uuid> = sqlx::query_scalar(
-            "INSERT INTO analytics_events (event_id, occurred_at, event, product, session_id, \
+/// Marks the days written dirty, with a new version.
+async fn mark_dirty(conn: &mut PgConnection, days: &BTreeSet<NaiveDate>) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO analytics_dirty_days (day, version) \
+         SELECT day, nextval('analytics_dirty_version') FROM UNNEST($1::date[]) AS t(day) \
+         ON CONFLICT (day) DO UPDATE SET version = EXCLUDED.version",
+    )
+    .bind(days.iter().copied().collect::<Vec<_>>())
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Writes the rows, skipping ids already stored; returns the ids that were new.
+async fn insert_skipping_stored(conn: &mut PgConnection, rows: &Rows) -> Result<HashSet<Uuid>> {
+    let fresh: Vec<Uuid> = sqlx::query_scalar(
+        "INSERT INTO analytics_events (event_id, occurred_at, event, product, session_id, \
                  agent_id, ticket_id, value_micros, sla_met, properties) \
              SELECT event_id, occurred_at, event, product, session_id, agent_id, ticket_id, \
                     value_micros, sla_met, properties::jsonb \
@@ -279,21 +310,20 @@ impl PgStore {
                        ticket_id, value_micros, sla_met, properties) \
              ON CONFLICT DO NOTHING \
              RETURNING event_id",
-        )
-        .bind(&rows.ids)
-        .bind(&rows.timestamps)
-        .bind(&rows.names)
-        .bind(&rows.products)
-        .bind(&rows.sessions)
-        .bind(&rows.agents)
-        .bind(&rows.tickets)
-        .bind(&rows.values)
-        .bind(&rows.sla)
-        .bind(&rows.properties)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(fresh.into_iter().collect())
-    }
+    )
+    .bind(&rows.ids)
+    .bind(&rows.timestamps)
+    .bind(&rows.names)
+    .bind(&rows.products)
+    .bind(&rows.sessions)
+    .bind(&rows.agents)
+    .bind(&rows.tickets)
+    .bind(&rows.values)
+    .bind(&rows.sla)
+    .bind(&rows.properties)
+    .fetch_all(conn)
+    .await?;
+    Ok(fresh.into_iter().collect())
 }
 
 /// Whether `error` is a database error with this SQLSTATE.
@@ -493,9 +523,38 @@ impl EventStore for PgStore {
             .fetch_one(&self.pool)
             .await
             .map_err(Error::from)?;
+        sqlx::query("DELETE FROM analytics_dirty_days WHERE day < $1")
+            .bind(cutoff_day)
+            .execute(&self.pool)
+            .await
+            .map_err(Error::from)?;
         self.known_partitions().retain(|day| *day >= cutoff_day);
         tracing::info!(%cutoff_day, dropped, "dropped event partitions past retention");
         Ok(dropped as u64)
+    }
+
+    async fn dirty_days(&self) -> analytics_core::Result<Vec<(NaiveDate, u64)>> {
+        let rows: Vec<(NaiveDate, i64)> =
+            sqlx::query_as("SELECT day, version FROM analytics_dirty_days ORDER BY day")
+                .fetch_all(&self.pool)
+                .await
+                .map_err(Error::from)?;
+        Ok(rows.into_iter().map(|(day, v)| (day, v as u64)).collect())
+    }
+
+    async fn clean_day(&self, date: NaiveDate, version: u64) -> analytics_core::Result<()> {
+        sqlx::query("DELETE FROM analytics_dirty_days WHERE day = $1 AND version <= $2")
+            .bind(date)
+            .bind(i64::try_from(version).unwrap_or(i64::MAX))
+            .execute(&self.pool)
+            .await
+            .map_err(Error::from)?;
+        Ok(())
+    }
+
+    async fn prepare_days(&self, range: DateRange) -> analytics_core::Result<()> {
+        self.ensure_partitions(range.iter()).await?;
+        Ok(())
     }
 }
 
@@ -548,5 +607,102 @@ impl StatsStore for PgStore {
                 .increment(field(&name)?, value as u64);
         }
         Ok(agents)
+    }
+
+    async fn aggregated(
+        &self,
+        range: DateRange,
+    ) -> analytics_core::Result<BTreeMap<NaiveDate, DateTime<Utc>>> {
+        let rows: Vec<(NaiveDate, DateTime<Utc>)> = sqlx::query_as(
+            "SELECT day, aggregated_at FROM analytics_aggregated_days WHERE day BETWEEN $1 AND $2",
+        )
+        .bind(range.start())
+        .bind(range.end())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(Error::from)?;
+        Ok(rows.into_iter().collect())
+    }
+
+    async fn agent_days(
+        &self,
+        range: DateRange,
+    ) -> analytics_core::Result<BTreeMap<NaiveDate, BTreeMap<String, Sums>>> {
+        let rows: Vec<(NaiveDate, String, String, i64)> = sqlx::query_as(
+            "SELECT day, agent_id, field, value FROM analytics_agent_daily_stats \
+             WHERE day BETWEEN $1 AND $2",
+        )
+        .bind(range.start())
+        .bind(range.end())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(Error::from)?;
+        let mut days = BTreeMap::<NaiveDate, BTreeMap<String, Sums>>::new();
+        for (day, agent, name, value) in rows {
+            days.entry(day)
+                .or_default()
+                .entry(agent)
+                .or_default()
+                .increment(field(&name)?, value as u64);
+        }
+        Ok(days)
+    }
+
+    async fn try_lock(&self, job: &str) -> analytics_core::Result<Option<Box<dyn JobLock>>> {
+        let mut conn = self.pool.acquire().await.map_err(Error::from)?;
+        let key = job_key(job);
+        let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1, $2)")
+            .bind(LOCK_CLASS)
+            .bind(key)
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(Error::from)?;
+        Ok(locked.then(|| {
+            Box::new(PgJobLock {
+                conn: Some(conn),
+                key,
+            }) as Box<dyn JobLock>
+        }))
+    }
+}
+
+/// The advisory-lock key of a job: a stable hash of its name, away from the keys of
+/// partitions (1) and days (their day number).
+fn job_key(job: &str) -> i32 {
+    // FNV-1a, folded into the negative range, which day numbers never use.
+    let hash = job.bytes().fold(0x811c_9dc5_u32, |h, b| {
+        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+    });
+    -((hash & 0x7fff_ffff) as i32) - 1
+}
+
+/// A job's session advisory lock on a connection of its own. Released explicitly;
+/// dropped without release, the connection is closed, which releases it too.
+struct PgJobLock {
+    conn: Option<PoolConnection<Postgres>>,
+    key: i32,
+}
+
+impl Drop for PgJobLock {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.as_mut() {
+            conn.close_on_drop();
+        }
+    }
+}
+
+#[async_trait]
+impl JobLock for PgJobLock {
+    async fn release(mut self: Box<Self>) {
+        if let Some(mut conn) = self.conn.take() {
+            let unlocked = sqlx::query("SELECT pg_advisory_unlock($1, $2)")
+                .bind(LOCK_CLASS)
+                .bind(self.key)
+                .execute(&mut *conn)
+                .await;
+            if unlocked.is_err() {
+                conn.close_on_drop();
+            }
+        }
     }
 }

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use analytics_core::catalog::AgentStatus;
 use analytics_core::metrics::{Field, Sums};
-use analytics_core::store::{Bucket, CounterBatch, CounterStore};
+use analytics_core::store::{Bucket, CounterBatch, CounterStore, Period};
 use async_trait::async_trait;
 use chrono::{DateTime, TimeDelta, Utc};
 use deadpool_redis::redis::{self, Pipeline};
@@ -255,6 +255,36 @@ impl CounterStore for RedisStore {
             .await
             .map_err(Error::from)?;
         Ok(count)
+    }
+
+    async fn read_agents(&self, period: Period) -> analytics_core::Result<BTreeMap<String, Sums>> {
+        let key = self.keys.bucket(&Bucket::agent(period, "")).0;
+        let mut conn = self.connection().await?;
+        let hash: HashMap<String, i64> = redis::cmd("HGETALL")
+            .arg(&key)
+            .query_async(&mut conn)
+            .await
+            .map_err(Error::from)?;
+        let mut agents = BTreeMap::<String, Sums>::new();
+        for (name, value) in &hash {
+            let (field_name, agent) = name.split_once('|').ok_or_else(|| Error::Unexpected {
+                key: key.clone(),
+                what: format!("field {name:?} names no agent"),
+            })?;
+            let field = Field::from_name(field_name).ok_or_else(|| Error::Unexpected {
+                key: key.clone(),
+                what: format!("unknown field {name:?}"),
+            })?;
+            let value = u64::try_from(*value).map_err(|_| Error::Unexpected {
+                key: key.clone(),
+                what: format!("negative value {value} in {name:?}"),
+            })?;
+            agents
+                .entry(agent.to_owned())
+                .or_default()
+                .increment(field, value);
+        }
+        Ok(agents)
     }
 
     async fn online_agents(&self) -> analytics_core::Result<u64> {

@@ -299,3 +299,73 @@ async fn concurrent_aggregations_of_a_day_agree_with_its_events() {
         last.agents
     );
 }
+
+#[tokio::test]
+async fn written_days_are_dirty_until_cleaned_at_their_version() {
+    let db = TestDatabase::new().await;
+    let store = db.store();
+    store
+        .insert(&[
+            event(
+                "agent.login",
+                at("2025-12-01T02:00:00Z"),
+                json!({"agent_id": "a"}),
+            ),
+            event(
+                "agent.login",
+                at("2025-12-02T02:00:00Z"),
+                json!({"agent_id": "a"}),
+            ),
+        ])
+        .await
+        .unwrap();
+    let dirty = store.dirty_days().await.unwrap();
+    assert_eq!(
+        dirty.iter().map(|(d, _)| *d).collect::<Vec<_>>(),
+        [date("2025-12-01"), date("2025-12-02")]
+    );
+    let (day, version) = dirty[0];
+    // Written again after the version was read: cleaning at the old version keeps it.
+    store
+        .insert(&[event(
+            "agent.login",
+            at("2025-12-01T03:00:00Z"),
+            json!({"agent_id": "b"}),
+        )])
+        .await
+        .unwrap();
+    store.clean_day(day, version).await.unwrap();
+    let again = store.dirty_days().await.unwrap();
+    let (_, newer) = again.iter().find(|(d, _)| *d == day).copied().unwrap();
+    assert!(newer > version);
+    store.clean_day(day, newer).await.unwrap();
+    assert_eq!(store.dirty_days().await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_job_lock_is_held_by_one_holder_at_a_time() {
+    let db = TestDatabase::new().await;
+    let store = db.store();
+    let other = analytics_pg::PgStore::new(
+        sqlx::postgres::PgPoolOptions::new()
+            .connect(db.url())
+            .await
+            .unwrap(),
+        *store.calendar(),
+    );
+    let lock = store.try_lock("refresh").await.unwrap().expect("free");
+    assert!(
+        other.try_lock("refresh").await.unwrap().is_none(),
+        "held by the first process"
+    );
+    assert!(
+        other.try_lock("retention").await.unwrap().is_some(),
+        "another job is free"
+    );
+    lock.release().await;
+    let again = other.try_lock("refresh").await.unwrap().expect("released");
+    // Dropped without release (a job that panicked): the lock goes with its connection.
+    drop(again);
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert!(store.try_lock("refresh").await.unwrap().is_some());
+}

@@ -441,3 +441,35 @@ async fn an_unreachable_server_is_a_transient_error() {
     );
     assert!(store.ping().await.unwrap_err().is_transient());
 }
+
+#[tokio::test]
+async fn every_agent_of_a_period_is_read_at_once() {
+    let redis = TestRedis::new().await;
+    let calendar = Calendar::default();
+    let events = thousand_events();
+    redis
+        .store()
+        .apply(&CounterBatch::from_events(&calendar, &events))
+        .await
+        .unwrap();
+    let agents = redis
+        .store()
+        .read_agents(Period::Day(date("2025-12-01")))
+        .await
+        .unwrap();
+    assert_eq!(agents.keys().collect::<Vec<_>>(), ["a-0", "a-1", "a-2"]);
+    for (agent, sums) in &agents {
+        assert_eq!(
+            *sums,
+            Sums::from_events(events.iter().filter(|e| e.agent_id() == Some(agent)))
+        );
+    }
+    assert!(
+        redis
+            .store()
+            .read_agents(Period::Day(date("2025-12-02")))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}

@@ -92,6 +92,12 @@ impl EventStore for FaultyEvents {
     async fn purge_before(&self, cutoff: DateTime<Utc>) -> analytics_core::Result<u64> {
         self.inner.purge_before(cutoff).await
     }
+    async fn dirty_days(&self) -> analytics_core::Result<Vec<(NaiveDate, u64)>> {
+        self.inner.dirty_days().await
+    }
+    async fn clean_day(&self, date: NaiveDate, version: u64) -> analytics_core::Result<()> {
+        self.inner.clean_day(date, version).await
+    }
 }
 
 /// [`MemoryCounters`] whose `apply` fails on command.
@@ -127,6 +133,9 @@ impl CounterStore for FaultyCounters {
     }
     async fn online_agents(&self) -> analytics_core::Result<u64> {
         self.inner.online_agents().await
+    }
+    async fn read_agents(&self, period: Period) -> analytics_core::Result<BTreeMap<String, Sums>> {
+        self.inner.read_agents(period).await
     }
 }
 
