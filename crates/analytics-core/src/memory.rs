@@ -31,7 +31,7 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 pub struct MemoryStore {
     calendar: Calendar,
     events: Mutex<Events>,
-    days: Mutex<BTreeMap<NaiveDate, (DaySummary, DateTime<Utc>)>>,
+    days: Mutex<BTreeMap<NaiveDate, DaySummary>>,
     locks: Arc<Mutex<HashSet<String>>>,
 }
 
@@ -110,6 +110,8 @@ impl EventStore for MemoryStore {
         let before = stored.list.len();
         // Ids stay known: a purged event sent again must not be counted again.
         stored.list.retain(|event| event.timestamp() >= cutoff);
+        let cutoff_day = self.calendar.date(cutoff);
+        stored.dirty.retain(|day, _| *day >= cutoff_day);
         Ok((before - stored.list.len()) as u64)
     }
 
@@ -133,20 +135,20 @@ impl EventStore for MemoryStore {
 #[async_trait]
 impl StatsStore for MemoryStore {
     async fn put_day(&self, date: NaiveDate, summary: &DaySummary) -> Result<()> {
-        lock(&self.days).insert(date, (summary.clone(), Utc::now()));
+        lock(&self.days).insert(date, summary.clone());
         Ok(())
     }
 
     async fn days(&self, range: DateRange) -> Result<Vec<(NaiveDate, Sums)>> {
         Ok(lock(&self.days)
             .range(range.start()..=range.end())
-            .map(|(date, (summary, _))| (*date, summary.totals))
+            .map(|(date, summary)| (*date, summary.totals))
             .collect())
     }
 
     async fn agents(&self, range: DateRange) -> Result<BTreeMap<String, Sums>> {
         let mut agents = BTreeMap::<String, Sums>::new();
-        for (summary, _) in lock(&self.days)
+        for summary in lock(&self.days)
             .range(range.start()..=range.end())
             .map(|(_, s)| s)
         {
@@ -157,20 +159,13 @@ impl StatsStore for MemoryStore {
         Ok(agents)
     }
 
-    async fn aggregated(&self, range: DateRange) -> Result<BTreeMap<NaiveDate, DateTime<Utc>>> {
-        Ok(lock(&self.days)
-            .range(range.start()..=range.end())
-            .map(|(date, (_, at))| (*date, *at))
-            .collect())
-    }
-
     async fn agent_days(
         &self,
         range: DateRange,
     ) -> Result<BTreeMap<NaiveDate, BTreeMap<String, Sums>>> {
         Ok(lock(&self.days)
             .range(range.start()..=range.end())
-            .map(|(date, (summary, _))| (*date, summary.agents.clone()))
+            .map(|(date, summary)| (*date, summary.agents.clone()))
             .collect())
     }
 
@@ -222,6 +217,11 @@ impl MemoryCounters {
     /// No counters.
     pub fn new() -> MemoryCounters {
         MemoryCounters::default()
+    }
+
+    /// Forgets every counter, as a Redis restart does.
+    pub fn clear(&self) {
+        *lock(&self.state) = Counters::default();
     }
 }
 

@@ -100,13 +100,6 @@ pub trait StatsStore: Send + Sync {
     /// A store error.
     async fn agents(&self, range: DateRange) -> Result<BTreeMap<String, Sums>>;
 
-    /// When each day of `range` that has statistics was last aggregated.
-    ///
-    /// # Errors
-    ///
-    /// A store error.
-    async fn aggregated(&self, range: DateRange) -> Result<BTreeMap<NaiveDate, DateTime<Utc>>>;
-
     /// Per-agent sums of each day of `range` that has statistics.
     ///
     /// # Errors

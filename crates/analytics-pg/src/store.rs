@@ -609,21 +609,6 @@ impl StatsStore for PgStore {
         Ok(agents)
     }
 
-    async fn aggregated(
-        &self,
-        range: DateRange,
-    ) -> analytics_core::Result<BTreeMap<NaiveDate, DateTime<Utc>>> {
-        let rows: Vec<(NaiveDate, DateTime<Utc>)> = sqlx::query_as(
-            "SELECT day, aggregated_at FROM analytics_aggregated_days WHERE day BETWEEN $1 AND $2",
-        )
-        .bind(range.start())
-        .bind(range.end())
-        .fetch_all(&self.pool)
-        .await
-        .map_err(Error::from)?;
-        Ok(rows.into_iter().collect())
-    }
-
     async fn agent_days(
         &self,
         range: DateRange,

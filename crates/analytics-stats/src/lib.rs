@@ -1,7 +1,404 @@
-//! Business statistics over the storage traits: metrics for days, ranges and months,
-//! the case study, per-agent and ticket figures, and the scheduled aggregation and
-//! retention jobs.
+//! Business statistics over the storage traits of `analytics-core`: metrics for a day,
+//! a date range and a month, the case study, per-agent and ticket figures, the
+//! real-time view ([`Stats`]), and the scheduled jobs that keep daily statistics exact
+//! ([`Jobs`]).
 //!
-//! Not implemented yet: this crate holds its place in the layering (it depends on
-//! `analytics-core` only) until its issue lands.
+//! # Where each day's figures come from
+//!
+//! Every day of a question is read from exactly one source, so no event is counted
+//! twice and none is missed where two sources meet:
+//!
+//! - a day whose statistics row exists and that is not **dirty** (no events were
+//!   written since it was aggregated) is read from daily statistics;
+//! - a dirty day — today, as events keep coming; yesterday until the refresh job has
+//!   aggregated it after its last event; a day that just received a late event — is
+//!   read from the real-time counters while they hold it (`RECENT_DAYS`), otherwise
+//!   summed from event detail.
+//!
+//! The event store marks a day dirty in the same transaction that writes its events,
+//! and the refresh job cleans a day only at the version it aggregated, so a write that
+//! races with the job leaves the day dirty.
 #![deny(missing_docs)]
+
+mod jobs;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use analytics_core::Result;
+use analytics_core::case_study::CaseStudy;
+use analytics_core::config::Config;
+use analytics_core::event::Clock;
+use analytics_core::metrics::{
+    AgentMetrics, BusinessMetrics, CostPerResolution, Sums, TicketMetrics,
+};
+use analytics_core::store::{Bucket, CounterStore, EventStore, Period, StatsStore};
+use analytics_core::time::{Calendar, DateRange, DayHour, YearMonth};
+use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
+use serde::Serialize;
+
+pub use jobs::{JobOutcome, Jobs};
+
+/// Dirty days this recent (today and yesterday) are read from the real-time counters;
+/// older dirty days are summed from event detail.
+pub const RECENT_DAYS: i64 = 2;
+
+/// How statistics are computed.
+#[derive(Debug, Clone)]
+pub struct StatsConfig {
+    /// The business calendar.
+    pub calendar: Calendar,
+    /// The money an AI-resolved session saves.
+    pub cost: CostPerResolution,
+    /// Days of event detail kept (SPEC §3).
+    pub retention_days: u32,
+    /// A session with no activity for this long no longer counts as active.
+    pub session_idle: Duration,
+    /// Days ahead for which the event store is prepared (partitions).
+    pub days_ahead: u32,
+}
+
+impl StatsConfig {
+    /// The settings of the service configuration.
+    pub fn from_config(config: &Config) -> StatsConfig {
+        StatsConfig {
+            calendar: config.calendar(),
+            cost: config.cost_per_resolution,
+            retention_days: config.retention_days,
+            session_idle: Duration::from_secs(30 * 60),
+            days_ahead: 7,
+        }
+    }
+}
+
+/// The stores statistics read.
+#[derive(Clone)]
+pub struct StatsStores {
+    /// Event detail.
+    pub events: Arc<dyn EventStore>,
+    /// Daily statistics.
+    pub stats: Arc<dyn StatsStore>,
+    /// Real-time counters.
+    pub counters: Arc<dyn CounterStore>,
+}
+
+impl std::fmt::Debug for StatsStores {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StatsStores").finish_non_exhaustive()
+    }
+}
+
+/// One hour of the real-time view.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HourFigures {
+    /// The business day.
+    pub date: NaiveDate,
+    /// The hour, 0–23.
+    pub hour: u8,
+    /// Events in the hour.
+    pub events: u64,
+    /// Sessions started in the hour.
+    pub sessions_started: u64,
+}
+
+/// The real-time view: today so far, this hour, the last 24 hours, and who is active.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Realtime {
+    /// When the view was taken.
+    pub as_of: DateTime<Utc>,
+    /// Today's business date.
+    pub date: NaiveDate,
+    /// Events recorded today, all kinds.
+    pub events_today: u64,
+    /// Today's metrics so far.
+    pub today: BusinessMetrics,
+    /// This hour.
+    pub this_hour: HourFigures,
+    /// The last 24 hours, oldest first, this hour last.
+    pub last_24_hours: Vec<HourFigures>,
+    /// Sessions started, not ended, and active within the idle time.
+    pub active_sessions: u64,
+    /// Agents logged in and not offline.
+    pub online_agents: u64,
+}
+
+/// Business statistics: every question of SPEC §5–§6 and §9.
+#[derive(Clone)]
+pub struct Stats {
+    stores: StatsStores,
+    clock: Arc<dyn Clock>,
+    config: StatsConfig,
+}
+
+impl std::fmt::Debug for Stats {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Stats")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How one day of a question is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Source {
+    Statistics,
+    Counters,
+    Detail,
+}
+
+impl Stats {
+    /// Statistics over these stores, with "now" from `clock`.
+    pub fn new(stores: StatsStores, clock: Arc<dyn Clock>, config: StatsConfig) -> Stats {
+        Stats {
+            stores,
+            clock,
+            config,
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &StatsConfig {
+        &self.config
+    }
+
+    /// The stores.
+    pub fn stores(&self) -> &StatsStores {
+        &self.stores
+    }
+
+    /// Today's business date.
+    pub fn today(&self) -> NaiveDate {
+        self.config.calendar.date(self.clock.now())
+    }
+
+    /// The source of each day of `range` that can hold events (none after today).
+    async fn sources(&self, range: DateRange) -> Result<BTreeMap<NaiveDate, Source>> {
+        let today = self.today();
+        let dirty: BTreeSet<NaiveDate> = self
+            .stores
+            .events
+            .dirty_days()
+            .await?
+            .into_iter()
+            .map(|(day, _)| day)
+            .collect();
+        let recent_from = today - TimeDelta::days(RECENT_DAYS - 1);
+        Ok(range
+            .iter()
+            .take_while(|day| *day <= today)
+            .map(|day| {
+                let source = if !dirty.contains(&day) {
+                    Source::Statistics
+                } else if day >= recent_from {
+                    Source::Counters
+                } else {
+                    Source::Detail
+                };
+                (day, source)
+            })
+            .collect())
+    }
+
+    /// The sums of every day of `range`, in order, days without events included.
+    ///
+    /// # Errors
+    ///
+    /// A store error.
+    pub async fn day_sums(&self, range: DateRange) -> Result<Vec<(NaiveDate, Sums)>> {
+        let sources = self.sources(range).await?;
+        let mut sums: BTreeMap<NaiveDate, Sums> = range.iter().map(|d| (d, Sums::new())).collect();
+        if sources.values().any(|s| *s == Source::Statistics) {
+            for (day, day_sums) in self.stores.stats.days(range).await? {
+                if sources.get(&day) == Some(&Source::Statistics) {
+                    sums.insert(day, day_sums);
+                }
+            }
+        }
+        let counted: Vec<NaiveDate> = days_from(&sources, Source::Counters);
+        if !counted.is_empty() {
+            let buckets: Vec<Bucket> = counted
+                .iter()
+                .map(|d| Bucket::all(Period::Day(*d)))
+                .collect();
+            for (day, day_sums) in counted
+                .iter()
+                .zip(self.stores.counters.read(&buckets).await?)
+            {
+                sums.insert(*day, day_sums);
+            }
+        }
+        for day in days_from(&sources, Source::Detail) {
+            let summary = self
+                .stores
+                .events
+                .summarize(self.config.calendar.day_window(day))
+                .await?;
+            sums.insert(day, summary.totals);
+        }
+        Ok(sums.into_iter().collect())
+    }
+
+    /// The per-agent sums over `range`.
+    ///
+    /// # Errors
+    ///
+    /// A store error.
+    pub async fn agent_sums(&self, range: DateRange) -> Result<BTreeMap<String, Sums>> {
+        let sources = self.sources(range).await?;
+        let mut agents = BTreeMap::<String, Sums>::new();
+        let mut add = |day_agents: BTreeMap<String, Sums>| {
+            for (agent, sums) in day_agents {
+                agents.entry(agent).or_default().merge(&sums);
+            }
+        };
+        if sources.values().any(|s| *s == Source::Statistics) {
+            for (day, day_agents) in self.stores.stats.agent_days(range).await? {
+                if sources.get(&day) == Some(&Source::Statistics) {
+                    add(day_agents);
+                }
+            }
+        }
+        for day in days_from(&sources, Source::Counters) {
+            add(self.stores.counters.read_agents(Period::Day(day)).await?);
+        }
+        for day in days_from(&sources, Source::Detail) {
+            add(self
+                .stores
+                .events
+                .summarize(self.config.calendar.day_window(day))
+                .await?
+                .agents);
+        }
+        Ok(agents)
+    }
+
+    /// The metrics of one day.
+    ///
+    /// # Errors
+    ///
+    /// A store error.
+    pub async fn daily(&self, date: NaiveDate) -> Result<BusinessMetrics> {
+        let sums: Sums = self
+            .day_sums(DateRange::day(date))
+            .await?
+            .into_iter()
+            .map(|(_, s)| s)
+            .sum();
+        Ok(BusinessMetrics::from_sums(&sums, self.config.cost))
+    }
+
+    /// The metrics of every day of a range, days without events included.
+    ///
+    /// # Errors
+    ///
+    /// A store error.
+    pub async fn range(&self, range: DateRange) -> Result<Vec<(NaiveDate, BusinessMetrics)>> {
+        Ok(self
+            .day_sums(range)
+            .await?
+            .into_iter()
+            .map(|(day, sums)| (day, BusinessMetrics::from_sums(&sums, self.config.cost)))
+            .collect())
+    }
+
+    /// The sums of a month: the sum of its days.
+    ///
+    /// # Errors
+    ///
+    /// A store error.
+    pub async fn month_sums(&self, month: YearMonth) -> Result<Sums> {
+        Ok(self
+            .day_sums(month.days())
+            .await?
+            .into_iter()
+            .map(|(_, s)| s)
+            .sum())
+    }
+
+    /// The case study of a month (SPEC §6).
+    ///
+    /// # Errors
+    ///
+    /// A store error.
+    pub async fn case_study(&self, month: YearMonth) -> Result<CaseStudy> {
+        Ok(CaseStudy::from_sums(
+            month,
+            &self.month_sums(month).await?,
+            self.config.cost,
+        ))
+    }
+
+    /// Each agent's figures for a month, by agent id.
+    ///
+    /// # Errors
+    ///
+    /// A store error.
+    pub async fn agents(&self, month: YearMonth) -> Result<Vec<AgentMetrics>> {
+        Ok(self
+            .agent_sums(month.days())
+            .await?
+            .iter()
+            .map(|(agent, sums)| AgentMetrics::from_sums(agent.clone(), sums))
+            .collect())
+    }
+
+    /// Ticket figures for a month.
+    ///
+    /// # Errors
+    ///
+    /// A store error.
+    pub async fn tickets(&self, month: YearMonth) -> Result<TicketMetrics> {
+        Ok(TicketMetrics::from_sums(&self.month_sums(month).await?))
+    }
+
+    /// The real-time view, from the counters.
+    ///
+    /// # Errors
+    ///
+    /// A store error.
+    pub async fn realtime(&self) -> Result<Realtime> {
+        let now = self.clock.now();
+        let calendar = &self.config.calendar;
+        let today = calendar.date(now);
+        let hours = calendar.recent_hours(now, 24);
+        let mut buckets = vec![Bucket::all(Period::Day(today))];
+        buckets.extend(hours.iter().map(|h| Bucket::all(Period::Hour(*h))));
+        let read = self.stores.counters.read(&buckets).await?;
+        let figures = |hour: &DayHour, sums: &Sums| HourFigures {
+            date: hour.date,
+            hour: hour.hour,
+            events: sums.total_events(),
+            sessions_started: sums.count(analytics_core::catalog::Kind::SessionStart),
+        };
+        let last_24_hours: Vec<HourFigures> = hours
+            .iter()
+            .zip(&read[1..])
+            .map(|(h, s)| figures(h, s))
+            .collect();
+        let idle = TimeDelta::from_std(self.config.session_idle).unwrap_or(TimeDelta::minutes(30));
+        Ok(Realtime {
+            as_of: now,
+            date: today,
+            events_today: read[0].total_events(),
+            today: BusinessMetrics::from_sums(&read[0], self.config.cost),
+            this_hour: last_24_hours.last().cloned().unwrap_or(HourFigures {
+                date: today,
+                hour: calendar.hour(now).hour,
+                events: 0,
+                sessions_started: 0,
+            }),
+            last_24_hours,
+            active_sessions: self.stores.counters.active_sessions(now - idle).await?,
+            online_agents: self.stores.counters.online_agents().await?,
+        })
+    }
+}
+
+fn days_from(sources: &BTreeMap<NaiveDate, Source>, source: Source) -> Vec<NaiveDate> {
+    sources
+        .iter()
+        .filter(|(_, s)| **s == source)
+        .map(|(day, _)| *day)
+        .collect()
+}

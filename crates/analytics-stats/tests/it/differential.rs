@@ -1,0 +1,340 @@
+//! The differential test: a seeded two-month stream through the tracker into each
+//! backend; the statistics must agree with the plain computation at every stage.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use analytics_core::case_study::CaseStudy;
+use analytics_core::event::{FixedClock, RawEvent};
+use analytics_core::memory::{MemoryCounters, MemorySpill, MemoryStore};
+use analytics_core::metrics::{AgentMetrics, BusinessMetrics, CostPerResolution, TicketMetrics};
+use analytics_core::store::{CounterStore, EventStore, SpillBuffer, StatsStore};
+use analytics_core::time::{Calendar, DateRange, YearMonth};
+use analytics_pg::testing::TestDatabase;
+use analytics_redis::testing::TestRedis;
+use analytics_stats::{Jobs, Stats, StatsConfig, StatsStores};
+use analytics_tracker::{Stores, Tracker, TrackerConfig};
+use chrono::NaiveDate;
+
+use crate::plain::Plain;
+use crate::stream;
+
+fn date(s: &str) -> NaiveDate {
+    NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
+}
+
+fn close(a: Option<f64>, b: Option<f64>, what: &str, stage: &str) {
+    match (a, b) {
+        (None, None) => {}
+        (Some(a), Some(b)) => assert!(
+            (a - b).abs() <= 1e-9 * a.abs().max(1.0),
+            "{stage}: {what}: {a} vs plain {b}"
+        ),
+        _ => panic!("{stage}: {what}: {a:?} vs plain {b:?}"),
+    }
+}
+
+fn same_metrics(ours: &BusinessMetrics, plain: &BusinessMetrics, stage: &str) {
+    let counts = |m: &BusinessMetrics| {
+        (
+            m.total_customers_served,
+            m.escalations,
+            m.ai_resolved,
+            m.sessions_handled,
+            m.tickets_resolved,
+        )
+    };
+    assert_eq!(counts(ours), counts(plain), "{stage}: counts");
+    assert_eq!(ours.cost_saved_yuan, plain.cost_saved_yuan, "{stage}: cost");
+    close(
+        ours.ai_resolution_rate,
+        plain.ai_resolution_rate,
+        "ai_resolution_rate",
+        stage,
+    );
+    close(
+        ours.avg_response_time_ms,
+        plain.avg_response_time_ms,
+        "avg_response_time_ms",
+        stage,
+    );
+    close(
+        ours.avg_first_response_seconds,
+        plain.avg_first_response_seconds,
+        "avg_first_response_seconds",
+        stage,
+    );
+    close(
+        ours.avg_handle_time_seconds,
+        plain.avg_handle_time_seconds,
+        "avg_handle_time_seconds",
+        stage,
+    );
+    close(
+        ours.avg_resolution_time_hours,
+        plain.avg_resolution_time_hours,
+        "avg_resolution_time_hours",
+        stage,
+    );
+    close(ours.sla_met_rate, plain.sla_met_rate, "sla_met_rate", stage);
+}
+
+fn same_agents(ours: &[AgentMetrics], plain: &[AgentMetrics], stage: &str) {
+    assert_eq!(ours.len(), plain.len(), "{stage}: agents");
+    for (a, b) in ours.iter().zip(plain) {
+        assert_eq!(
+            (&a.agent_id, a.sessions_handled, a.messages, a.transfers),
+            (&b.agent_id, b.sessions_handled, b.messages, b.transfers),
+            "{stage}: agent"
+        );
+        close(
+            a.avg_first_response_seconds,
+            b.avg_first_response_seconds,
+            "agent first response",
+            stage,
+        );
+        close(
+            a.avg_handle_time_seconds,
+            b.avg_handle_time_seconds,
+            "agent handle time",
+            stage,
+        );
+    }
+}
+
+fn same_tickets(ours: &TicketMetrics, plain: &TicketMetrics, stage: &str) {
+    assert_eq!(
+        (ours.tickets_created, ours.tickets_resolved),
+        (plain.tickets_created, plain.tickets_resolved),
+        "{stage}: tickets"
+    );
+    close(
+        ours.avg_resolution_time_hours,
+        plain.avg_resolution_time_hours,
+        "ticket resolution",
+        stage,
+    );
+    close(ours.sla_met_rate, plain.sla_met_rate, "ticket sla", stage);
+}
+
+/// Every figure of both months and every day, against the plain computation.
+async fn check(stats: &Stats, events: &[RawEvent], stage: &str) {
+    let plain = Plain::of(events);
+    for month in ["2025-11", "2025-12", "2026-01"] {
+        let month: YearMonth = month.parse().unwrap();
+        let (first, last) = (month.first_day(), month.last_day());
+        let expected = plain.over(first, last).metrics();
+        let study = stats.case_study(month).await.unwrap();
+        same_metrics(
+            &study.raw,
+            &expected,
+            &format!("{stage}, {month} case study"),
+        );
+        assert_eq!(
+            study.story,
+            CaseStudy::from_metrics(month, study.raw.clone()).story
+        );
+        assert_eq!(
+            CaseStudy::from_metrics(month, expected.clone())
+                .ai_chatbot
+                .total_customers_served,
+            study.ai_chatbot.total_customers_served
+        );
+        let agents: Vec<AgentMetrics> = plain
+            .agents_over(first, last)
+            .iter()
+            .map(|(agent, figures)| figures.agent(agent))
+            .collect();
+        same_agents(
+            &stats.agents(month).await.unwrap(),
+            &agents,
+            &format!("{stage}, {month} agents"),
+        );
+        same_tickets(
+            &stats.tickets(month).await.unwrap(),
+            &plain.over(first, last).tickets(),
+            &format!("{stage}, {month} tickets"),
+        );
+    }
+    let range = DateRange::new(date("2025-11-30"), stats.today()).unwrap();
+    let series = stats.range(range).await.unwrap();
+    assert_eq!(series.len(), range.len());
+    for (day, metrics) in series {
+        same_metrics(
+            &metrics,
+            &plain.over(day, day).metrics(),
+            &format!("{stage}, {day}"),
+        );
+    }
+}
+
+/// The stores of one backend, and how to make its counters lose everything.
+struct Backend {
+    events: Arc<dyn EventStore>,
+    stats: Arc<dyn StatsStore>,
+    counters: Arc<dyn CounterStore>,
+    spill: Arc<dyn SpillBuffer>,
+    wipe_counters: Box<dyn Fn()>,
+}
+
+async fn scenario(backend: Backend, seed: u64) {
+    let clock = Arc::new(FixedClock::new(stream::now()));
+    let tracker = Tracker::start_with_clock(
+        TrackerConfig {
+            flush_interval: Duration::from_millis(50),
+            batch_size: 500,
+            ..TrackerConfig::default()
+        },
+        Stores {
+            events: backend.events.clone(),
+            counters: backend.counters.clone(),
+            spill: Some(backend.spill.clone()),
+        },
+        clock.clone(),
+    );
+    let stores = StatsStores {
+        events: backend.events.clone(),
+        stats: backend.stats.clone(),
+        counters: backend.counters.clone(),
+    };
+    let config = StatsConfig {
+        calendar: Calendar::default(),
+        cost: CostPerResolution::default(),
+        retention_days: 90,
+        session_idle: Duration::from_secs(1800),
+        days_ahead: 7,
+    };
+    let stats = Stats::new(stores.clone(), clock.clone(), config.clone());
+    let jobs = Jobs::new(stats.clone());
+    let track = |events: &[RawEvent]| {
+        for event in events {
+            tracker
+                .track_raw(event.clone())
+                .unwrap_or_else(|e| panic!("{e}"));
+        }
+    };
+
+    // 1. The stream arrives; no job has run: days come from detail and counters.
+    let mut all = stream::initial(seed);
+    track(&all);
+    tracker.flush().await.unwrap();
+    check(&stats, &all, "after the first flush").await;
+
+    // 2. The jobs run, twice: days come from daily statistics.
+    jobs.run_all().await.unwrap();
+    jobs.run_all().await.unwrap();
+    assert!(backend.events.dirty_days().await.unwrap().is_empty());
+    check(&stats, &all, "after the jobs ran twice").await;
+
+    // 3. Late events for December, yesterday and today, and duplicates.
+    let late = stream::late(seed, &all);
+    track(&late);
+    tracker.flush().await.unwrap();
+    all.extend(late);
+    check(&stats, &all, "with late events, before the jobs").await;
+    jobs.run_all().await.unwrap();
+    jobs.run_all().await.unwrap();
+    check(&stats, &all, "with late events, after the jobs").await;
+
+    // 4. Redis loses everything; more events arrive today; the repair job rebuilds.
+    (backend.wipe_counters)();
+    let more = stream::today_more(seed);
+    track(&more);
+    tracker.flush().await.unwrap();
+    all.extend(more);
+    jobs.repair_counters().await.unwrap();
+    check(&stats, &all, "after the counters were lost and repaired").await;
+    let today = stats.today();
+    let realtime = stats.realtime().await.unwrap();
+    let plain_today = Plain::of(&all).over(today, today).metrics();
+    same_metrics(&realtime.today, &plain_today, "real-time view");
+
+    // 5. Retention drops December's detail (a 19-day window ends on 2026-01-01).
+    jobs.run_all().await.unwrap();
+    let short = Jobs::new(Stats::new(
+        stores,
+        clock,
+        StatsConfig {
+            retention_days: 19,
+            ..config
+        },
+    ));
+    short.retention().await.unwrap();
+    let december = Calendar::default().day_window(date("2025-12-15"));
+    assert!(
+        backend
+            .events
+            .summarize(december)
+            .await
+            .unwrap()
+            .totals
+            .is_empty(),
+        "December's detail is gone"
+    );
+    check(&stats, &all, "after retention dropped December's detail").await;
+
+    assert!(tracker.stop(Duration::from_secs(10)).await.clean);
+    let t = tracker.telemetry();
+    assert!(
+        t.duplicates > 0,
+        "duplicates were sent and recognized: {t:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn statistics_agree_with_a_plain_computation_on_postgres_and_redis() {
+    let db = TestDatabase::new().await;
+    let redis = TestRedis::new().await;
+    let pg = Arc::new(analytics_pg::PgStore::new(
+        db.store().pool().clone(),
+        *db.store().calendar(),
+    ));
+    let counters = Arc::new(redis.store().clone());
+    let prefix = redis.prefix().to_owned();
+    let wipe = move || {
+        let url = analytics_redis::testing::server_url();
+        let mut conn = analytics_redis::redis::Client::open(url)
+            .unwrap()
+            .get_connection()
+            .unwrap();
+        let keys: Vec<String> = analytics_redis::redis::cmd("KEYS")
+            .arg(format!("{prefix}*"))
+            .query(&mut conn)
+            .unwrap();
+        if !keys.is_empty() {
+            let _: () = analytics_redis::redis::cmd("UNLINK")
+                .arg(keys)
+                .query(&mut conn)
+                .unwrap();
+        }
+    };
+    scenario(
+        Backend {
+            events: pg.clone(),
+            stats: pg,
+            counters: counters.clone(),
+            spill: counters,
+            wipe_counters: Box::new(wipe),
+        },
+        7,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn statistics_agree_with_a_plain_computation_on_the_in_memory_stores() {
+    let store = Arc::new(MemoryStore::new());
+    let counters = Arc::new(MemoryCounters::new());
+    let wiped = counters.clone();
+    scenario(
+        Backend {
+            events: store.clone(),
+            stats: store,
+            counters,
+            spill: Arc::new(MemorySpill::new()),
+            wipe_counters: Box::new(move || wiped.clear()),
+        },
+        7,
+    )
+    .await;
+}

@@ -1,0 +1,177 @@
+//! The same figures computed plainly from the raw events, with none of the metric
+//! model's machinery: dedupe by id, bucket by Shanghai day with chrono-tz, add floats.
+
+use std::collections::{BTreeMap, HashSet};
+
+use analytics_core::event::RawEvent;
+use analytics_core::metrics::{AgentMetrics, BusinessMetrics, TicketMetrics};
+use chrono::NaiveDate;
+use serde_json::Value;
+
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Figures {
+    counts: BTreeMap<String, u64>,
+    response: f64,
+    wait: f64,
+    handle: f64,
+    resolution: f64,
+    sla_met: u64,
+}
+
+impl Figures {
+    fn add(&mut self, other: &Figures) {
+        for (name, n) in &other.counts {
+            *self.counts.entry(name.clone()).or_default() += n;
+        }
+        self.response += other.response;
+        self.wait += other.wait;
+        self.handle += other.handle;
+        self.resolution += other.resolution;
+        self.sla_met += other.sla_met;
+    }
+
+    fn count(&self, name: &str) -> u64 {
+        self.counts.get(name).copied().unwrap_or(0)
+    }
+
+    fn mean(sum: f64, n: u64) -> Option<f64> {
+        (n > 0).then(|| sum / n as f64)
+    }
+
+    pub(crate) fn metrics(&self) -> BusinessMetrics {
+        let served = self.count("session.start");
+        let escalations = self.count("session.escalate");
+        let resolved = served.saturating_sub(escalations);
+        let closed = self.count("ticket.closed");
+        BusinessMetrics {
+            total_customers_served: served,
+            escalations,
+            ai_resolved: resolved,
+            ai_resolution_rate: (served > 0).then(|| resolved as f64 / served as f64),
+            avg_response_time_ms: Self::mean(self.response, self.count("session.message")),
+            cost_saved_yuan: resolved as f64 * 10.0,
+            sessions_handled: self.count("agent.session_takeover"),
+            avg_first_response_seconds: Self::mean(self.wait, self.count("agent.session_takeover")),
+            avg_handle_time_seconds: Self::mean(self.handle, self.count("agent.session_release")),
+            tickets_resolved: closed,
+            avg_resolution_time_hours: Self::mean(self.resolution, closed),
+            sla_met_rate: (closed > 0).then(|| self.sla_met as f64 / closed as f64),
+        }
+    }
+
+    pub(crate) fn agent(&self, agent: &str) -> AgentMetrics {
+        AgentMetrics {
+            agent_id: agent.to_owned(),
+            sessions_handled: self.count("agent.session_takeover"),
+            avg_first_response_seconds: Self::mean(self.wait, self.count("agent.session_takeover")),
+            avg_handle_time_seconds: Self::mean(self.handle, self.count("agent.session_release")),
+            messages: self.count("agent.session_message"),
+            transfers: self.count("agent.session_transfer"),
+        }
+    }
+
+    pub(crate) fn tickets(&self) -> TicketMetrics {
+        let closed = self.count("ticket.closed");
+        TicketMetrics {
+            tickets_created: self.count("ticket.created"),
+            tickets_resolved: closed,
+            avg_resolution_time_hours: Self::mean(self.resolution, closed),
+            sla_met_rate: (closed > 0).then(|| self.sla_met as f64 / closed as f64),
+        }
+    }
+}
+
+/// Figures by Shanghai day, for all events and per agent.
+#[derive(Debug, Default)]
+pub(crate) struct Plain {
+    pub(crate) days: BTreeMap<NaiveDate, Figures>,
+    pub(crate) agents: BTreeMap<NaiveDate, BTreeMap<String, Figures>>,
+}
+
+const AGENT_EVENTS: [&str; 8] = [
+    "agent.login",
+    "agent.logout",
+    "agent.status_change",
+    "agent.session_takeover",
+    "agent.session_message",
+    "agent.session_release",
+    "agent.session_transfer",
+    "ticket.assigned",
+];
+
+impl Plain {
+    pub(crate) fn of(events: &[RawEvent]) -> Plain {
+        let mut plain = Plain::default();
+        let mut seen = HashSet::new();
+        for event in events {
+            if !seen.insert(event.event_id.expect("the stream sets ids")) {
+                continue;
+            }
+            let day = event
+                .timestamp
+                .expect("the stream sets timestamps")
+                .with_timezone(&chrono_tz::Asia::Shanghai)
+                .date_naive();
+            let name = match event.event.as_str() {
+                "message.ai" => "session.message",
+                custom if custom.starts_with("custom.") => "custom",
+                name => name,
+            };
+            let number = |key: &str| event.properties.get(key).and_then(Value::as_f64);
+            let mut figures = Figures::default();
+            figures.counts.insert(name.to_owned(), 1);
+            match name {
+                "session.message" => {
+                    figures.response = number("response_time_ms")
+                        .or_else(|| number("response_time"))
+                        .unwrap();
+                }
+                "agent.session_takeover" => figures.wait = number("wait_duration_seconds").unwrap(),
+                "agent.session_release" => {
+                    figures.handle = number("handle_duration_seconds").unwrap()
+                }
+                "ticket.closed" => {
+                    figures.resolution = number("resolution_duration_hours").unwrap();
+                    figures.sla_met = u64::from(event.properties["sla_met"] == Value::Bool(true));
+                }
+                _ => {}
+            }
+            plain.days.entry(day).or_default().add(&figures);
+            if AGENT_EVENTS.contains(&name) {
+                let agent = event.properties["agent_id"].as_str().unwrap().to_owned();
+                plain
+                    .agents
+                    .entry(day)
+                    .or_default()
+                    .entry(agent)
+                    .or_default()
+                    .add(&figures);
+            }
+        }
+        plain
+    }
+
+    /// The figures of the days from `first` to `last`.
+    pub(crate) fn over(&self, first: NaiveDate, last: NaiveDate) -> Figures {
+        let mut all = Figures::default();
+        for (_, figures) in self.days.range(first..=last) {
+            all.add(figures);
+        }
+        all
+    }
+
+    /// Each agent's figures over the days from `first` to `last`.
+    pub(crate) fn agents_over(
+        &self,
+        first: NaiveDate,
+        last: NaiveDate,
+    ) -> BTreeMap<String, Figures> {
+        let mut agents = BTreeMap::<String, Figures>::new();
+        for (_, day) in self.agents.range(first..=last) {
+            for (agent, figures) in day {
+                agents.entry(agent.clone()).or_default().add(figures);
+            }
+        }
+        agents
+    }
+}

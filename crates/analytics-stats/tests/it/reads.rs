@@ -1,0 +1,101 @@
+//! What a month's case study reads once its days are aggregated: daily statistics,
+//! never event detail.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use analytics_core::event::{Event, FixedClock};
+use analytics_core::memory::{MemoryCounters, MemoryStore};
+use analytics_core::metrics::DaySummary;
+use analytics_core::store::{EventStore, StatsStore};
+use analytics_core::testing::{at, event};
+use analytics_core::time::{Calendar, DateRange, DayWindow};
+use analytics_stats::{Jobs, Stats, StatsConfig, StatsStores};
+use async_trait::async_trait;
+use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
+use serde_json::json;
+
+/// An event store that counts how often detail is read.
+struct Counting {
+    inner: MemoryStore,
+    summaries: AtomicU64,
+}
+
+#[async_trait]
+impl EventStore for Counting {
+    async fn insert(&self, events: &[Event]) -> analytics_core::Result<Vec<bool>> {
+        self.inner.insert(events).await
+    }
+    async fn summarize(&self, day: DayWindow) -> analytics_core::Result<DaySummary> {
+        self.summaries.fetch_add(1, Ordering::Relaxed);
+        self.inner.summarize(day).await
+    }
+    async fn purge_before(&self, cutoff: DateTime<Utc>) -> analytics_core::Result<u64> {
+        self.inner.purge_before(cutoff).await
+    }
+    async fn dirty_days(&self) -> analytics_core::Result<Vec<(NaiveDate, u64)>> {
+        self.inner.dirty_days().await
+    }
+    async fn clean_day(&self, date: NaiveDate, version: u64) -> analytics_core::Result<()> {
+        self.inner.clean_day(date, version).await
+    }
+}
+
+#[tokio::test]
+async fn an_aggregated_month_is_read_from_daily_statistics_only() {
+    let events = Arc::new(Counting {
+        inner: MemoryStore::new(),
+        summaries: AtomicU64::new(0),
+    });
+    let stats_store = Arc::new(MemoryStore::new());
+    let now = at("2026-01-20T04:00:00Z");
+    let stored: Vec<Event> = (0..31 * 24)
+        .map(|h| {
+            event(
+                "session.start",
+                at("2025-11-30T16:30:00Z") + TimeDelta::hours(h),
+                json!({"session_id": format!("s{h}")}),
+            )
+        })
+        .collect();
+    events.insert(&stored).await.unwrap();
+    let stats = Stats::new(
+        StatsStores {
+            events: events.clone(),
+            stats: stats_store.clone(),
+            counters: Arc::new(MemoryCounters::new()),
+        },
+        Arc::new(FixedClock::new(now)),
+        StatsConfig {
+            calendar: Calendar::default(),
+            cost: Default::default(),
+            retention_days: 90,
+            session_idle: Duration::from_secs(1800),
+            days_ahead: 7,
+        },
+    );
+    Jobs::new(stats.clone()).refresh().await.unwrap();
+    let after_jobs = events.summaries.load(Ordering::Relaxed);
+    assert_eq!(after_jobs, 31, "the job read each day once");
+
+    let study = stats.case_study("2025-12".parse().unwrap()).await.unwrap();
+    assert_eq!(study.raw.total_customers_served, 31 * 24);
+    assert_eq!(
+        events.summaries.load(Ordering::Relaxed),
+        after_jobs,
+        "the case study read no detail"
+    );
+    assert_eq!(
+        stats_store
+            .days(DateRange::new(at_date("2025-12-01"), at_date("2025-12-31")).unwrap())
+            .await
+            .unwrap()
+            .len(),
+        31
+    );
+}
+
+fn at_date(s: &str) -> NaiveDate {
+    NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
+}
