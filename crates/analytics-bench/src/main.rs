@@ -4,6 +4,7 @@
 //! it is judged against in the same run, and adds a row to a Markdown table printed to
 //! stdout and written to `target/bench/report.md`.
 
+mod case_study;
 mod pg_insert;
 mod redis_counters;
 mod tracker;
@@ -31,7 +32,13 @@ pub(crate) struct Scale {
     pub(crate) events: usize,
 }
 
-const BENCHMARKS: &[&str] = &["track-latency", "end-to-end", "pg-insert", "redis-counters"];
+const BENCHMARKS: &[&str] = &[
+    "track-latency",
+    "end-to-end",
+    "case-study",
+    "pg-insert",
+    "redis-counters",
+];
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -60,6 +67,7 @@ async fn main() -> anyhow::Result<()> {
         match name.as_str() {
             "track-latency" => rows.extend(tracker::latency(scale).await?),
             "end-to-end" => rows.push(tracker::end_to_end(scale).await?),
+            "case-study" => rows.push(case_study::run(scale).await?),
             "pg-insert" => rows.extend(pg_insert::run(scale).await?),
             "redis-counters" => rows.push(redis_counters::run(scale).await?),
             _ => unreachable!("names are checked above"),

@@ -192,6 +192,28 @@ impl Jobs {
         Ok(replaced)
     }
 
+    /// Runs every job every `every` until `stop` completes, logging failures (a failed
+    /// run is tried again at the next tick).
+    pub async fn run_periodically(
+        &self,
+        every: std::time::Duration,
+        stop: impl Future<Output = ()>,
+    ) {
+        let mut ticker = tokio::time::interval(every);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tokio::pin!(stop);
+        loop {
+            tokio::select! {
+                () = &mut stop => return,
+                _ = ticker.tick() => {
+                    if let Err(error) = self.run_all().await {
+                        tracing::warn!(%error, "scheduled jobs failed; will run again");
+                    }
+                }
+            }
+        }
+    }
+
     /// Runs every job once: prepare, refresh, repair the counters, retention.
     ///
     /// # Errors

@@ -99,3 +99,69 @@ async fn an_aggregated_month_is_read_from_daily_statistics_only() {
 fn at_date(s: &str) -> NaiveDate {
     NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
 }
+
+#[tokio::test]
+async fn a_job_whose_lock_is_held_elsewhere_skips_its_run() {
+    let store = Arc::new(MemoryStore::new());
+    store
+        .insert(&[event(
+            "agent.login",
+            at("2026-01-20T02:00:00Z"),
+            json!({"agent_id": "a"}),
+        )])
+        .await
+        .unwrap();
+    let stats = Stats::new(
+        StatsStores {
+            events: store.clone(),
+            stats: store.clone(),
+            counters: Arc::new(MemoryCounters::new()),
+        },
+        Arc::new(FixedClock::new(at("2026-01-20T04:00:00Z"))),
+        StatsConfig {
+            calendar: Calendar::default(),
+            cost: Default::default(),
+            retention_days: 90,
+            session_idle: Duration::from_secs(1800),
+            days_ahead: 7,
+        },
+    );
+    let jobs = Jobs::new(stats);
+    let held = store.try_lock("refresh").await.unwrap().expect("free");
+    assert_eq!(
+        jobs.refresh().await.unwrap(),
+        analytics_stats::JobOutcome::Skipped
+    );
+    assert_eq!(
+        store.dirty_days().await.unwrap().len(),
+        1,
+        "nothing was aggregated"
+    );
+    held.release().await;
+    assert_eq!(
+        jobs.refresh().await.unwrap(),
+        analytics_stats::JobOutcome::Ran(1)
+    );
+    assert!(store.dirty_days().await.unwrap().is_empty());
+    // Running it again changes nothing.
+    assert_eq!(
+        jobs.refresh().await.unwrap(),
+        analytics_stats::JobOutcome::Ran(0)
+    );
+
+    // The periodic runner runs the jobs until told to stop.
+    store
+        .insert(&[event(
+            "agent.login",
+            at("2026-01-20T03:00:00Z"),
+            json!({"agent_id": "b"}),
+        )])
+        .await
+        .unwrap();
+    jobs.run_periodically(
+        Duration::from_millis(10),
+        tokio::time::sleep(Duration::from_millis(100)),
+    )
+    .await;
+    assert!(store.dirty_days().await.unwrap().is_empty());
+}
