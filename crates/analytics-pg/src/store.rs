@@ -287,9 +287,7 @@ async fn copy_in(conn: &mut PgConnection, events: &[&Event]) -> Result<()> {
 /// Marks the days written dirty, with a new version.
 async fn mark_dirty(conn: &mut PgConnection, days: &BTreeSet<NaiveDate>) -> Result<()> {
     sqlx::query(
-        "INSERT INTO analytics_dirty_days (day, version) \
-         SELECT day, nextval('analytics_dirty_version') FROM UNNEST($1::date[]) AS t(day) \
-         ON CONFLICT (day) DO UPDATE SET version = EXCLUDED.version",
+        "INSERT INTO analytics_dirty_days (day) SELECT day FROM UNNEST($1::date[]) AS t(day)",
     )
     .bind(days.iter().copied().collect::<Vec<_>>())
     .execute(conn)
@@ -534,11 +532,12 @@ impl EventStore for PgStore {
     }
 
     async fn dirty_days(&self) -> analytics_core::Result<Vec<(NaiveDate, u64)>> {
-        let rows: Vec<(NaiveDate, i64)> =
-            sqlx::query_as("SELECT day, version FROM analytics_dirty_days ORDER BY day")
-                .fetch_all(&self.pool)
-                .await
-                .map_err(Error::from)?;
+        let rows: Vec<(NaiveDate, i64)> = sqlx::query_as(
+            "SELECT day, max(version) FROM analytics_dirty_days GROUP BY day ORDER BY day",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(Error::from)?;
         Ok(rows.into_iter().map(|(day, v)| (day, v as u64)).collect())
     }
 
