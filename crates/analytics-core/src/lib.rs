@@ -28,6 +28,8 @@
 pub mod case_study;
 pub mod catalog;
 pub mod config;
+#[cfg(feature = "testing")]
+pub mod conformance;
 pub mod error;
 pub mod event;
 pub mod memory;

@@ -6,6 +6,7 @@
 mod case_study;
 mod catalog;
 mod config;
+mod conformance;
 mod envelope;
 mod metrics;
 mod stores;

@@ -4,12 +4,12 @@
 use std::sync::Arc;
 
 use analytics_core::catalog::Kind;
-use analytics_core::memory::{MemoryCounters, MemorySpill, MemoryStore};
-use analytics_core::metrics::{Field, Sums};
+use analytics_core::memory::{MemoryCounters, MemorySpill};
+use analytics_core::metrics::Field;
 use analytics_core::store::{
-    Bucket, CounterBatch, CounterStore, EventStore, MockEventStore, Period, SpillBuffer, StatsStore,
+    Bucket, CounterBatch, CounterStore, EventStore, MockEventStore, Period, SpillBuffer,
 };
-use analytics_core::time::{Calendar, DateRange, DayHour, YearMonth};
+use analytics_core::time::{Calendar, DayHour, YearMonth};
 use chrono::{NaiveDate, TimeDelta};
 use serde_json::json;
 
@@ -135,155 +135,6 @@ fn merged_counter_batches_equal_one_batch_of_all_events() {
     let mut merged = CounterBatch::from_events(&calendar, &events[..2]);
     merged.merge(CounterBatch::from_events(&calendar, &events[2..]));
     assert_eq!(merged, all);
-}
-
-#[tokio::test]
-async fn the_memory_store_stores_each_id_once() {
-    let store = MemoryStore::new();
-    let t = at("2025-12-10T02:00:00Z");
-    let a = event("agent.login", t, json!({"agent_id": "a"}));
-    let b = event("agent.login", t, json!({"agent_id": "b"}));
-    assert_eq!(
-        store
-            .insert(&[a.clone(), b.clone(), a.clone()])
-            .await
-            .unwrap(),
-        [true, true, false]
-    );
-    assert_eq!(
-        store.insert(std::slice::from_ref(&b)).await.unwrap(),
-        [false]
-    );
-    assert_eq!(store.len(), 2);
-    assert_eq!(store.events(), [a, b]);
-}
-
-#[tokio::test]
-async fn the_memory_store_summarizes_business_days_and_keeps_statistics() {
-    let store = MemoryStore::new();
-    let calendar = Calendar::default();
-    let events = [
-        event(
-            "session.start",
-            at("2025-11-30T15:59:59Z"),
-            json!({"session_id": "nov"}),
-        ),
-        event(
-            "session.start",
-            at("2025-11-30T16:00:00Z"),
-            json!({"session_id": "dec"}),
-        ),
-        event(
-            "agent.session_message",
-            at("2025-12-01T15:00:00Z"),
-            json!({"agent_id": "a", "session_id": "dec"}),
-        ),
-    ];
-    store.insert(&events).await.unwrap();
-    let december_first = store
-        .summarize(calendar.day_window(date("2025-12-01")))
-        .await
-        .unwrap();
-    assert_eq!(december_first.totals.total_events(), 2);
-    assert_eq!(
-        december_first.agents["a"].count(Kind::AgentSessionMessage),
-        1
-    );
-    let november_last = store
-        .summarize(calendar.day_window(date("2025-11-30")))
-        .await
-        .unwrap();
-    assert_eq!(november_last.totals.count(Kind::SessionStart), 1);
-
-    store
-        .put_day(date("2025-11-30"), &november_last)
-        .await
-        .unwrap();
-    store
-        .put_day(date("2025-12-01"), &december_first)
-        .await
-        .unwrap();
-    store
-        .put_day(date("2025-12-01"), &december_first)
-        .await
-        .unwrap(); // replaces
-    let range = DateRange::new(date("2025-11-01"), date("2025-12-31")).unwrap();
-    let days = store.days(range).await.unwrap();
-    assert_eq!(days.len(), 2);
-    assert_eq!(days.iter().map(|(_, s)| *s).sum::<Sums>().total_events(), 3);
-    assert_eq!(store.agents(range).await.unwrap()["a"].total_events(), 1);
-
-    // Retention removes detail, never statistics, and never forgets ids.
-    assert_eq!(
-        store
-            .purge_before(calendar.day_start(date("2025-12-01")))
-            .await
-            .unwrap(),
-        1
-    );
-    assert_eq!(store.insert(&events[..1]).await.unwrap(), [false]);
-    assert_eq!(store.days(range).await.unwrap(), days);
-}
-
-#[tokio::test]
-async fn memory_counters_follow_the_batches() {
-    let calendar = Calendar::default();
-    let counters = MemoryCounters::new();
-    let t = at("2025-12-10T02:00:00Z");
-    let first = [
-        event("session.start", t, json!({"session_id": "s1"})),
-        event("session.start", t, json!({"session_id": "s2"})),
-        event("agent.login", t, json!({"agent_id": "a1"})),
-        event("agent.login", t, json!({"agent_id": "a2"})),
-    ];
-    counters
-        .apply(&CounterBatch::from_events(&calendar, &first))
-        .await
-        .unwrap();
-    let later = t + TimeDelta::minutes(1);
-    let second = [
-        event("session.end", later, json!({"session_id": "s1"})),
-        event(
-            "agent.status_change",
-            later,
-            json!({"agent_id": "a2", "to": "offline"}),
-        ),
-        event(
-            "session.message",
-            later,
-            json!({"session_id": "ghost", "response_time_ms": 1}),
-        ),
-    ];
-    counters
-        .apply(&CounterBatch::from_events(&calendar, &second))
-        .await
-        .unwrap();
-
-    assert_eq!(
-        counters
-            .active_sessions(t - TimeDelta::hours(1))
-            .await
-            .unwrap(),
-        1,
-        "s2 only"
-    );
-    assert_eq!(
-        counters.active_sessions(later).await.unwrap(),
-        0,
-        "s2 idle since t"
-    );
-    assert_eq!(counters.online_agents().await.unwrap(), 1);
-
-    let day = Bucket::all(Period::Day(date("2025-12-10")));
-    let missing = Bucket::all(Period::Day(date("2025-12-11")));
-    let read = counters.read(&[day.clone(), missing]).await.unwrap();
-    assert_eq!(read[0].count(Kind::SessionStart), 2);
-    assert_eq!(read[0].total_events(), 7);
-    assert!(read[1].is_empty());
-
-    let repaired = Sums::from_named([("session.start", 9)]).unwrap();
-    counters.replace(&day, &repaired).await.unwrap();
-    assert_eq!(counters.read(&[day]).await.unwrap(), [repaired]);
 }
 
 #[tokio::test]

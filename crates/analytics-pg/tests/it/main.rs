@@ -4,6 +4,7 @@
 // Panicking on an unexpected error is how a test fails.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod conformance;
 mod events;
 mod schema;
 mod stats;

@@ -219,43 +219,6 @@ async fn retention_drops_old_partitions_and_keeps_the_statistics() {
 }
 
 #[tokio::test]
-async fn statistics_can_be_written_and_read_over_ranges() {
-    let db = TestDatabase::new().await;
-    let store = db.store();
-    let d1 = summary_of(&day_of_events(at("2025-12-01T00:00:00Z"), 10));
-    let d3 = summary_of(&day_of_events(at("2025-12-03T00:00:00Z"), 12));
-    store.put_day(date("2025-12-01"), &d1).await.unwrap();
-    store.put_day(date("2025-12-03"), &d3).await.unwrap();
-    store.put_day(date("2025-12-03"), &d3).await.unwrap();
-
-    let range = DateRange::new(date("2025-11-30"), date("2025-12-31")).unwrap();
-    assert_eq!(
-        store.days(range).await.unwrap(),
-        [
-            (date("2025-12-01"), d1.totals),
-            (date("2025-12-03"), d3.totals)
-        ]
-    );
-    let mut both = d1.clone();
-    both.merge(&d3);
-    assert_eq!(store.agents(range).await.unwrap(), both.agents);
-    assert!(
-        store
-            .days(DateRange::day(date("2025-12-02")))
-            .await
-            .unwrap()
-            .is_empty()
-    );
-    assert!(
-        store
-            .agents(DateRange::day(date("2025-12-02")))
-            .await
-            .unwrap()
-            .is_empty()
-    );
-}
-
-#[tokio::test]
 async fn concurrent_aggregations_of_a_day_agree_with_its_events() {
     let db = TestDatabase::new().await;
     let store = std::sync::Arc::new(analytics_pg::PgStore::new(

@@ -4,5 +4,6 @@
 // Panicking on an unexpected error is how a test fails.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod conformance;
 mod counters;
 mod spill;

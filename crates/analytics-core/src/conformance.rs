@@ -1,0 +1,500 @@
+//! The storage conformance suite (feature `testing`): what every implementation of the
+//! storage traits must do, written once. Each backend's test binary calls these
+//! functions on a fresh store, so PostgreSQL, Redis, the embedded store and the
+//! in-memory stores cannot drift apart.
+//!
+//! Every function panics, naming what failed, when the store does not conform.
+
+use chrono::{NaiveDate, TimeDelta};
+use serde_json::json;
+
+use crate::event::Event;
+use crate::metrics::{DaySummary, Sums};
+use crate::store::{
+    Bucket, CounterBatch, CounterStore, EventStore, Period, SpillBuffer, StatsStore,
+};
+use crate::testing::{at, event};
+use crate::time::{Calendar, DateRange, YearMonth};
+
+fn date(s: &str) -> NaiveDate {
+    match NaiveDate::parse_from_str(s, "%Y-%m-%d") {
+        Ok(date) => date,
+        Err(error) => panic!("bad date {s}: {error}"),
+    }
+}
+
+fn summary_of(events: &[Event]) -> DaySummary {
+    let mut summary = DaySummary::default();
+    events.iter().for_each(|e| summary.record(e));
+    summary
+}
+
+/// A few varied events on 2025-12-01 in Shanghai, two of them at its edges.
+fn december_first() -> Vec<Event> {
+    vec![
+        event(
+            "session.start",
+            at("2025-11-30T16:00:00Z"),
+            json!({"session_id": "s1"}),
+        ),
+        event(
+            "session.message",
+            at("2025-11-30T17:00:00Z"),
+            json!({"session_id": "s1", "response_time_ms": 1250.5}),
+        ),
+        event(
+            "session.escalate",
+            at("2025-11-30T17:01:00Z"),
+            json!({"session_id": "s1"}),
+        ),
+        event(
+            "agent.session_takeover",
+            at("2025-11-30T17:02:00Z"),
+            json!({"agent_id": "a1", "session_id": "s1", "wait_duration_seconds": 12.25}),
+        ),
+        event(
+            "agent.session_release",
+            at("2025-11-30T17:30:00Z"),
+            json!({"agent_id": "a1", "session_id": "s1", "handle_duration_seconds": 600}),
+        ),
+        event(
+            "ticket.closed",
+            at("2025-12-01T08:00:00Z"),
+            json!({"ticket_id": "t1", "resolution_duration_hours": 4.5, "sla_met": true, "note": "退款"}),
+        ),
+        event(
+            "custom.banner_click",
+            at("2025-12-01T09:00:00Z"),
+            json!({"banner": "双十二"}),
+        ),
+        event(
+            "agent.login",
+            at("2025-12-01T15:59:59.999999Z"),
+            json!({"agent_id": "a2"}),
+        ),
+    ]
+}
+
+/// `insert` stores each id once, within a batch and across batches, and says which
+/// events were new.
+pub async fn event_store_keeps_each_id_once(store: &dyn EventStore) {
+    let events = december_first();
+    let (a, b) = (&events[0], &events[1]);
+    let flags = store
+        .insert(&[a.clone(), b.clone(), a.clone()])
+        .await
+        .unwrap_or_else(|e| panic!("insert: {e}"));
+    assert_eq!(flags, [true, true, false], "first batch");
+    let flags = store
+        .insert(&events)
+        .await
+        .unwrap_or_else(|e| panic!("insert: {e}"));
+    let expected: Vec<bool> = (0..events.len()).map(|i| i >= 2).collect();
+    assert_eq!(flags, expected, "a later batch repeating two events");
+    assert!(
+        store
+            .insert(&[])
+            .await
+            .unwrap_or_else(|e| panic!("insert: {e}"))
+            .is_empty()
+    );
+    let day = store
+        .summarize(Calendar::default().day_window(date("2025-12-01")))
+        .await
+        .unwrap_or_else(|e| panic!("summarize: {e}"));
+    assert_eq!(day, summary_of(&events), "each event counted once");
+}
+
+/// `summarize` sums exactly the events of one business day, per agent too.
+pub async fn event_store_summarizes_business_days(store: &dyn EventStore) {
+    let calendar = Calendar::default();
+    let mut events = december_first();
+    let before = event(
+        "session.start",
+        at("2025-11-30T15:59:59.999999Z"),
+        json!({"session_id": "s0"}),
+    );
+    let after = event(
+        "session.start",
+        at("2025-12-01T16:00:00Z"),
+        json!({"session_id": "s9"}),
+    );
+    events.push(before.clone());
+    events.push(after.clone());
+    store
+        .insert(&events)
+        .await
+        .unwrap_or_else(|e| panic!("insert: {e}"));
+    let of = |d: &str| calendar.day_window(date(d));
+    let first = store
+        .summarize(of("2025-12-01"))
+        .await
+        .unwrap_or_else(|e| panic!("summarize: {e}"));
+    assert_eq!(first, summary_of(&events[..8]), "2025-12-01");
+    assert_eq!(first.agents.len(), 2, "agents a1 and a2");
+    let last_november = store
+        .summarize(of("2025-11-30"))
+        .await
+        .unwrap_or_else(|e| panic!("summarize: {e}"));
+    assert_eq!(last_november, summary_of(&[before]));
+    let second = store
+        .summarize(of("2025-12-02"))
+        .await
+        .unwrap_or_else(|e| panic!("summarize: {e}"));
+    assert_eq!(second, summary_of(&[after]));
+    let empty = store
+        .summarize(of("2025-12-03"))
+        .await
+        .unwrap_or_else(|e| panic!("summarize: {e}"));
+    assert_eq!(empty, DaySummary::default());
+}
+
+/// Written days are dirty until cleaned at a version no later write has passed.
+pub async fn event_store_marks_dirty_days(store: &dyn EventStore) {
+    let events = december_first();
+    store
+        .insert(&events)
+        .await
+        .unwrap_or_else(|e| panic!("insert: {e}"));
+    let dirty = store
+        .dirty_days()
+        .await
+        .unwrap_or_else(|e| panic!("dirty_days: {e}"));
+    assert_eq!(
+        dirty.iter().map(|(d, _)| *d).collect::<Vec<_>>(),
+        [date("2025-12-01")]
+    );
+    let (day, version) = dirty[0];
+    store
+        .insert(&[event(
+            "agent.login",
+            at("2025-12-01T10:00:00Z"),
+            json!({"agent_id": "late"}),
+        )])
+        .await
+        .unwrap_or_else(|e| panic!("insert: {e}"));
+    store
+        .clean_day(day, version)
+        .await
+        .unwrap_or_else(|e| panic!("clean_day: {e}"));
+    let again = store
+        .dirty_days()
+        .await
+        .unwrap_or_else(|e| panic!("dirty_days: {e}"));
+    assert_eq!(
+        again.len(),
+        1,
+        "written after the version was read: still dirty"
+    );
+    assert!(again[0].1 > version, "a later write has a later version");
+    store
+        .clean_day(day, again[0].1)
+        .await
+        .unwrap_or_else(|e| panic!("clean_day: {e}"));
+    assert!(
+        store
+            .dirty_days()
+            .await
+            .unwrap_or_else(|e| panic!("dirty_days: {e}"))
+            .is_empty()
+    );
+}
+
+/// `purge_before` removes the detail of the days before the cutoff day, and only that.
+pub async fn event_store_purges_before(store: &dyn EventStore) {
+    let calendar = Calendar::default();
+    let old = event(
+        "agent.login",
+        at("2025-11-20T02:00:00Z"),
+        json!({"agent_id": "a"}),
+    );
+    let kept = december_first();
+    let mut all = kept.clone();
+    all.push(old);
+    store
+        .insert(&all)
+        .await
+        .unwrap_or_else(|e| panic!("insert: {e}"));
+    let dropped = store
+        .purge_before(calendar.day_start(date("2025-12-01")))
+        .await
+        .unwrap_or_else(|e| panic!("purge_before: {e}"));
+    assert_eq!(dropped, 1, "events dropped");
+    let november = store
+        .summarize(calendar.day_window(date("2025-11-20")))
+        .await
+        .unwrap_or_else(|e| panic!("summarize: {e}"));
+    assert!(november.totals.is_empty(), "November's detail is gone");
+    let december = store
+        .summarize(calendar.day_window(date("2025-12-01")))
+        .await
+        .unwrap_or_else(|e| panic!("summarize: {e}"));
+    assert_eq!(december, summary_of(&kept), "December's detail stays");
+}
+
+/// `put_day` replaces a day; `days`, `agents` and `agent_days` read ranges back.
+pub async fn stats_store_replaces_and_reads_days(store: &dyn StatsStore) {
+    let events = december_first();
+    let first = summary_of(&events);
+    let third = summary_of(&events[3..5]);
+    store
+        .put_day(date("2025-12-01"), &summary_of(&events[..1]))
+        .await
+        .unwrap_or_else(|e| panic!("put_day: {e}"));
+    store
+        .put_day(date("2025-12-01"), &first)
+        .await
+        .unwrap_or_else(|e| panic!("put_day: {e}"));
+    store
+        .put_day(date("2025-12-03"), &third)
+        .await
+        .unwrap_or_else(|e| panic!("put_day: {e}"));
+    let range =
+        DateRange::new(date("2025-11-30"), date("2025-12-31")).unwrap_or_else(|e| panic!("{e}"));
+    let days = store
+        .days(range)
+        .await
+        .unwrap_or_else(|e| panic!("days: {e}"));
+    assert_eq!(
+        days,
+        [
+            (date("2025-12-01"), first.totals),
+            (date("2025-12-03"), third.totals)
+        ]
+    );
+    let mut both = first.clone();
+    both.merge(&third);
+    assert_eq!(
+        store
+            .agents(range)
+            .await
+            .unwrap_or_else(|e| panic!("agents: {e}")),
+        both.agents
+    );
+    let agent_days = store
+        .agent_days(range)
+        .await
+        .unwrap_or_else(|e| panic!("agent_days: {e}"));
+    assert_eq!(agent_days.get(&date("2025-12-03")), Some(&third.agents));
+    let quiet = DateRange::day(date("2025-12-02"));
+    assert!(
+        store
+            .days(quiet)
+            .await
+            .unwrap_or_else(|e| panic!("days: {e}"))
+            .is_empty()
+    );
+    assert!(
+        store
+            .agents(quiet)
+            .await
+            .unwrap_or_else(|e| panic!("agents: {e}"))
+            .is_empty()
+    );
+}
+
+/// A job lock has one holder at a time and is free again once released.
+pub async fn stats_store_locks_jobs(store: &dyn StatsStore) {
+    let lock = store
+        .try_lock("conformance")
+        .await
+        .unwrap_or_else(|e| panic!("try_lock: {e}"));
+    let lock = lock.unwrap_or_else(|| panic!("a free lock is taken"));
+    assert!(
+        store
+            .try_lock("conformance")
+            .await
+            .unwrap_or_else(|e| panic!("try_lock: {e}"))
+            .is_none(),
+        "held"
+    );
+    let other = store
+        .try_lock("other job")
+        .await
+        .unwrap_or_else(|e| panic!("try_lock: {e}"));
+    assert!(other.is_some(), "another job's lock is free");
+    lock.release().await;
+    assert!(
+        store
+            .try_lock("conformance")
+            .await
+            .unwrap_or_else(|e| panic!("try_lock: {e}"))
+            .is_some(),
+        "released"
+    );
+}
+
+/// Counters add up across flushes, read back by bucket and by agent, and `replace`
+/// sets a bucket exactly.
+pub async fn counter_store_counts_exactly(store: &dyn CounterStore) {
+    let calendar = Calendar::default();
+    let events = december_first();
+    store
+        .apply(&CounterBatch::from_events(&calendar, &events[..3]))
+        .await
+        .unwrap_or_else(|e| panic!("apply: {e}"));
+    store
+        .apply(&CounterBatch::from_events(&calendar, &events[3..]))
+        .await
+        .unwrap_or_else(|e| panic!("apply: {e}"));
+    let day = Period::Day(date("2025-12-01"));
+    let month = Period::Month(YearMonth::of(date("2025-12-01")));
+    let read = store
+        .read(&[
+            Bucket::all(day),
+            Bucket::all(month),
+            Bucket::agent(day, "a1"),
+            Bucket::all(Period::Day(date("2025-12-02"))),
+        ])
+        .await
+        .unwrap_or_else(|e| panic!("read: {e}"));
+    let all = Sums::from_events(&events);
+    assert_eq!(read[0], all, "day");
+    assert_eq!(read[1], all, "month");
+    assert_eq!(
+        read[2],
+        Sums::from_events(events.iter().filter(|e| e.agent_id() == Some("a1"))),
+        "agent a1"
+    );
+    assert!(read[3].is_empty(), "a day without events");
+    let agents = store
+        .read_agents(day)
+        .await
+        .unwrap_or_else(|e| panic!("read_agents: {e}"));
+    assert_eq!(
+        agents.keys().map(String::as_str).collect::<Vec<_>>(),
+        ["a1", "a2"]
+    );
+    let hours: Sums = store
+        .read(
+            &calendar
+                .recent_hours(at("2025-12-01T15:59:59Z"), 24)
+                .into_iter()
+                .map(|h| Bucket::all(Period::Hour(h)))
+                .collect::<Vec<_>>(),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("read: {e}"))
+        .iter()
+        .sum();
+    assert_eq!(hours, all, "the day's hours add up to the day");
+
+    let truth = Sums::from_events(&events[..2]);
+    store
+        .replace(&Bucket::all(day), &truth)
+        .await
+        .unwrap_or_else(|e| panic!("replace: {e}"));
+    store
+        .replace(&Bucket::agent(day, "a1"), &Sums::new())
+        .await
+        .unwrap_or_else(|e| panic!("replace: {e}"));
+    let read = store
+        .read(&[Bucket::all(day), Bucket::agent(day, "a2")])
+        .await
+        .unwrap_or_else(|e| panic!("read: {e}"));
+    assert_eq!(read[0], truth, "replaced day");
+    assert_eq!(read[1].total_events(), 1, "other agents untouched");
+    let agents = store
+        .read_agents(day)
+        .await
+        .unwrap_or_else(|e| panic!("read_agents: {e}"));
+    assert!(
+        !agents.contains_key("a1") || agents["a1"].is_empty(),
+        "a1 emptied"
+    );
+}
+
+/// Active sessions and online agents follow the latest events.
+pub async fn counter_store_tracks_sessions_and_agents(store: &dyn CounterStore) {
+    let calendar = Calendar::default();
+    let t = at("2025-12-01T02:00:00Z");
+    let later = t + TimeDelta::minutes(30);
+    let apply = |events: Vec<Event>| async move {
+        store
+            .apply(&CounterBatch::from_events(&calendar, &events))
+            .await
+            .unwrap_or_else(|e| panic!("apply: {e}"));
+    };
+    apply(vec![
+        event("session.start", t, json!({"session_id": "s1"})),
+        event("session.start", t, json!({"session_id": "s2"})),
+        event("agent.login", t, json!({"agent_id": "a1"})),
+        event("agent.login", t, json!({"agent_id": "a2"})),
+    ])
+    .await;
+    apply(vec![
+        event("session.end", later, json!({"session_id": "s1"})),
+        event(
+            "session.message",
+            later,
+            json!({"session_id": "ghost", "response_time_ms": 1}),
+        ),
+        event("agent.logout", later, json!({"agent_id": "a2"})),
+        event(
+            "agent.login",
+            t - TimeDelta::minutes(1),
+            json!({"agent_id": "a2"}),
+        ),
+    ])
+    .await;
+    assert_eq!(
+        store
+            .active_sessions(t)
+            .await
+            .unwrap_or_else(|e| panic!("active_sessions: {e}")),
+        1
+    );
+    assert_eq!(
+        store
+            .active_sessions(later)
+            .await
+            .unwrap_or_else(|e| panic!("active_sessions: {e}")),
+        0,
+        "s2 idle"
+    );
+    assert_eq!(
+        store
+            .online_agents()
+            .await
+            .unwrap_or_else(|e| panic!("online_agents: {e}")),
+        1,
+        "a1; a2 logged out"
+    );
+}
+
+/// Spilled events come back in order, once each acknowledged claim.
+pub async fn spill_buffer_round_trips(spill: &dyn SpillBuffer) {
+    let events = december_first();
+    spill
+        .push(&events[..5])
+        .await
+        .unwrap_or_else(|e| panic!("push: {e}"));
+    spill
+        .push(&events[5..])
+        .await
+        .unwrap_or_else(|e| panic!("push: {e}"));
+    assert_eq!(
+        spill.len().await.unwrap_or_else(|e| panic!("len: {e}")),
+        events.len() as u64
+    );
+    let mut drained = Vec::new();
+    while let Some(claim) = spill
+        .claim(3)
+        .await
+        .unwrap_or_else(|e| panic!("claim: {e}"))
+    {
+        assert!(claim.events.len() <= 3);
+        drained.extend(claim.events.iter().cloned());
+        spill
+            .ack(&claim)
+            .await
+            .unwrap_or_else(|e| panic!("ack: {e}"));
+    }
+    assert_eq!(drained, events, "in order, each once");
+    assert!(
+        spill
+            .is_empty()
+            .await
+            .unwrap_or_else(|e| panic!("is_empty: {e}"))
+    );
+}

@@ -1,0 +1,15 @@
+//! The storage conformance suite on Redis, a fresh key prefix for each part.
+
+use analytics_core::conformance as suite;
+use analytics_redis::testing::TestRedis;
+
+#[tokio::test]
+async fn the_redis_counters_conform() {
+    suite::counter_store_counts_exactly(TestRedis::new().await.store()).await;
+    suite::counter_store_tracks_sessions_and_agents(TestRedis::new().await.store()).await;
+}
+
+#[tokio::test]
+async fn the_redis_spill_buffer_conforms() {
+    suite::spill_buffer_round_trips(TestRedis::new().await.store()).await;
+}
