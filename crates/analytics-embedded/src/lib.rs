@@ -1,6 +1,22 @@
-//! The embedded backend: the storage traits of `analytics-core` on SQLite, so the
-//! service runs with no database server. The default when `DATABASE_URL` is unset.
+//! The embedded backend: the storage traits of `analytics-core` on SQLite (sqlx, with
+//! SQLite bundled), so the service runs with no database server — the default when
+//! `DATABASE_URL` is unset, the way Grafana or n8n start. [`EmbeddedStore`] is an
+//! `EventStore` and a `StatsStore`; real-time counters come from
+//! `analytics_core::memory::MemoryCounters` (no spill buffer is needed: the store is a
+//! local file).
 //!
-//! Not implemented yet: this crate holds its place in the layering (it depends on
-//! `analytics-core` only, never on another adapter) until its issue lands.
+//! The database runs in WAL mode, so the server's readers never wait for the flusher's
+//! writes. One service process per database file: job locks are held in the process.
+//! This crate depends on `analytics-core` only, never on another adapter.
 #![deny(missing_docs)]
+
+mod error;
+mod store;
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use error::{Error, Result};
+pub use store::EmbeddedStore;
+
+/// The schema migrations of the embedded store (`crates/analytics-embedded/migrations`).
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");

@@ -338,3 +338,22 @@ async fn statistics_agree_with_a_plain_computation_on_the_in_memory_stores() {
     )
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn statistics_agree_with_a_plain_computation_on_the_embedded_store() {
+    let db = analytics_embedded::testing::TestEmbedded::new().await;
+    let store = Arc::new(db.store().clone());
+    let counters = Arc::new(MemoryCounters::new());
+    let wiped = counters.clone();
+    scenario(
+        Backend {
+            events: store.clone(),
+            stats: store,
+            counters,
+            spill: Arc::new(MemorySpill::new()),
+            wipe_counters: Box::new(move || wiped.clear()),
+        },
+        7,
+    )
+    .await;
+}

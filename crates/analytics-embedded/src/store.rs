@@ -1,0 +1,362 @@
+//! [`EmbeddedStore`]: event detail and daily statistics in one SQLite file.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::str::FromStr;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use analytics_core::event::Event;
+use analytics_core::metrics::{DaySummary, Field, Measure, Sums};
+use analytics_core::store::{EventStore, JobLock, StatsStore};
+use analytics_core::time::{Calendar, DateRange, DayWindow};
+use async_trait::async_trait;
+use chrono::{DateTime, NaiveDate, Utc};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+    SqliteSynchronous,
+};
+
+use crate::MIGRATOR;
+use crate::error::{Error, Result};
+
+/// Event detail and daily statistics in an embedded SQLite database.
+#[derive(Debug, Clone)]
+pub struct EmbeddedStore {
+    pool: SqlitePool,
+    calendar: Calendar,
+    locks: Arc<Mutex<HashSet<String>>>,
+}
+
+fn micros(ts: DateTime<Utc>) -> i64 {
+    ts.timestamp_micros()
+}
+
+impl EmbeddedStore {
+    /// Opens (creating if needed) the database at an `sqlite:` URL, applies the schema,
+    /// and records or checks the business time zone.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Query`] when the file cannot be opened, [`Error::Migrate`] when the
+    /// schema cannot be applied, [`Error::TimeZoneMismatch`] when the database was set
+    /// up for another zone.
+    pub async fn open(url: &str, calendar: Calendar) -> Result<EmbeddedStore> {
+        let options = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(5));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await?;
+        MIGRATOR.run(&pool).await?;
+        let store = EmbeddedStore {
+            pool,
+            calendar,
+            locks: Arc::default(),
+        };
+        store.check_time_zone().await?;
+        Ok(store)
+    }
+
+    /// The connection pool.
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    /// The business calendar days follow.
+    pub fn calendar(&self) -> &Calendar {
+        &self.calendar
+    }
+
+    async fn check_time_zone(&self) -> Result<()> {
+        let zone = self.calendar.zone().name();
+        sqlx::query("INSERT OR IGNORE INTO analytics_settings (key, value) VALUES ('timezone', ?)")
+            .bind(zone)
+            .execute(&self.pool)
+            .await?;
+        let stored: String =
+            sqlx::query_scalar("SELECT value FROM analytics_settings WHERE key = 'timezone'")
+                .fetch_one(&self.pool)
+                .await?;
+        if stored != zone {
+            return Err(Error::TimeZoneMismatch {
+                stored,
+                configured: zone.to_owned(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Closes the pool, so that the file can be opened again (by a restarted server).
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+fn to_i64(field: &str, value: u64) -> Result<i64> {
+    i64::try_from(value).map_err(|_| Error::Overflow {
+        field: field.to_owned(),
+    })
+}
+
+fn field(name: &str) -> Result<Field> {
+    Field::from_name(name).ok_or_else(|| Error::UnknownField {
+        field: name.to_owned(),
+    })
+}
+
+async fn summarize(conn: &mut SqliteConnection, window: DayWindow) -> Result<DaySummary> {
+    let groups: Vec<(String, Option<String>, i64, i64, i64)> = sqlx::query_as(
+        "SELECT event, agent_id, count(*), coalesce(sum(value_micros), 0), \
+                coalesce(sum(sla_met), 0) \
+         FROM analytics_events WHERE occurred_at >= ? AND occurred_at < ? \
+         GROUP BY event, agent_id",
+    )
+    .bind(micros(window.start))
+    .bind(micros(window.end))
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut summary = DaySummary::default();
+    for (event, agent, count, value, sla) in groups {
+        let (count, value, sla) = (count as u64, value as u64, sla as u64);
+        summary
+            .totals
+            .add_named_group(&event, count, value, sla)
+            .map_err(Error::Model)?;
+        if let Some(agent) = agent {
+            summary
+                .agents
+                .entry(agent)
+                .or_default()
+                .add_named_group(&event, count, value, sla)
+                .map_err(Error::Model)?;
+        }
+    }
+    Ok(summary)
+}
+
+#[async_trait]
+impl EventStore for EmbeddedStore {
+    async fn insert(&self, events: &[Event]) -> analytics_core::Result<Vec<bool>> {
+        let mut tx = self.pool.begin().await.map_err(Error::from)?;
+        let received = micros(Utc::now());
+        let mut flags = Vec::with_capacity(events.len());
+        let mut days = BTreeSet::new();
+        for event in events {
+            let measure = Measure::of(event);
+            let inserted = sqlx::query(
+                "INSERT INTO analytics_events (event_id, occurred_at, event, product, \
+                     session_id, agent_id, ticket_id, value_micros, sla_met, properties, \
+                     received_at) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+                 ON CONFLICT (event_id) DO NOTHING",
+            )
+            .bind(event.id().to_string())
+            .bind(micros(event.timestamp()))
+            .bind(event.name())
+            .bind(event.product().map(|p| p.as_str()))
+            .bind(event.session_id())
+            .bind(event.agent_id())
+            .bind(event.ticket_id())
+            // Validated values are at most 1e15 millionths: they fit.
+            .bind(measure.value_micros.map(|v| v as i64))
+            .bind(measure.sla_met)
+            .bind(event.properties_json())
+            .bind(received)
+            .execute(&mut *tx)
+            .await
+            .map_err(Error::from)?
+            .rows_affected()
+                == 1;
+            if inserted {
+                days.insert(self.calendar.date(event.timestamp()));
+            }
+            flags.push(inserted);
+        }
+        for day in days {
+            sqlx::query("INSERT INTO analytics_dirty_days (day) VALUES (?)")
+                .bind(day)
+                .execute(&mut *tx)
+                .await
+                .map_err(Error::from)?;
+        }
+        tx.commit().await.map_err(Error::from)?;
+        Ok(flags)
+    }
+
+    async fn summarize(&self, day: DayWindow) -> analytics_core::Result<DaySummary> {
+        let mut conn = self.pool.acquire().await.map_err(Error::from)?;
+        Ok(summarize(&mut conn, day).await?)
+    }
+
+    async fn purge_before(&self, cutoff: DateTime<Utc>) -> analytics_core::Result<u64> {
+        let cutoff_day = self.calendar.date(cutoff);
+        let mut tx = self.pool.begin().await.map_err(Error::from)?;
+        let dropped = sqlx::query("DELETE FROM analytics_events WHERE occurred_at < ?")
+            .bind(micros(self.calendar.day_start(cutoff_day)))
+            .execute(&mut *tx)
+            .await
+            .map_err(Error::from)?
+            .rows_affected();
+        sqlx::query("DELETE FROM analytics_dirty_days WHERE day < ?")
+            .bind(cutoff_day)
+            .execute(&mut *tx)
+            .await
+            .map_err(Error::from)?;
+        tx.commit().await.map_err(Error::from)?;
+        tracing::info!(%cutoff_day, dropped, "deleted event detail past retention");
+        Ok(dropped)
+    }
+
+    async fn dirty_days(&self) -> analytics_core::Result<Vec<(NaiveDate, u64)>> {
+        let rows: Vec<(NaiveDate, i64)> = sqlx::query_as(
+            "SELECT day, max(version) FROM analytics_dirty_days GROUP BY day ORDER BY day",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(Error::from)?;
+        Ok(rows.into_iter().map(|(day, v)| (day, v as u64)).collect())
+    }
+
+    async fn clean_day(&self, date: NaiveDate, version: u64) -> analytics_core::Result<()> {
+        sqlx::query("DELETE FROM analytics_dirty_days WHERE day = ? AND version <= ?")
+            .bind(date)
+            .bind(i64::try_from(version).unwrap_or(i64::MAX))
+            .execute(&self.pool)
+            .await
+            .map_err(Error::from)?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl StatsStore for EmbeddedStore {
+    async fn put_day(&self, date: NaiveDate, summary: &DaySummary) -> analytics_core::Result<()> {
+        let mut tx = self.pool.begin().await.map_err(Error::from)?;
+        sqlx::query("DELETE FROM analytics_daily_stats WHERE day = ?")
+            .bind(date)
+            .execute(&mut *tx)
+            .await
+            .map_err(Error::from)?;
+        for (field, value) in summary.totals.iter() {
+            sqlx::query("INSERT INTO analytics_daily_stats (day, field, value) VALUES (?, ?, ?)")
+                .bind(date)
+                .bind(field.name())
+                .bind(to_i64(field.name(), value)?)
+                .execute(&mut *tx)
+                .await
+                .map_err(Error::from)?;
+        }
+        sqlx::query("DELETE FROM analytics_agent_daily_stats WHERE day = ?")
+            .bind(date)
+            .execute(&mut *tx)
+            .await
+            .map_err(Error::from)?;
+        for (agent, sums) in &summary.agents {
+            for (field, value) in sums.iter() {
+                sqlx::query(
+                    "INSERT INTO analytics_agent_daily_stats (day, agent_id, field, value) \
+                     VALUES (?, ?, ?, ?)",
+                )
+                .bind(date)
+                .bind(agent)
+                .bind(field.name())
+                .bind(to_i64(field.name(), value)?)
+                .execute(&mut *tx)
+                .await
+                .map_err(Error::from)?;
+            }
+        }
+        tx.commit().await.map_err(Error::from)?;
+        Ok(())
+    }
+
+    async fn days(&self, range: DateRange) -> analytics_core::Result<Vec<(NaiveDate, Sums)>> {
+        let rows: Vec<(NaiveDate, String, i64)> = sqlx::query_as(
+            "SELECT day, field, value FROM analytics_daily_stats \
+             WHERE day BETWEEN ? AND ? ORDER BY day",
+        )
+        .bind(range.start())
+        .bind(range.end())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(Error::from)?;
+        let mut days: Vec<(NaiveDate, Sums)> = Vec::new();
+        for (day, name, value) in rows {
+            if days.last().is_none_or(|(last, _)| *last != day) {
+                days.push((day, Sums::new()));
+            }
+            if let Some((_, sums)) = days.last_mut() {
+                sums.increment(field(&name)?, value as u64);
+            }
+        }
+        Ok(days)
+    }
+
+    async fn agents(&self, range: DateRange) -> analytics_core::Result<BTreeMap<String, Sums>> {
+        let mut agents = BTreeMap::<String, Sums>::new();
+        for day in self.agent_days(range).await?.into_values() {
+            for (agent, sums) in day {
+                agents.entry(agent).or_default().merge(&sums);
+            }
+        }
+        Ok(agents)
+    }
+
+    async fn agent_days(
+        &self,
+        range: DateRange,
+    ) -> analytics_core::Result<BTreeMap<NaiveDate, BTreeMap<String, Sums>>> {
+        let rows: Vec<(NaiveDate, String, String, i64)> = sqlx::query_as(
+            "SELECT day, agent_id, field, value FROM analytics_agent_daily_stats \
+             WHERE day BETWEEN ? AND ?",
+        )
+        .bind(range.start())
+        .bind(range.end())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(Error::from)?;
+        let mut days = BTreeMap::<NaiveDate, BTreeMap<String, Sums>>::new();
+        for (day, agent, name, value) in rows {
+            days.entry(day)
+                .or_default()
+                .entry(agent)
+                .or_default()
+                .increment(field(&name)?, value as u64);
+        }
+        Ok(days)
+    }
+
+    async fn try_lock(&self, job: &str) -> analytics_core::Result<Option<Box<dyn JobLock>>> {
+        let mut locks = self.locks.lock().unwrap_or_else(PoisonError::into_inner);
+        if !locks.insert(job.to_owned()) {
+            return Ok(None);
+        }
+        Ok(Some(Box::new(EmbeddedJobLock {
+            locks: self.locks.clone(),
+            job: job.to_owned(),
+        })))
+    }
+}
+
+/// A job's lock in the embedded store: held in the process (one process per file).
+struct EmbeddedJobLock {
+    locks: Arc<Mutex<HashSet<String>>>,
+    job: String,
+}
+
+impl Drop for EmbeddedJobLock {
+    fn drop(&mut self) {
+        self.locks
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&self.job);
+    }
+}
+
+#[async_trait]
+impl JobLock for EmbeddedJobLock {
+    async fn release(self: Box<Self>) {}
+}
