@@ -74,7 +74,7 @@
 //! ```
 #![deny(missing_docs)]
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 pub use analytics_core as core;
 pub use analytics_embedded as embedded;
@@ -83,6 +83,10 @@ pub use analytics_redis as redis;
 pub use analytics_stats as stats;
 pub use analytics_tracker as tracker;
 
+use analytics_core::config::{Config, Database};
+use analytics_core::memory::MemoryCounters;
+use analytics_core::store::{CounterStore, EventStore, SpillBuffer, StatsStore};
+use analytics_stats::StatsStores;
 use analytics_tracker::{Stores, Tracker, TrackerConfig};
 
 static TRACKER: OnceLock<Tracker> = OnceLock::new();
@@ -124,4 +128,153 @@ pub fn init_tracker(config: TrackerConfig, stores: Stores) -> Result<&'static Tr
 /// The process-wide tracker, once [`init_tracker`] has started it.
 pub fn tracker() -> Option<&'static Tracker> {
     TRACKER.get()
+}
+
+/// The stores a service runs on, chosen by [`connect`].
+#[derive(Clone)]
+pub struct Backends {
+    /// Event detail: PostgreSQL or the embedded database.
+    pub events: Arc<dyn EventStore>,
+    /// Daily statistics: the same database.
+    pub stats: Arc<dyn StatsStore>,
+    /// Real-time counters: Redis, or in-process.
+    pub counters: Arc<dyn CounterStore>,
+    /// The spill buffer: Redis when configured; none otherwise.
+    pub spill: Option<Arc<dyn SpillBuffer>>,
+    /// What was chosen, with passwords masked, for logs.
+    pub description: String,
+}
+
+impl std::fmt::Debug for Backends {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.description)
+    }
+}
+
+impl Backends {
+    /// The stores the tracker writes to.
+    pub fn tracker_stores(&self) -> Stores {
+        Stores {
+            events: self.events.clone(),
+            counters: self.counters.clone(),
+            spill: self.spill.clone(),
+        }
+    }
+
+    /// The stores statistics read.
+    pub fn stats_stores(&self) -> StatsStores {
+        StatsStores {
+            events: self.events.clone(),
+            stats: self.stats.clone(),
+            counters: self.counters.clone(),
+        }
+    }
+}
+
+/// Why [`connect`] could not open the configured stores.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConnectError {
+    /// PostgreSQL could not be reached or migrated.
+    #[error("cannot open PostgreSQL at {url}")]
+    Postgres {
+        /// The URL, password masked.
+        url: String,
+        /// What failed.
+        #[source]
+        source: analytics_pg::Error,
+    },
+    /// The embedded database could not be opened.
+    #[error("cannot open the embedded database {url}")]
+    Embedded {
+        /// The URL.
+        url: String,
+        /// What failed.
+        #[source]
+        source: analytics_embedded::Error,
+    },
+    /// The Redis URL is not usable.
+    #[error("cannot use Redis at {url}")]
+    Redis {
+        /// The URL, password masked.
+        url: String,
+        /// What failed.
+        #[source]
+        source: analytics_redis::Error,
+    },
+}
+
+/// Opens the stores `config` names: PostgreSQL (`postgres://`, migrated on connect) or
+/// the embedded database (`DATABASE_URL` unset or `sqlite:`), and Redis (`REDIS_URL`,
+/// which also holds the spill buffer) or in-process counters.
+///
+/// # Errors
+///
+/// A [`ConnectError`] naming the store that could not be opened. Redis connections
+/// are opened on first use, so a Redis that is down is not an error here.
+pub async fn connect(config: &Config) -> Result<Backends, ConnectError> {
+    let calendar = config.calendar();
+    let (events, stats, database): (Arc<dyn EventStore>, Arc<dyn StatsStore>, String) =
+        match &config.database {
+            Database::Postgres(url) => {
+                let postgres = |source| ConnectError::Postgres {
+                    url: url.redacted(),
+                    source,
+                };
+                let store = analytics_pg::PgStore::connect(
+                    url.expose(),
+                    calendar,
+                    analytics_pg::PoolOptions::default(),
+                )
+                .await
+                .map_err(postgres)?;
+                store.migrate().await.map_err(postgres)?;
+                let store = Arc::new(store);
+                (store.clone(), store, format!("PostgreSQL at {url}"))
+            }
+            Database::Embedded(url) => {
+                let store = analytics_embedded::EmbeddedStore::open(url.expose(), calendar)
+                    .await
+                    .map_err(|source| ConnectError::Embedded {
+                        url: url.redacted(),
+                        source,
+                    })?;
+                let store = Arc::new(store);
+                (store.clone(), store, format!("the embedded database {url}"))
+            }
+        };
+    let (counters, spill, redis): (Arc<dyn CounterStore>, Option<Arc<dyn SpillBuffer>>, String) =
+        match &config.redis_url {
+            Some(url) => {
+                let store = analytics_redis::RedisStore::connect(
+                    url.expose(),
+                    analytics_redis::RedisOptions {
+                        prefix: config.redis_prefix.clone(),
+                        ..analytics_redis::RedisOptions::default()
+                    },
+                )
+                .map_err(|source| ConnectError::Redis {
+                    url: url.redacted(),
+                    source,
+                })?;
+                let store = Arc::new(store);
+                (
+                    store.clone(),
+                    Some(store),
+                    format!("Redis at {url} (prefix {})", config.redis_prefix),
+                )
+            }
+            None => (
+                Arc::new(MemoryCounters::new()),
+                None,
+                "in-process counters".to_owned(),
+            ),
+        };
+    Ok(Backends {
+        events,
+        stats,
+        counters,
+        spill,
+        description: format!("{database}, {redis}"),
+    })
 }

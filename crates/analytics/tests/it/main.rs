@@ -3,4 +3,5 @@
 // Panicking on an unexpected error is how a test fails.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod backends;
 mod end_to_end;
