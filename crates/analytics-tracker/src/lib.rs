@@ -259,6 +259,43 @@ impl Tracker {
         self.enqueue(event)
     }
 
+    /// Records a batch of events validated elsewhere, all or none: either every event
+    /// is buffered, or none is (the buffer had no room for all of them, or the tracker
+    /// is stopped) and the caller may send the batch again.
+    ///
+    /// # Errors
+    ///
+    /// [`TrackError::BufferFull`] or [`TrackError::Stopped`]; every event of the batch
+    /// is counted as dropped.
+    pub fn track_events(&self, events: Vec<Event>) -> Result<(), TrackError> {
+        let telemetry = &self.shared.telemetry;
+        let n = events.len() as u64;
+        if events.is_empty() {
+            return Ok(());
+        }
+        if !self.shared.accepting.load(Ordering::Acquire) {
+            add(&telemetry.dropped_stopped, n);
+            return Err(TrackError::Stopped);
+        }
+        match self.queue.try_reserve_many(events.len()) {
+            Ok(permits) => {
+                for (permit, event) in permits.zip(events) {
+                    permit.send(event);
+                }
+                add(&telemetry.tracked, n);
+                Ok(())
+            }
+            Err(mpsc::error::TrySendError::Full(())) => {
+                add(&telemetry.dropped_buffer_full, n);
+                Err(TrackError::BufferFull)
+            }
+            Err(mpsc::error::TrySendError::Closed(())) => {
+                add(&telemetry.dropped_stopped, n);
+                Err(TrackError::Stopped)
+            }
+        }
+    }
+
     /// The validator `track()` uses, for callers that validate first.
     pub fn validator(&self) -> &Validator {
         &self.validator

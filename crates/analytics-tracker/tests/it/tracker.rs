@@ -402,3 +402,44 @@ async fn dropping_every_handle_still_writes_what_was_tracked() {
     .expect("written after the last handle was dropped");
     assert_eq!(Sums::from_events(&store.events()).total_events(), 250);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_is_buffered_whole_or_not_at_all() {
+    let s = setup(TrackerConfig {
+        queue_capacity: 10,
+        batch_size: 1,
+        writers: 1,
+        waiting_batches: 1,
+        flush_interval: Duration::from_secs(60),
+        ..config()
+    });
+    s.events
+        .faults
+        .set(Fault::Hang(1_000, Duration::from_secs(5)));
+    let validator = s.tracker.validator().clone();
+    let mut refused = 0;
+    for round in 0..100 {
+        let batch: Vec<Event> = (0..4)
+            .map(|i| validator.typed(message(round * 4 + i)).unwrap())
+            .collect();
+        let before = s.tracker.telemetry();
+        let result = s.tracker.track_events(batch);
+        let after = s.tracker.telemetry();
+        match result {
+            Ok(()) => assert_eq!(after.tracked - before.tracked, 4),
+            Err(TrackError::BufferFull) => {
+                assert_eq!(
+                    after.tracked, before.tracked,
+                    "nothing of a refused batch is taken"
+                );
+                assert_eq!(after.dropped_buffer_full - before.dropped_buffer_full, 4);
+                refused += 1;
+            }
+            Err(other) => panic!("{other}"),
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    assert!(refused > 0, "the buffer filled up");
+    assert!(s.tracker.track_events(Vec::new()).is_ok());
+    s.events.faults.set(Fault::None);
+}
