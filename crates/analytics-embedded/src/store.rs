@@ -20,9 +20,14 @@ use crate::MIGRATOR;
 use crate::error::{Error, Result};
 
 /// Event detail and daily statistics in an embedded SQLite database.
+///
+/// SQLite takes one writer at a time: writes go through a pool of one connection, so
+/// concurrent writers queue in the process instead of spinning on the database lock;
+/// reads use a pool of their own (WAL lets them run beside the writer).
 #[derive(Debug, Clone)]
 pub struct EmbeddedStore {
     pool: SqlitePool,
+    writer: SqlitePool,
     calendar: Calendar,
     locks: Arc<Mutex<HashSet<String>>>,
 }
@@ -46,13 +51,19 @@ impl EmbeddedStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(5));
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(options.clone())
+            .await?;
+        MIGRATOR.run(&writer).await?;
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
-            .connect_with(options)
+            .connect_with(options.read_only(true))
             .await?;
-        MIGRATOR.run(&pool).await?;
         let store = EmbeddedStore {
             pool,
+            writer,
             calendar,
             locks: Arc::default(),
         };
@@ -60,7 +71,7 @@ impl EmbeddedStore {
         Ok(store)
     }
 
-    /// The connection pool.
+    /// The connection pool for reads.
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
     }
@@ -74,7 +85,7 @@ impl EmbeddedStore {
         let zone = self.calendar.zone().name();
         sqlx::query("INSERT OR IGNORE INTO analytics_settings (key, value) VALUES ('timezone', ?)")
             .bind(zone)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         let stored: String =
             sqlx::query_scalar("SELECT value FROM analytics_settings WHERE key = 'timezone'")
@@ -92,6 +103,7 @@ impl EmbeddedStore {
     /// Closes the pool, so that the file can be opened again (by a restarted server).
     pub async fn close(&self) {
         self.pool.close().await;
+        self.writer.close().await;
     }
 }
 
@@ -140,7 +152,7 @@ async fn summarize(conn: &mut SqliteConnection, window: DayWindow) -> Result<Day
 #[async_trait]
 impl EventStore for EmbeddedStore {
     async fn insert(&self, events: &[Event]) -> analytics_core::Result<Vec<bool>> {
-        let mut tx = self.pool.begin().await.map_err(Error::from)?;
+        let mut tx = self.writer.begin().await.map_err(Error::from)?;
         let received = micros(Utc::now());
         let mut flags = Vec::with_capacity(events.len());
         let mut days = BTreeSet::new();
@@ -193,7 +205,7 @@ impl EventStore for EmbeddedStore {
 
     async fn purge_before(&self, cutoff: DateTime<Utc>) -> analytics_core::Result<u64> {
         let cutoff_day = self.calendar.date(cutoff);
-        let mut tx = self.pool.begin().await.map_err(Error::from)?;
+        let mut tx = self.writer.begin().await.map_err(Error::from)?;
         let dropped = sqlx::query("DELETE FROM analytics_events WHERE occurred_at < ?")
             .bind(micros(self.calendar.day_start(cutoff_day)))
             .execute(&mut *tx)
@@ -224,7 +236,7 @@ impl EventStore for EmbeddedStore {
         sqlx::query("DELETE FROM analytics_dirty_days WHERE day = ? AND version <= ?")
             .bind(date)
             .bind(i64::try_from(version).unwrap_or(i64::MAX))
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map_err(Error::from)?;
         Ok(())
@@ -234,7 +246,7 @@ impl EventStore for EmbeddedStore {
 #[async_trait]
 impl StatsStore for EmbeddedStore {
     async fn put_day(&self, date: NaiveDate, summary: &DaySummary) -> analytics_core::Result<()> {
-        let mut tx = self.pool.begin().await.map_err(Error::from)?;
+        let mut tx = self.writer.begin().await.map_err(Error::from)?;
         sqlx::query("DELETE FROM analytics_daily_stats WHERE day = ?")
             .bind(date)
             .execute(&mut *tx)

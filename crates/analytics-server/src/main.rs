@@ -1,50 +1,168 @@
-//! The `analytics` binary.
-//!
-//! Implemented so far: `analytics migrate`, which sets up the PostgreSQL schema named by
-//! `DATABASE_URL`. The HTTP API (`serve`), `report`, `aggregate`, `cleanup` and `demo`
-//! land with their issue; until then they report that and exit with status 2, after
-//! checking the configuration so that a bad variable gets a clear error.
+//! The `analytics` binary: `serve | migrate | report | aggregate | cleanup | demo`
+//! (SPEC §11). Every setting comes from the environment (SPEC §10); a flag of the same
+//! name overrides it.
+
+mod demo;
 
 use std::process::ExitCode;
+use std::sync::Arc;
 
-use analytics::core::config::{Config, Database};
-use analytics::pg::{PgStore, PoolOptions};
+use analytics::core::case_study::CaseStudy;
+use analytics::core::config::Config;
+use analytics::core::event::SystemClock;
+use analytics::core::time::{DateRange, YearMonth, parse_date};
+use analytics::stats::{JobOutcome, Jobs, Stats, StatsConfig};
+use analytics_server::server::{Server, termination};
 use anyhow::Context as _;
+use clap::{Parser, Subcommand, ValueEnum};
 
-const USAGE: &str = "\
-usage: analytics <command>
+/// Event tracking and business statistics for the AI chatbot and the agent workbench.
+#[derive(Debug, Parser)]
+#[command(name = "analytics", version, about)]
+struct Cli {
+    #[command(flatten)]
+    settings: Settings,
+    /// Log format.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
 
-commands:
-  migrate   set up or upgrade the PostgreSQL schema of DATABASE_URL
-  serve     run the HTTP API (not implemented yet)
-";
+/// Flags that override the environment variables of the same name.
+#[derive(Debug, clap::Args)]
+struct Settings {
+    /// DATABASE_URL: postgres://… or sqlite:… (default: embedded analytics.db).
+    #[arg(long, global = true)]
+    database_url: Option<String>,
+    /// REDIS_URL: redis://… (default: in-process counters).
+    #[arg(long, global = true)]
+    redis_url: Option<String>,
+    /// ANALYTICS_REDIS_PREFIX (default: analytics).
+    #[arg(long, global = true)]
+    redis_prefix: Option<String>,
+    /// ANALYTICS_BIND (default: 127.0.0.1:8080).
+    #[arg(long, global = true)]
+    bind: Option<String>,
+    /// ANALYTICS_API_KEYS: scope:key pairs, comma-separated.
+    #[arg(long, global = true)]
+    api_keys: Option<String>,
+    /// ANALYTICS_TIMEZONE (default: Asia/Shanghai).
+    #[arg(long, global = true)]
+    timezone: Option<String>,
+    /// ANALYTICS_COST_PER_RESOLUTION in yuan (default: 10).
+    #[arg(long, global = true)]
+    cost_per_resolution: Option<String>,
+    /// ANALYTICS_BATCH_SIZE (default: 1000).
+    #[arg(long, global = true)]
+    batch_size: Option<String>,
+    /// ANALYTICS_FLUSH_INTERVAL_MS (default: 5000).
+    #[arg(long, global = true)]
+    flush_interval_ms: Option<String>,
+    /// ANALYTICS_RETENTION_DAYS (default: 90).
+    #[arg(long, global = true)]
+    retention_days: Option<String>,
+}
+
+impl Settings {
+    /// The configuration: flags over the environment.
+    fn config(&self) -> Result<Config, analytics::core::error::ConfigError> {
+        let flags = [
+            ("DATABASE_URL", &self.database_url),
+            ("REDIS_URL", &self.redis_url),
+            ("ANALYTICS_REDIS_PREFIX", &self.redis_prefix),
+            ("ANALYTICS_BIND", &self.bind),
+            ("ANALYTICS_API_KEYS", &self.api_keys),
+            ("ANALYTICS_TIMEZONE", &self.timezone),
+            ("ANALYTICS_COST_PER_RESOLUTION", &self.cost_per_resolution),
+            ("ANALYTICS_BATCH_SIZE", &self.batch_size),
+            ("ANALYTICS_FLUSH_INTERVAL_MS", &self.flush_interval_ms),
+            ("ANALYTICS_RETENTION_DAYS", &self.retention_days),
+        ];
+        Config::from_lookup(|name| {
+            flags
+                .iter()
+                .find(|(variable, _)| *variable == name)
+                .and_then(|(_, flag)| (*flag).clone())
+                .or_else(|| std::env::var(name).ok())
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum ReportFormat {
+    Json,
+    Text,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the HTTP API, the tracker and the scheduled jobs until SIGTERM or Ctrl-C.
+    Serve,
+    /// Set up or upgrade the database schema (a second run changes nothing).
+    Migrate,
+    /// Print the case study of a month.
+    Report {
+        /// The month, YYYY-MM (default: the current month).
+        #[arg(long)]
+        month: Option<String>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = ReportFormat::Json)]
+        format: ReportFormat,
+    },
+    /// Recompute daily statistics from event detail: one day, a range, or (by default)
+    /// every day that received events since it was last aggregated.
+    Aggregate {
+        /// One day, YYYY-MM-DD.
+        #[arg(long, conflicts_with_all = ["from", "to"])]
+        date: Option<String>,
+        /// First day of a range, YYYY-MM-DD.
+        #[arg(long, requires = "to")]
+        from: Option<String>,
+        /// Last day of a range, YYYY-MM-DD.
+        #[arg(long, requires = "from")]
+        to: Option<String>,
+    },
+    /// Drop event detail older than the retention window (daily statistics stay).
+    Cleanup,
+    /// Fill the configured store with a realistic synthetic month and print its case study.
+    Demo {
+        /// The month to fill, YYYY-MM (default: last month; it must be within retention).
+        #[arg(long)]
+        month: Option<String>,
+    },
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let command = std::env::args().nth(1);
-    let config = match Config::from_env() {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    let config = match cli.settings.config() {
         Ok(config) => config,
         Err(error) => {
             eprintln!("analytics: configuration error: {error}");
             return ExitCode::from(2);
         }
     };
-    let result = match command.as_deref() {
-        Some("migrate") => migrate(&config).await,
-        Some("-h" | "--help" | "help") => {
-            print!("{USAGE}");
-            return ExitCode::SUCCESS;
-        }
-        Some(command @ ("serve" | "report" | "aggregate" | "cleanup" | "demo")) => {
-            eprintln!("analytics: `{command}` is not implemented yet");
-            return ExitCode::from(2);
-        }
-        _ => {
-            eprint!("{USAGE}");
-            return ExitCode::from(2);
-        }
-    };
-    match result {
+    match run(cli.command, config).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("analytics: {error:#}");
@@ -53,20 +171,82 @@ async fn main() -> ExitCode {
     }
 }
 
-/// `analytics migrate`: applies the migrations not yet applied; a second run is a no-op.
-async fn migrate(config: &Config) -> anyhow::Result<()> {
-    let Database::Postgres(url) = &config.database else {
-        anyhow::bail!(
-            "DATABASE_URL is not a postgres:// URL; the embedded database needs no migrate step"
-        );
-    };
-    let store = PgStore::connect(url.expose(), config.calendar(), PoolOptions::default())
-        .await
-        .with_context(|| format!("cannot connect to {url}"))?;
-    store
-        .migrate()
-        .await
-        .with_context(|| format!("cannot migrate {url}"))?;
-    println!("analytics: {url} is migrated");
+async fn stats(config: &Config) -> anyhow::Result<Stats> {
+    let backends = analytics::connect(config).await?;
+    Ok(Stats::new(
+        backends.stats_stores(),
+        Arc::new(SystemClock),
+        StatsConfig::from_config(config),
+    ))
+}
+
+async fn run(command: Command, config: Config) -> anyhow::Result<()> {
+    match command {
+        Command::Serve => {
+            let server = Server::start(config).await?;
+            termination().await;
+            let report = server.shutdown().await?;
+            anyhow::ensure!(report.clean, "{} events were lost at shutdown", report.lost);
+        }
+        Command::Migrate => {
+            let backends = analytics::connect(&config).await?;
+            println!("analytics: {} is ready", backends.description);
+        }
+        Command::Report { month, format } => {
+            let stats = stats(&config).await?;
+            let month = match month {
+                Some(month) => month.parse()?,
+                None => YearMonth::of(stats.today()),
+            };
+            print_case_study(&stats.case_study(month).await?, format)?;
+        }
+        Command::Aggregate { date, from, to } => {
+            let stats = stats(&config).await?;
+            let jobs = Jobs::new(stats);
+            let outcome = match (date, from, to) {
+                (Some(date), _, _) => {
+                    jobs.aggregate_days(DateRange::day(parse_date("date", &date)?))
+                        .await?
+                }
+                (None, Some(from), Some(to)) => {
+                    jobs.aggregate_days(DateRange::new(
+                        parse_date("from", &from)?,
+                        parse_date("to", &to)?,
+                    )?)
+                    .await?
+                }
+                _ => jobs.refresh().await?,
+            };
+            match outcome {
+                JobOutcome::Ran(days) => println!("analytics: aggregated {days} day(s)"),
+                JobOutcome::Skipped => anyhow::bail!("another process is aggregating; try again"),
+            }
+        }
+        Command::Cleanup => {
+            let jobs = Jobs::new(stats(&config).await?);
+            match jobs.retention().await? {
+                JobOutcome::Ran(dropped) => println!(
+                    "analytics: dropped {dropped} event(s) older than {} days",
+                    config.retention_days
+                ),
+                JobOutcome::Skipped => {
+                    anyhow::bail!("another process is applying retention; try again")
+                }
+            }
+        }
+        Command::Demo { month } => {
+            let month = month.map(|m| m.parse::<YearMonth>()).transpose()?;
+            let study = demo::run(&config, month).await.context("the demo failed")?;
+            print_case_study(&study, ReportFormat::Text)?;
+        }
+    }
+    Ok(())
+}
+
+fn print_case_study(study: &CaseStudy, format: ReportFormat) -> anyhow::Result<()> {
+    match format {
+        ReportFormat::Json => println!("{}", serde_json::to_string_pretty(study)?),
+        ReportFormat::Text => print!("{}", study.to_text()),
+    }
     Ok(())
 }

@@ -87,6 +87,33 @@ impl Jobs {
         Ok(days)
     }
 
+    /// Re-aggregates every day of `range` from event detail, dirty or not (`analytics
+    /// aggregate`). Days marked dirty are cleaned at the version read before. Returns
+    /// the days aggregated.
+    ///
+    /// # Errors
+    ///
+    /// A store error.
+    pub async fn aggregate_days(&self, range: DateRange) -> Result<JobOutcome> {
+        self.locked("refresh", || async {
+            let stores = &self.stats.stores;
+            let dirty: std::collections::BTreeMap<NaiveDate, u64> =
+                stores.events.dirty_days().await?.into_iter().collect();
+            for day in range.iter() {
+                let summary = stores
+                    .events
+                    .summarize(self.stats.config.calendar.day_window(day))
+                    .await?;
+                stores.stats.put_day(day, &summary).await?;
+                if let Some(version) = dirty.get(&day) {
+                    stores.events.clean_day(day, *version).await?;
+                }
+            }
+            Ok(range.len() as u64)
+        })
+        .await
+    }
+
     /// Drops event detail older than the retention window, after making sure the days
     /// it drops have final statistics. Returns the events dropped.
     ///

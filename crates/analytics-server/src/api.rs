@@ -1,0 +1,396 @@
+//! The HTTP API of SPEC §9 under `/api/analytics`, with `/healthz`, `/readyz`,
+//! `/metrics` and the OpenAPI document. Only this crate knows HTTP and the wire format;
+//! the request and response types live here.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use analytics::core::config::{ApiKey, Scope};
+use analytics::core::event::RawEvent;
+use analytics::core::metrics::{AgentMetrics, BusinessMetrics, TicketMetrics};
+use analytics::core::time::{DateRange, YearMonth, parse_date};
+use analytics::stats::Stats;
+use analytics::tracker::{TrackError, Tracker};
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, QueryRejection};
+use axum::extract::{DefaultBodyLimit, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use chrono::NaiveDate;
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::auth::authorize;
+use crate::error::ApiError;
+
+/// The largest request body (SPEC §9).
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// The most events one request may carry (SPEC §9).
+pub const MAX_BATCH: usize = 1000;
+
+const OPENAPI: &str = include_str!("openapi.json");
+
+/// What the handlers share.
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState").finish_non_exhaustive()
+    }
+}
+
+struct Inner {
+    tracker: Tracker,
+    stats: Stats,
+    keys: Vec<ApiKey>,
+    requests_rejected_events: AtomicU64,
+}
+
+impl AppState {
+    /// The state of an app over this tracker and these statistics, with these keys.
+    pub fn new(tracker: Tracker, stats: Stats, keys: Vec<ApiKey>) -> AppState {
+        AppState {
+            inner: Arc::new(Inner {
+                tracker,
+                stats,
+                keys,
+                requests_rejected_events: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    fn authorize(&self, headers: &HeaderMap, scope: Scope) -> Result<(), ApiError> {
+        authorize(&self.inner.keys, headers, scope)
+    }
+}
+
+/// The router of the whole API.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/api/analytics/events", post(ingest))
+        .route("/api/analytics/flush", post(flush))
+        .route("/api/analytics/realtime", get(realtime))
+        .route("/api/analytics/daily", get(daily))
+        .route("/api/analytics/range", get(range))
+        .route("/api/analytics/case-study", get(case_study))
+        .route("/api/analytics/agents", get(agents))
+        .route("/api/analytics/tickets", get(tickets))
+        .route("/api/analytics/openapi.json", get(openapi))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .fallback(|| async {
+            ApiError::not_found("no such endpoint; see /api/analytics/openapi.json")
+        })
+        .method_not_allowed_fallback(|| async {
+            ApiError::method_not_allowed("this endpoint does not take that method")
+        })
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(state)
+}
+
+/// Reads the query parameters, refusing any the endpoint does not take.
+fn params(
+    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+    allowed: &[&str],
+) -> Result<HashMap<String, String>, ApiError> {
+    let Query(params) =
+        query.map_err(|rejection| ApiError::bad_request("invalid_query", rejection.body_text()))?;
+    if let Some(unknown) = params.keys().find(|k| !allowed.contains(&k.as_str())) {
+        let takes = if allowed.is_empty() {
+            "no parameters".to_owned()
+        } else {
+            allowed.join(", ")
+        };
+        return Err(ApiError::bad_request(
+            "unknown_parameter",
+            format!("unknown query parameter {unknown:?} (this endpoint takes {takes})"),
+        ));
+    }
+    Ok(params)
+}
+
+fn month_param(stats: &Stats, params: &HashMap<String, String>) -> Result<YearMonth, ApiError> {
+    match params.get("month") {
+        Some(month) => Ok(month.parse()?),
+        None => Ok(YearMonth::of(stats.today())),
+    }
+}
+
+fn date_param(name: &'static str, params: &HashMap<String, String>) -> Result<NaiveDate, ApiError> {
+    let value = params.get(name).ok_or_else(|| {
+        ApiError::bad_request(
+            "missing_parameter",
+            format!("the query parameter {name:?} is required (YYYY-MM-DD)"),
+        )
+    })?;
+    Ok(parse_date(name, value)?)
+}
+
+async fn ingest(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    state.authorize(&headers, Scope::Ingest)?;
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let essence = content_type.split(';').next().unwrap_or("").trim();
+    if !essence.eq_ignore_ascii_case("application/json") {
+        return Err(ApiError::unsupported_media_type(format!(
+            "the body must be application/json (got {:?})",
+            content_type.chars().take(64).collect::<String>()
+        )));
+    }
+    let body = body.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::too_large(format!("the body is larger than {MAX_BODY_BYTES} bytes"))
+        } else {
+            ApiError::bad_request("unreadable_body", rejection.body_text())
+        }
+    })?;
+    let value: Value = serde_json::from_slice(&body).map_err(|error| {
+        ApiError::bad_request(
+            "malformed_json",
+            format!("the body is not valid JSON: {error}"),
+        )
+    })?;
+    let Value::Object(mut fields) = value else {
+        return Err(ApiError::bad_request(
+            "invalid_body",
+            "the body must be a JSON object: {\"events\": [...]}",
+        ));
+    };
+    let events = match fields.remove("events") {
+        Some(Value::Array(events)) => events,
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "invalid_body",
+                "`events` must be an array",
+            ));
+        }
+        None => {
+            return Err(ApiError::bad_request(
+                "invalid_body",
+                "the body has no `events` array",
+            ));
+        }
+    };
+    if let Some(field) = fields.keys().next() {
+        return Err(ApiError::bad_request(
+            "invalid_body",
+            format!("unknown field {field:?} (the body is {{\"events\": [...]}})"),
+        ));
+    }
+    if events.len() > MAX_BATCH {
+        return Err(ApiError::too_large(format!(
+            "at most {MAX_BATCH} events per request (got {})",
+            events.len()
+        )));
+    }
+    let validator = state.inner.tracker.validator();
+    let mut accepted = Vec::with_capacity(events.len());
+    let mut rejected = Vec::new();
+    for (index, value) in events.into_iter().enumerate() {
+        match RawEvent::from_json(value).and_then(|raw| validator.raw(raw)) {
+            Ok(event) => accepted.push(event),
+            Err(error) => rejected.push(json!({"index": index, "error": error.to_string()})),
+        }
+    }
+    state
+        .inner
+        .requests_rejected_events
+        .fetch_add(rejected.len() as u64, Ordering::Relaxed);
+    let n = accepted.len();
+    match state.inner.tracker.track_events(accepted) {
+        Ok(()) => {}
+        Err(TrackError::BufferFull) => {
+            return Err(ApiError::unavailable(
+                "buffer_full",
+                "the event buffer is full; send the batch again later with the same event ids",
+            ));
+        }
+        Err(_) => {
+            return Err(ApiError::unavailable(
+                "shutting_down",
+                "the service is shutting down; send the batch again",
+            ));
+        }
+    }
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({"accepted": n, "rejected": rejected})),
+    )
+        .into_response())
+}
+
+async fn flush(State(state): State<AppState>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
+    state.authorize(&headers, Scope::Admin)?;
+    state
+        .inner
+        .tracker
+        .flush()
+        .await
+        .map_err(|_| ApiError::unavailable("shutting_down", "the service is shutting down"))?;
+    Ok(Json(json!({"flushed": true})))
+}
+
+async fn realtime(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> Result<Json<analytics::stats::Realtime>, ApiError> {
+    state.authorize(&headers, Scope::Read)?;
+    params(query, &[])?;
+    Ok(Json(state.inner.stats.realtime().await?))
+}
+
+#[derive(Serialize)]
+struct Day {
+    date: NaiveDate,
+    raw: BusinessMetrics,
+}
+
+async fn daily(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> Result<Json<Day>, ApiError> {
+    state.authorize(&headers, Scope::Read)?;
+    let params = params(query, &["date"])?;
+    let date = match params.get("date") {
+        Some(_) => date_param("date", &params)?,
+        None => state.inner.stats.today(),
+    };
+    let raw = state.inner.stats.daily(date).await?;
+    Ok(Json(Day { date, raw }))
+}
+
+#[derive(Serialize)]
+struct Range {
+    start: NaiveDate,
+    end: NaiveDate,
+    days: Vec<Day>,
+}
+
+async fn range(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> Result<Json<Range>, ApiError> {
+    state.authorize(&headers, Scope::Read)?;
+    let params = params(query, &["start", "end"])?;
+    let (start, end) = (date_param("start", &params)?, date_param("end", &params)?);
+    let range = DateRange::new(start, end)?;
+    let days = state
+        .inner
+        .stats
+        .range(range)
+        .await?
+        .into_iter()
+        .map(|(date, raw)| Day { date, raw })
+        .collect();
+    Ok(Json(Range { start, end, days }))
+}
+
+async fn case_study(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> Result<Json<analytics::core::case_study::CaseStudy>, ApiError> {
+    state.authorize(&headers, Scope::Read)?;
+    let params = params(query, &["month"])?;
+    let month = month_param(&state.inner.stats, &params)?;
+    Ok(Json(state.inner.stats.case_study(month).await?))
+}
+
+#[derive(Serialize)]
+struct Agents {
+    month: YearMonth,
+    agents: Vec<AgentMetrics>,
+}
+
+async fn agents(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> Result<Json<Agents>, ApiError> {
+    state.authorize(&headers, Scope::Read)?;
+    let params = params(query, &["month"])?;
+    let month = month_param(&state.inner.stats, &params)?;
+    let agents = state.inner.stats.agents(month).await?;
+    Ok(Json(Agents { month, agents }))
+}
+
+#[derive(Serialize)]
+struct Tickets {
+    month: YearMonth,
+    #[serde(flatten)]
+    tickets: TicketMetrics,
+}
+
+async fn tickets(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> Result<Json<Tickets>, ApiError> {
+    state.authorize(&headers, Scope::Read)?;
+    let params = params(query, &["month"])?;
+    let month = month_param(&state.inner.stats, &params)?;
+    let tickets = state.inner.stats.tickets(month).await?;
+    Ok(Json(Tickets { month, tickets }))
+}
+
+async fn openapi() -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
+}
+
+async fn healthz() -> Json<Value> {
+    Json(json!({"status": "ok"}))
+}
+
+async fn readyz(State(state): State<AppState>) -> Response {
+    let stats = &state.inner.stats;
+    let today = DateRange::day(stats.today());
+    let database = stats.stores().stats.days(today).await.is_ok();
+    let counters = stats.stores().counters.online_agents().await.is_ok();
+    let status = if database && counters {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let word = |ok: bool| if ok { "ok" } else { "unavailable" };
+    (
+        status,
+        Json(json!({
+            "status": if status == StatusCode::OK { "ready" } else { "unavailable" },
+            "database": word(database),
+            "counters": word(counters),
+        })),
+    )
+        .into_response()
+}
+
+async fn metrics(State(state): State<AppState>) -> Response {
+    let text = crate::metrics::render(
+        &state.inner.tracker.telemetry(),
+        state.inner.requests_rejected_events.load(Ordering::Relaxed),
+    );
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response()
+}
