@@ -404,6 +404,31 @@ pub async fn counter_store_counts_exactly(store: &dyn CounterStore) {
     );
 }
 
+/// The counters know when they lost their data: not intact at first, intact after.
+/// (Each backend's own tests show a loss making them not intact again.)
+pub async fn counter_store_knows_it_is_intact(store: &dyn CounterStore) {
+    assert!(
+        !store
+            .check_intact()
+            .await
+            .unwrap_or_else(|e| panic!("check_intact: {e}")),
+        "new counters are not intact yet"
+    );
+    assert!(
+        store
+            .check_intact()
+            .await
+            .unwrap_or_else(|e| panic!("check_intact: {e}")),
+        "intact since the last check"
+    );
+    assert!(
+        store
+            .check_intact()
+            .await
+            .unwrap_or_else(|e| panic!("check_intact: {e}"))
+    );
+}
+
 /// Active sessions and online agents follow the latest events.
 pub async fn counter_store_tracks_sessions_and_agents(store: &dyn CounterStore) {
     let calendar = Calendar::default();

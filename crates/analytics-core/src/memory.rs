@@ -202,6 +202,7 @@ impl JobLock for MemoryJobLock {
 #[derive(Debug, Default)]
 pub struct MemoryCounters {
     state: Mutex<Counters>,
+    intact: std::sync::atomic::AtomicBool,
 }
 
 #[derive(Debug, Default)]
@@ -222,6 +223,8 @@ impl MemoryCounters {
     /// Forgets every counter, as a Redis restart does.
     pub fn clear(&self) {
         *lock(&self.state) = Counters::default();
+        self.intact
+            .store(false, std::sync::atomic::Ordering::SeqCst);
     }
 }
 
@@ -284,6 +287,10 @@ impl CounterStore for MemoryCounters {
             .values()
             .filter(|(status, _)| status.is_online())
             .count() as u64)
+    }
+
+    async fn check_intact(&self) -> Result<bool> {
+        Ok(self.intact.swap(true, std::sync::atomic::Ordering::SeqCst))
     }
 
     async fn read_agents(&self, period: Period) -> Result<BTreeMap<String, Sums>> {

@@ -174,6 +174,15 @@ pub trait CounterStore: Send + Sync {
     ///
     /// A store error.
     async fn read_agents(&self, period: Period) -> Result<BTreeMap<String, Sums>>;
+
+    /// Whether the counters have been intact since the previous call: false the first
+    /// time, and after the store lost its data (a Redis restart or flush, a new
+    /// process for in-process counters). Marks them intact for the next call.
+    ///
+    /// # Errors
+    ///
+    /// A store error.
+    async fn check_intact(&self) -> Result<bool>;
 }
 
 /// Events kept aside while the event store is down (SPEC §8).

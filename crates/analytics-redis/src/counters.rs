@@ -287,6 +287,19 @@ impl CounterStore for RedisStore {
         Ok(agents)
     }
 
+    async fn check_intact(&self) -> analytics_core::Result<bool> {
+        let mut conn = self.connection().await?;
+        // SET NX answers OK when the key was absent: the counters were lost (or new).
+        let set: Option<String> = redis::cmd("SET")
+            .arg(self.keys.intact())
+            .arg(1)
+            .arg("NX")
+            .query_async(&mut conn)
+            .await
+            .map_err(Error::from)?;
+        Ok(set.is_none())
+    }
+
     async fn online_agents(&self) -> analytics_core::Result<u64> {
         let mut conn = self.connection().await?;
         let count: u64 = redis::cmd("SCARD")

@@ -71,6 +71,11 @@ impl Keys {
         self.key(format_args!("online_agents"))
     }
 
+    /// A marker that vanishes with the counters when Redis loses its data.
+    pub fn intact(&self) -> String {
+        self.key(format_args!("counters_intact"))
+    }
+
     /// The spill buffer.
     pub fn event_buffer(&self) -> String {
         self.key(format_args!("event_buffer"))

@@ -77,6 +77,11 @@ impl Server {
 
         let (shutdown, mut signal) = watch::channel(false);
         let jobs = Jobs::new(stats.clone());
+        // Once before taking requests: partitions ahead, days left dirty by the last
+        // run, and counters rebuilt if they were lost while the service was down.
+        if let Err(error) = jobs.run_all().await {
+            tracing::warn!(%error, "the scheduled jobs failed at start; they will run again");
+        }
         let mut jobs_signal = signal.clone();
         let jobs_task = tokio::spawn(async move {
             jobs.run_periodically(JOBS_INTERVAL, async move {

@@ -153,9 +153,12 @@ impl Jobs {
         .await
     }
 
-    /// Makes the daily and monthly counters of today and yesterday (and their agents)
-    /// equal to what event detail and daily statistics say, replacing the buckets
-    /// that differ — after Redis lost its data, or missed increments. Hourly counters
+    /// After the counters lost their data (a Redis restart or flush; a new process for
+    /// in-process counters), makes the daily and monthly counters of today and
+    /// yesterday (and their agents) equal to what event detail and daily statistics
+    /// say, replacing the buckets that differ. While the counters are intact it changes
+    /// nothing: replacing live counters would race with the increments of flushes in
+    /// flight (missed increments are retried by the tracker instead). Hourly counters
     /// are not repaired (nothing stores hours; they expire in two days). Returns the
     /// buckets replaced.
     ///
@@ -165,6 +168,10 @@ impl Jobs {
     pub async fn repair_counters(&self) -> Result<JobOutcome> {
         self.locked("counters", || async {
             let stores = &self.stats.stores;
+            if stores.counters.check_intact().await? {
+                return Ok(0);
+            }
+            tracing::warn!("the counters lost their data; rebuilding today's and yesterday's");
             let calendar = &self.stats.config.calendar;
             let today = self.stats.today();
             let mut replaced = 0;

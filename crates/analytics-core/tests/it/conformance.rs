@@ -16,6 +16,7 @@ async fn the_memory_store_conforms() {
 #[tokio::test]
 async fn the_memory_counters_conform() {
     suite::counter_store_counts_exactly(&MemoryCounters::new()).await;
+    suite::counter_store_knows_it_is_intact(&MemoryCounters::new()).await;
     suite::counter_store_tracks_sessions_and_agents(&MemoryCounters::new()).await;
 }
 

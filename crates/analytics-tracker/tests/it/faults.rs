@@ -137,6 +137,9 @@ impl CounterStore for FaultyCounters {
     async fn read_agents(&self, period: Period) -> analytics_core::Result<BTreeMap<String, Sums>> {
         self.inner.read_agents(period).await
     }
+    async fn check_intact(&self) -> analytics_core::Result<bool> {
+        self.inner.check_intact().await
+    }
 }
 
 /// The daily counters of every day the events fall on, next to the sums of the

@@ -1,0 +1,425 @@
+//! The API in process: ingest to case study, partial batches, every bad request, keys.
+
+use std::collections::HashMap;
+
+use analytics::core::case_study::CaseStudy;
+use analytics::core::config::Config;
+use analytics::core::event::{Event, RawEvent};
+use analytics::core::metrics::{CostPerResolution, Sums};
+use analytics::core::time::{Calendar, YearMonth};
+use analytics_pg::testing::TestDatabase;
+use analytics_redis::testing::TestRedis;
+use analytics_server::server::{Server, check_bind};
+use chrono::{TimeDelta, Utc};
+use serde_json::{Value, json};
+
+use crate::http::{get, post_json, request};
+
+const ADMIN: &str = "admin-key-0123456789";
+const READ: &str = "read-key-0123456789";
+const INGEST: &str = "ingest-key-0123456789";
+
+struct App {
+    server: Server,
+    _db: TestDatabase,
+    _redis: TestRedis,
+}
+
+fn config(vars: &[(&str, &str)]) -> Config {
+    let vars: HashMap<String, String> = vars
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    Config::from_lookup(|name| vars.get(name).cloned()).unwrap()
+}
+
+/// The real app on port 0, on its own database and Redis prefix, with three keys.
+async fn app() -> App {
+    let db = TestDatabase::new().await;
+    let redis = TestRedis::new().await;
+    let keys = format!("admin:{ADMIN},read:{READ},ingest:{INGEST}");
+    let server = Server::start(config(&[
+        ("DATABASE_URL", db.url()),
+        ("REDIS_URL", &analytics_redis::testing::server_url()),
+        ("ANALYTICS_REDIS_PREFIX", redis.prefix()),
+        ("ANALYTICS_BIND", "127.0.0.1:0"),
+        ("ANALYTICS_API_KEYS", &keys),
+        ("ANALYTICS_FLUSH_INTERVAL_MS", "100"),
+    ]))
+    .await
+    .unwrap();
+    App {
+        server,
+        _db: db,
+        _redis: redis,
+    }
+}
+
+/// Envelopes dated an hour ago, with ids.
+fn envelopes() -> Vec<Value> {
+    let at = (Utc::now() - TimeDelta::hours(1)).to_rfc3339();
+    let mut events = Vec::new();
+    for i in 0..40 {
+        let s = format!("s-{i}");
+        events.push(json!({"event_id": uuid::Uuid::now_v7().to_string(), "event": "session.start", "timestamp": at, "properties": {"session_id": s}}));
+        events.push(json!({"event_id": uuid::Uuid::now_v7().to_string(), "event": "message.ai", "timestamp": at, "properties": {"session_id": s, "response_time": 1200 + i * 10}}));
+        if i % 4 == 0 {
+            events.push(json!({"event": "session.escalate", "timestamp": at, "properties": {"session_id": s}}));
+            events.push(json!({"event": "agent.session_takeover", "timestamp": at, "properties": {"agent_id": "a1", "session_id": s, "wait_duration_seconds": 25}}));
+            events.push(json!({"event": "agent.session_release", "timestamp": at, "properties": {"agent_id": "a1", "session_id": s, "handle_duration_seconds": 420}}));
+        }
+        if i % 8 == 0 {
+            events.push(json!({"event": "ticket.closed", "timestamp": at, "product": "agent_workbench", "properties": {"ticket_id": format!("t-{i}"), "resolution_duration_hours": 3.5, "sla_met": i % 16 == 0}}));
+        }
+    }
+    events
+}
+
+fn expected_case_study(events: &[Value]) -> CaseStudy {
+    let parsed: Vec<Event> = events
+        .iter()
+        .map(|v| {
+            Event::restore(RawEvent {
+                event_id: Some(uuid::Uuid::now_v7()),
+                ..RawEvent::from_json(v.clone()).unwrap()
+            })
+            .unwrap()
+        })
+        .collect();
+    let month = Calendar::default().month(parsed[0].timestamp());
+    CaseStudy::from_sums(
+        month,
+        &Sums::from_events(&parsed),
+        CostPerResolution::default(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ingested_events_make_the_case_study() {
+    let app = app().await;
+    let addr = app.server.addr();
+    let events = envelopes();
+    let accepted = post_json(
+        addr,
+        "/api/analytics/events",
+        Some(INGEST),
+        &json!({"events": events}),
+    )
+    .await;
+    assert_eq!(accepted.status, 202, "{}", accepted.body);
+    assert_eq!(
+        accepted.json(),
+        json!({"accepted": events.len(), "rejected": []})
+    );
+    // The same batch again: accepted, and not counted again.
+    let again = post_json(
+        addr,
+        "/api/analytics/events",
+        Some(INGEST),
+        &json!({"events": events[..2]}),
+    )
+    .await;
+    assert_eq!(again.status, 202);
+    let flushed = post_json(addr, "/api/analytics/flush", Some(ADMIN), &json!({})).await;
+    assert_eq!(flushed.status, 200, "{}", flushed.body);
+
+    let expected = expected_case_study(&events);
+    let month = Calendar::default().month(Utc::now() - TimeDelta::hours(1));
+    let study = get(
+        addr,
+        &format!("/api/analytics/case-study?month={month}"),
+        Some(READ),
+    )
+    .await;
+    assert_eq!(study.status, 200, "{}", study.body);
+    assert_eq!(study.json(), serde_json::to_value(&expected).unwrap());
+    assert_eq!(study.json()["ai_chatbot"]["total_customers_served"], 40);
+
+    let day = Calendar::default().date(Utc::now() - TimeDelta::hours(1));
+    let daily = get(
+        addr,
+        &format!("/api/analytics/daily?date={day}"),
+        Some(READ),
+    )
+    .await;
+    assert_eq!(daily.json()["date"], day.to_string());
+    assert_eq!(daily.json()["raw"]["total_customers_served"], 40);
+    let range = get(
+        addr,
+        &format!(
+            "/api/analytics/range?start={}&end={day}",
+            day - TimeDelta::days(2)
+        ),
+        Some(READ),
+    )
+    .await;
+    assert_eq!(range.json()["days"].as_array().unwrap().len(), 3);
+    assert_eq!(range.json()["days"][2]["raw"]["escalations"], 10);
+    let agents = get(
+        addr,
+        &format!("/api/analytics/agents?month={month}"),
+        Some(READ),
+    )
+    .await;
+    assert_eq!(
+        agents.json(),
+        json!({"month": month.to_string(), "agents": [{"agent_id": "a1", "sessions_handled": 10, "avg_first_response_seconds": 25, "avg_handle_time_seconds": 420, "messages": 0, "transfers": 0}]})
+    );
+    let tickets = get(
+        addr,
+        &format!("/api/analytics/tickets?month={month}"),
+        Some(READ),
+    )
+    .await;
+    assert_eq!(
+        tickets.json(),
+        json!({"month": month.to_string(), "tickets_created": 0, "tickets_resolved": 5, "avg_resolution_time_hours": 3.5, "sla_met_rate": 0.6})
+    );
+    let realtime = get(addr, "/api/analytics/realtime", Some(READ)).await;
+    assert_eq!(realtime.status, 200);
+    assert!(realtime.json()["active_sessions"].is_u64());
+
+    let metrics = get(addr, "/metrics", None).await;
+    assert_eq!(metrics.status, 200);
+    assert!(
+        metrics.body.contains("analytics_events_stored_total"),
+        "{}",
+        metrics.body
+    );
+    assert!(
+        metrics.body.contains("analytics_events_duplicate_total 2"),
+        "{}",
+        metrics.body
+    );
+    assert!(app.server.shutdown().await.unwrap().clean);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partial_batch_stores_the_valid_events_and_names_the_others() {
+    let app = app().await;
+    let addr = app.server.addr();
+    let now = Utc::now();
+    let batch = json!({"events": [
+        {"event": "session.start", "properties": {"session_id": "ok-1"}},
+        {"event": "session.begin", "properties": {"session_id": "x"}},
+        {"event": "session.message", "properties": {"session_id": "x"}},
+        {"event": "session.message", "properties": {"session_id": "x", "response_time_ms": "fast"}},
+        {"event": "agent.login", "timestamp": (now + TimeDelta::hours(1)).to_rfc3339(), "properties": {"agent_id": "a"}},
+        {"event": "agent.login", "timestamp": (now - TimeDelta::days(91)).to_rfc3339(), "properties": {"agent_id": "a"}},
+        {"event": "session.start", "properties": {"session_id": "ok-2"}},
+        "not an object",
+    ]});
+    let response = post_json(addr, "/api/analytics/events", Some(INGEST), &batch).await;
+    assert_eq!(response.status, 202, "{}", response.body);
+    let json = response.json();
+    assert_eq!(json["accepted"], 2);
+    let rejected = json["rejected"].as_array().unwrap();
+    let by_index: HashMap<u64, String> = rejected
+        .iter()
+        .map(|r| {
+            (
+                r["index"].as_u64().unwrap(),
+                r["error"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        by_index
+            .keys()
+            .copied()
+            .collect::<std::collections::BTreeSet<_>>(),
+        [1, 2, 3, 4, 5, 7].into()
+    );
+    assert!(
+        by_index[&1].contains("session.begin") && by_index[&1].contains("not in the event catalog"),
+        "{}",
+        by_index[&1]
+    );
+    assert!(
+        by_index[&2].contains("response_time_ms") && by_index[&2].contains("required"),
+        "{}",
+        by_index[&2]
+    );
+    assert!(
+        by_index[&3].contains("response_time_ms") && by_index[&3].contains("must be a number"),
+        "{}",
+        by_index[&3]
+    );
+    assert!(
+        by_index[&4].contains("timestamp") && by_index[&4].contains("future"),
+        "{}",
+        by_index[&4]
+    );
+    assert!(
+        by_index[&5].contains("timestamp") && by_index[&5].contains("retention"),
+        "{}",
+        by_index[&5]
+    );
+    assert!(by_index[&7].contains("JSON object"), "{}", by_index[&7]);
+
+    post_json(addr, "/api/analytics/flush", Some(ADMIN), &json!({})).await;
+    let daily = get(addr, "/api/analytics/daily", Some(READ)).await;
+    assert_eq!(
+        daily.json()["raw"]["total_customers_served"],
+        2,
+        "only the valid events were stored"
+    );
+    app.server.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_requests_get_the_right_status_and_a_clear_message() {
+    let app = app().await;
+    let addr = app.server.addr();
+    let auth = format!("Bearer {ADMIN}");
+    let post = |body: Vec<u8>, content_type: &'static str| {
+        let auth = auth.clone();
+        async move {
+            request(
+                addr,
+                "POST",
+                "/api/analytics/events",
+                &[("Authorization", &auth), ("Content-Type", content_type)],
+                &body,
+            )
+            .await
+        }
+    };
+    let cases: Vec<(crate::http::Response, u16, &str, &str)> = vec![
+        (post(b"{\"events\": [".to_vec(), "application/json").await, 400, "malformed_json", "not valid JSON"),
+        (post(b"{\"events\": []}".to_vec(), "text/plain").await, 415, "unsupported_media_type", "application/json"),
+        (post(b"[]".to_vec(), "application/json").await, 400, "invalid_body", "JSON object"),
+        (post(b"{\"evnts\": []}".to_vec(), "application/json").await, 400, "invalid_body", "no `events` array"),
+        (post(vec![b' '; 1024 * 1024 + 1], "application/json").await, 413, "too_large", "larger than"),
+        (
+            post(json!({"events": vec![json!({"event": "agent.login", "properties": {"agent_id": "a"}}); 1001]}).to_string().into_bytes(), "application/json").await,
+            413, "too_large", "at most 1000 events",
+        ),
+        (get(addr, "/api/analytics/case-study?month=2025-13", Some(READ)).await, 400, "invalid_month", "YYYY-MM"),
+        (get(addr, "/api/analytics/case-study?mnth=2025-12", Some(READ)).await, 400, "unknown_parameter", "mnth"),
+        (get(addr, "/api/analytics/daily?date=2025-02-30", Some(READ)).await, 400, "invalid_input", "YYYY-MM-DD"),
+        (get(addr, "/api/analytics/range?start=2025-12-01", Some(READ)).await, 400, "missing_parameter", "end"),
+        (get(addr, "/api/analytics/range?start=2025-12-02&end=2025-12-01", Some(READ)).await, 400, "invalid_range", "on or after"),
+        (get(addr, "/api/analytics/range?start=2024-01-01&end=2025-12-01", Some(READ)).await, 400, "invalid_range", "366"),
+        (get(addr, "/api/analytics/nothing", Some(READ)).await, 404, "not_found", "no such endpoint"),
+        (request(addr, "DELETE", "/api/analytics/events", &[], b"").await, 405, "method_not_allowed", "method"),
+    ];
+    for (response, status, code, words) in cases {
+        assert_eq!(response.status, status, "{}", response.body);
+        let (got_code, message) = response.error();
+        assert_eq!(got_code, code, "{message}");
+        assert!(
+            message.contains(words),
+            "{code}: {message:?} should mention {words:?}"
+        );
+    }
+    // An empty batch is fine.
+    let empty = post(
+        b"{\"events\": []}".to_vec(),
+        "application/json; charset=utf-8",
+    )
+    .await;
+    assert_eq!(empty.status, 202);
+    app.server.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_are_required_and_scoped() {
+    let app = app().await;
+    let addr = app.server.addr();
+    let batch = json!({"events": []});
+    let month = YearMonth::of(Calendar::default().date(Utc::now()));
+    let study = format!("/api/analytics/case-study?month={month}");
+
+    let missing = get(addr, &study, None).await;
+    assert_eq!(missing.status, 401);
+    assert_eq!(missing.header("www-authenticate"), Some("Bearer"));
+    assert_eq!(missing.error().0, "unauthorized");
+    assert_eq!(get(addr, &study, Some("wrong-key")).await.status, 401);
+    assert_eq!(
+        request(addr, "GET", &study, &[("Authorization", "Basic abc")], b"")
+            .await
+            .status,
+        401
+    );
+
+    assert_eq!(
+        get(addr, &study, Some(INGEST)).await.status,
+        403,
+        "ingest cannot read"
+    );
+    assert_eq!(
+        post_json(addr, "/api/analytics/events", Some(READ), &batch)
+            .await
+            .status,
+        403,
+        "read cannot ingest"
+    );
+    let flush_by_ingest = post_json(addr, "/api/analytics/flush", Some(INGEST), &json!({})).await;
+    assert_eq!(flush_by_ingest.status, 403, "only admin flushes");
+    assert!(flush_by_ingest.error().1.contains("admin"));
+    assert_eq!(
+        post_json(addr, "/api/analytics/flush", Some(READ), &json!({}))
+            .await
+            .status,
+        403
+    );
+
+    assert_eq!(get(addr, &study, Some(READ)).await.status, 200);
+    assert_eq!(
+        post_json(addr, "/api/analytics/events", Some(INGEST), &batch)
+            .await
+            .status,
+        202
+    );
+    assert_eq!(
+        get(addr, &study, Some(ADMIN)).await.status,
+        200,
+        "admin reads"
+    );
+    assert_eq!(
+        post_json(addr, "/api/analytics/events", Some(ADMIN), &batch)
+            .await
+            .status,
+        202,
+        "admin ingests"
+    );
+    assert_eq!(
+        post_json(addr, "/api/analytics/flush", Some(ADMIN), &json!({}))
+            .await
+            .status,
+        200
+    );
+
+    for open in [
+        "/healthz",
+        "/readyz",
+        "/metrics",
+        "/api/analytics/openapi.json",
+    ] {
+        assert_eq!(
+            get(addr, open, None).await.status,
+            200,
+            "{open} needs no key"
+        );
+    }
+    let openapi = get(addr, "/api/analytics/openapi.json", None).await.json();
+    assert!(openapi["paths"]["/api/analytics/events"]["post"].is_object());
+    assert_eq!(get(addr, "/readyz", None).await.json()["status"], "ready");
+    app.server.shutdown().await.unwrap();
+}
+
+#[test]
+fn a_public_address_without_keys_is_refused() {
+    let error = check_bind(&config(&[("ANALYTICS_BIND", "0.0.0.0:8080")])).unwrap_err();
+    assert!(error.to_string().contains("without API keys"), "{error}");
+    assert!(
+        check_bind(&config(&[
+            ("ANALYTICS_BIND", "0.0.0.0:8080"),
+            ("ANALYTICS_API_KEYS", "read:k")
+        ]))
+        .is_ok()
+    );
+    assert!(check_bind(&config(&[("ANALYTICS_BIND", "127.0.0.1:8080")])).is_ok());
+    assert!(check_bind(&config(&[("ANALYTICS_BIND", "[::1]:8080")])).is_ok());
+}
