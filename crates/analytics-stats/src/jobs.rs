@@ -171,7 +171,7 @@ impl Jobs {
             if stores.counters.check_intact().await? {
                 return Ok(0);
             }
-            tracing::warn!("the counters lost their data; rebuilding today's and yesterday's");
+            tracing::info!("rebuilding today's and yesterday's counters from stored events (first run, or the counters lost their data)");
             let calendar = &self.stats.config.calendar;
             let today = self.stats.today();
             let mut replaced = 0;
