@@ -111,6 +111,9 @@ pub struct Realtime {
     pub date: NaiveDate,
     /// Events recorded today, all kinds.
     pub events_today: u64,
+    /// Today's counters: events by name (`custom` for custom ones) and the summed
+    /// durations, by field name.
+    pub today_counters: Sums,
     /// Today's metrics so far.
     pub today: BusinessMetrics,
     /// This hour.
@@ -381,6 +384,7 @@ impl Stats {
             as_of: now,
             date: today,
             events_today: read[0].total_events(),
+            today_counters: read[0],
             today: BusinessMetrics::from_sums(&read[0], self.config.cost),
             this_hour: last_24_hours.last().cloned().unwrap_or(HourFigures {
                 date: today,

@@ -177,7 +177,9 @@ async fn ingested_events_make_the_case_study() {
     );
     let realtime = get(addr, "/api/analytics/realtime", Some(READ)).await;
     assert_eq!(realtime.status, 200);
-    assert!(realtime.json()["active_sessions"].is_u64());
+    let realtime = realtime.json();
+    assert!(realtime["active_sessions"].is_u64());
+    assert!(realtime["today_counters"]["session.start"].is_u64(), "{realtime}");
 
     let metrics = get(addr, "/metrics", None).await;
     assert_eq!(metrics.status, 200);
