@@ -390,6 +390,32 @@ impl<'de> Deserialize<'de> for Sums {
     }
 }
 
+/// Sums per day from `(day, field name, value)` rows in day order, as stores keep
+/// daily statistics.
+///
+/// # Errors
+///
+/// [`Error::InvalidInput`] for a field name that is not a [`Field`].
+pub fn days_from_rows<D: PartialEq + Copy>(
+    rows: impl IntoIterator<Item = (D, String, u64)>,
+) -> Result<Vec<(D, Sums)>> {
+    let mut days: Vec<(D, Sums)> = Vec::new();
+    for (day, name, value) in rows {
+        let field = Field::from_name(&name).ok_or_else(|| {
+            Error::invalid_input("statistics field", &name, "a field of the metric model")
+        })?;
+        match days.last_mut() {
+            Some((last, sums)) if *last == day => sums.increment(field, value),
+            _ => {
+                let mut sums = Sums::new();
+                sums.increment(field, value);
+                days.push((day, sums));
+            }
+        }
+    }
+    Ok(days)
+}
+
 /// The sums of one business day: for all events, and per agent.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DaySummary {
@@ -409,6 +435,33 @@ impl DaySummary {
                 .or_default()
                 .record(event);
         }
+    }
+
+    /// Adds `count` events stored under `name` (and `agent`, when they name one), as
+    /// [`Sums::add_named_group`]: how stores fold rows grouped by event and agent.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidInput`] for a name that is neither a catalog nor a `custom.` name.
+    pub fn add_named_group(
+        &mut self,
+        name: &str,
+        agent: Option<String>,
+        count: u64,
+        value_micros: u64,
+        sla_met: u64,
+    ) -> Result<()> {
+        self.totals
+            .add_named_group(name, count, value_micros, sla_met)?;
+        if let Some(agent) = agent {
+            self.agents.entry(agent).or_default().add_named_group(
+                name,
+                count,
+                value_micros,
+                sla_met,
+            )?;
+        }
+        Ok(())
     }
 
     /// Adds another summary.

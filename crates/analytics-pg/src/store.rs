@@ -11,7 +11,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use analytics_core::event::Event;
-use analytics_core::metrics::{DaySummary, Field, Measure, Sums};
+use analytics_core::metrics::{DaySummary, Field, Measure, Sums, days_from_rows};
 use analytics_core::store::{EventStore, JobLock, StatsStore};
 use analytics_core::time::{Calendar, DateRange, DayWindow};
 use async_trait::async_trait;
@@ -397,19 +397,9 @@ async fn summarize(conn: &mut PgConnection, window: DayWindow) -> Result<DaySumm
     .await?;
     let mut summary = DaySummary::default();
     for (event, agent, count, value, sla) in groups {
-        let (count, value, sla) = (count as u64, value as u64, sla as u64);
         summary
-            .totals
-            .add_named_group(&event, count, value, sla)
+            .add_named_group(&event, agent, count as u64, value as u64, sla as u64)
             .map_err(Error::Model)?;
-        if let Some(agent) = agent {
-            summary
-                .agents
-                .entry(agent)
-                .or_default()
-                .add_named_group(&event, count, value, sla)
-                .map_err(Error::Model)?;
-        }
     }
     Ok(summary)
 }
@@ -576,16 +566,11 @@ impl StatsStore for PgStore {
         .fetch_all(&self.pool)
         .await
         .map_err(Error::from)?;
-        let mut days: Vec<(NaiveDate, Sums)> = Vec::new();
-        for (day, name, value) in rows {
-            if days.last().is_none_or(|(last, _)| *last != day) {
-                days.push((day, Sums::new()));
-            }
-            if let Some((_, sums)) = days.last_mut() {
-                sums.increment(field(&name)?, value as u64);
-            }
-        }
-        Ok(days)
+        Ok(days_from_rows(
+            rows.into_iter()
+                .map(|(day, name, value)| (day, name, value as u64)),
+        )
+        .map_err(Error::Model)?)
     }
 
     async fn agents(&self, range: DateRange) -> analytics_core::Result<BTreeMap<String, Sums>> {

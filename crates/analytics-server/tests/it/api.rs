@@ -179,7 +179,10 @@ async fn ingested_events_make_the_case_study() {
     assert_eq!(realtime.status, 200);
     let realtime = realtime.json();
     assert!(realtime["active_sessions"].is_u64());
-    assert!(realtime["today_counters"]["session.start"].is_u64(), "{realtime}");
+    assert!(
+        realtime["today_counters"]["session.start"].is_u64(),
+        "{realtime}"
+    );
 
     let metrics = get(addr, "/metrics", None).await;
     assert_eq!(metrics.status, 200);
