@@ -16,8 +16,8 @@ pub enum Error {
     /// Applying the schema failed.
     #[error("embedded database migrations failed")]
     Migrate(#[from] sqlx::migrate::MigrateError),
-    /// The database holds events the catalog does not know.
-    #[error("the embedded database holds events the event catalog does not know")]
+    /// The database holds events or statistics the domain model does not know.
+    #[error("the embedded database holds events or statistics the domain model does not know")]
     Model(#[source] analytics_core::Error),
     /// A statistics row names a field the metric model does not know.
     #[error(

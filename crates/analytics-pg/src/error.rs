@@ -16,8 +16,8 @@ pub enum Error {
     /// Applying the migrations failed.
     #[error("postgres migrations failed")]
     Migrate(#[from] sqlx::migrate::MigrateError),
-    /// The database holds events that do not fit the catalog.
-    #[error("postgres holds events the event catalog does not know")]
+    /// The database holds events or statistics the domain model does not know.
+    #[error("postgres holds events or statistics the domain model does not know")]
     Model(#[source] analytics_core::Error),
     /// A statistics row names a field the metric model does not know.
     #[error("postgres holds the statistics field {field:?}, which the metric model does not know")]
