@@ -5,6 +5,8 @@
 //! stdout and written to `target/bench/report.md`.
 
 mod case_study;
+mod http_ingest;
+mod memory;
 mod pg_insert;
 mod redis_counters;
 mod tracker;
@@ -35,13 +37,24 @@ pub(crate) struct Scale {
 const BENCHMARKS: &[&str] = &[
     "track-latency",
     "end-to-end",
+    "embedded-ingest",
+    "http-ingest",
     "case-study",
+    "memory",
     "pg-insert",
     "redis-counters",
 ];
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("memory-worker") {
+        let n = args
+            .get(1)
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(1_000_000);
+        return memory::worker(n).await;
+    }
     let mut quick = false;
     let mut selected = Vec::new();
     for arg in std::env::args().skip(1) {
@@ -67,7 +80,10 @@ async fn main() -> anyhow::Result<()> {
         match name.as_str() {
             "track-latency" => rows.extend(tracker::latency(scale).await?),
             "end-to-end" => rows.push(tracker::end_to_end(scale).await?),
+            "embedded-ingest" => rows.push(tracker::embedded(scale).await?),
+            "http-ingest" => rows.push(http_ingest::run(scale).await?),
             "case-study" => rows.push(case_study::run(scale).await?),
+            "memory" => rows.push(memory::run(scale).await?),
             "pg-insert" => rows.extend(pg_insert::run(scale).await?),
             "redis-counters" => rows.push(redis_counters::run(scale).await?),
             _ => unreachable!("names are checked above"),

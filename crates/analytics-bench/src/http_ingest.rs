@@ -1,0 +1,113 @@
+//! `http-ingest`: events per second through `analytics serve`'s `POST /events`, batches
+//! of 100 from concurrent clients on loopback, until `POST /flush` says all is stored.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use analytics::core::config::Config;
+use analytics_pg::testing::TestDatabase;
+use analytics_redis::testing::{TestRedis, server_url};
+use analytics_server::server::Server;
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::{Row, Scale, workload};
+
+const CLIENTS: usize = 8;
+const PER_REQUEST: usize = 100;
+
+/// One POST on a fresh connection; returns the status.
+async fn post(addr: SocketAddr, path: &str, body: &[u8]) -> anyhow::Result<u16> {
+    let mut stream = TcpStream::connect(addr).await?;
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await?;
+    stream.write_all(body).await?;
+    let mut response = Vec::with_capacity(256);
+    stream.read_to_end(&mut response).await?;
+    let status = String::from_utf8_lossy(&response)
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    Ok(status)
+}
+
+pub(crate) async fn run(scale: Scale) -> anyhow::Result<Row> {
+    let db = TestDatabase::new().await;
+    let redis = TestRedis::new().await;
+    let vars: HashMap<&str, String> = [
+        ("DATABASE_URL", db.url().to_owned()),
+        ("REDIS_URL", server_url()),
+        ("ANALYTICS_REDIS_PREFIX", redis.prefix().to_owned()),
+        ("ANALYTICS_BIND", "127.0.0.1:0".to_owned()),
+    ]
+    .into_iter()
+    .collect();
+    let server = Server::start(Config::from_lookup(|name| vars.get(name).cloned())?).await?;
+    let addr = server.addr();
+
+    // The bodies, built before the clock starts: envelopes as clients send them.
+    let n = scale.events;
+    let bodies: Vec<Vec<u8>> = workload::events(n, 1, chrono::Utc::now(), 11)
+        .chunks(PER_REQUEST)
+        .map(|chunk| {
+            let events: Vec<Value> = chunk
+                .iter()
+                .map(|e| serde_json::to_value(e).unwrap_or(Value::Null))
+                .collect();
+            json!({ "events": events }).to_string().into_bytes()
+        })
+        .collect();
+    let per_client = bodies.len().div_ceil(CLIENTS);
+    let started = Instant::now();
+    let mut clients = Vec::new();
+    for share in bodies.chunks(per_client).map(<[Vec<u8>]>::to_vec) {
+        clients.push(tokio::spawn(async move {
+            let mut retries = 0u64;
+            for body in share {
+                loop {
+                    match post(addr, "/api/analytics/events", &body).await? {
+                        202 => break,
+                        503 => {
+                            retries += 1;
+                            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+                        }
+                        other => anyhow::bail!("POST /events answered {other}"),
+                    }
+                }
+            }
+            Ok::<_, anyhow::Error>(retries)
+        }));
+    }
+    let mut retries = 0;
+    for client in clients {
+        retries += client.await??;
+    }
+    anyhow::ensure!(
+        post(addr, "/api/analytics/flush", b"{}").await? == 200,
+        "flush failed"
+    );
+    let elapsed = started.elapsed().as_secs_f64();
+    let rate = n as f64 / elapsed;
+    let report = server.shutdown().await?;
+    anyhow::ensure!(report.clean, "events were lost");
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM analytics_events")
+        .fetch_one(db.store().pool())
+        .await?;
+    anyhow::ensure!(stored as usize == n, "stored {stored} of {n}");
+    eprintln!("http-ingest: {rate:.0} events/s ({retries} requests answered 503 and sent again)");
+    Ok(Row {
+        benchmark: format!(
+            "HTTP ingest, {n} events in batches of {PER_REQUEST} from {CLIENTS} clients → PostgreSQL + Redis"
+        ),
+        figure: format!("{rate:.0} events/s"),
+        reference: "—".to_owned(),
+        target: "≥ 50,000 events/s".to_owned(),
+        met: rate >= 50_000.0,
+    })
+}
