@@ -8,7 +8,7 @@ cargo xtask <task>
 Tasks:
   test      run the whole test suite (cargo test --workspace)
   migrate   set up the PostgreSQL schema of DATABASE_URL from migrations/
-  bench     run benchmarks in release mode: cargo xtask bench [pg-insert] [--quick]
+  bench     run the benchmark suite in release mode: cargo xtask bench [NAME...] [--quick]
 ";
 
 fn main() -> ExitCode {
