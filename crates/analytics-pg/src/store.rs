@@ -238,15 +238,11 @@ impl PgStore {
     /// with one `COPY` (batched inserts, several times cheaper than `INSERT … SELECT`);
     /// when that fails on a unique violation, nothing of it was stored, and the batch is
     /// written again skipping the stored ids.
-    async fn write(&self, events: &[&Event]) -> Result<HashSet<Uuid>> {
-        let days: BTreeSet<NaiveDate> = events
-            .iter()
-            .map(|e| self.calendar.date(e.timestamp()))
-            .collect();
+    async fn write(&self, events: &[&Event], days: &BTreeSet<NaiveDate>) -> Result<HashSet<Uuid>> {
         let mut tx = self.pool.begin().await?;
         match copy_in(&mut tx, events).await {
             Ok(()) => {
-                mark_dirty(&mut tx, &days).await?;
+                mark_dirty(&mut tx, days).await?;
                 tx.commit().await?;
                 Ok(events.iter().map(|e| e.id()).collect())
             }
@@ -255,7 +251,7 @@ impl PgStore {
                 drop(tx);
                 let mut tx = self.pool.begin().await?;
                 let fresh = insert_skipping_stored(&mut tx, &Rows::new(events)).await?;
-                mark_dirty(&mut tx, &days).await?;
+                mark_dirty(&mut tx, days).await?;
                 tx.commit().await?;
                 Ok(fresh)
             }
@@ -481,14 +477,18 @@ impl EventStore for PgStore {
         if unique.is_empty() {
             return Ok(first);
         }
-        let days = || unique.iter().map(|e| self.calendar.date(e.timestamp()));
-        self.ensure_partitions(days()).await?;
-        let fresh = match self.write(&unique).await {
+        // The business days of the batch: its partitions, and the days it makes dirty.
+        let days: BTreeSet<NaiveDate> = unique
+            .iter()
+            .map(|e| self.calendar.date(e.timestamp()))
+            .collect();
+        self.ensure_partitions(days.iter().copied()).await?;
+        let fresh = match self.write(&unique, &days).await {
             Err(error) if has_sqlstate(&error, NO_PARTITION) => {
                 // A partition this process thought existed is gone: look again, once.
                 self.known_partitions().clear();
-                self.ensure_partitions(days()).await?;
-                self.write(&unique).await?
+                self.ensure_partitions(days.iter().copied()).await?;
+                self.write(&unique, &days).await?
             }
             result => result?,
         };
