@@ -32,7 +32,7 @@ pub struct MemoryStore {
     calendar: Calendar,
     events: Mutex<Events>,
     days: Mutex<BTreeMap<NaiveDate, DaySummary>>,
-    locks: Arc<Mutex<HashSet<String>>>,
+    locks: ProcessLocks,
 }
 
 #[derive(Debug, Default)]
@@ -170,31 +170,43 @@ impl StatsStore for MemoryStore {
     }
 
     async fn try_lock(&self, job: &str) -> Result<Option<Box<dyn JobLock>>> {
-        if !lock(&self.locks).insert(job.to_owned()) {
-            return Ok(None);
-        }
-        Ok(Some(Box::new(MemoryJobLock {
-            locks: self.locks.clone(),
-            job: job.to_owned(),
-        })))
+        Ok(self.locks.try_lock(job))
     }
 }
 
-/// The lock of a job in a [`MemoryStore`]: released on `release` or drop.
+/// Job locks held in the process, for stores that one process owns (the in-memory and
+/// the embedded store).
+#[derive(Debug, Clone, Default)]
+pub struct ProcessLocks(Arc<Mutex<HashSet<String>>>);
+
+impl ProcessLocks {
+    /// Takes the lock of `job`, unless this process holds it already.
+    pub fn try_lock(&self, job: &str) -> Option<Box<dyn JobLock>> {
+        if !lock(&self.0).insert(job.to_owned()) {
+            return None;
+        }
+        Some(Box::new(ProcessLock {
+            locks: self.clone(),
+            job: job.to_owned(),
+        }))
+    }
+}
+
+/// A job's lock in [`ProcessLocks`]: released on `release` or drop.
 #[derive(Debug)]
-struct MemoryJobLock {
-    locks: Arc<Mutex<HashSet<String>>>,
+struct ProcessLock {
+    locks: ProcessLocks,
     job: String,
 }
 
-impl Drop for MemoryJobLock {
+impl Drop for ProcessLock {
     fn drop(&mut self) {
-        lock(&self.locks).remove(&self.job);
+        lock(&self.locks.0).remove(&self.job);
     }
 }
 
 #[async_trait]
-impl JobLock for MemoryJobLock {
+impl JobLock for ProcessLock {
     async fn release(self: Box<Self>) {}
 }
 

@@ -1,11 +1,11 @@
 //! [`EmbeddedStore`]: event detail and daily statistics in one SQLite file.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
 use std::str::FromStr;
-use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use analytics_core::event::Event;
+use analytics_core::memory::ProcessLocks;
 use analytics_core::metrics::{DaySummary, Field, Measure, Sums, days_from_rows};
 use analytics_core::store::{EventStore, JobLock, StatsStore};
 use analytics_core::time::{Calendar, DateRange, DayWindow};
@@ -29,7 +29,7 @@ pub struct EmbeddedStore {
     pool: SqlitePool,
     writer: SqlitePool,
     calendar: Calendar,
-    locks: Arc<Mutex<HashSet<String>>>,
+    locks: ProcessLocks,
 }
 
 fn micros(ts: DateTime<Utc>) -> i64 {
@@ -65,7 +65,7 @@ impl EmbeddedStore {
             pool,
             writer,
             calendar,
-            locks: Arc::default(),
+            locks: ProcessLocks::default(),
         };
         store.check_time_zone().await?;
         Ok(store)
@@ -327,33 +327,6 @@ impl StatsStore for EmbeddedStore {
     }
 
     async fn try_lock(&self, job: &str) -> analytics_core::Result<Option<Box<dyn JobLock>>> {
-        let mut locks = self.locks.lock().unwrap_or_else(PoisonError::into_inner);
-        if !locks.insert(job.to_owned()) {
-            return Ok(None);
-        }
-        Ok(Some(Box::new(EmbeddedJobLock {
-            locks: self.locks.clone(),
-            job: job.to_owned(),
-        })))
+        Ok(self.locks.try_lock(job))
     }
-}
-
-/// A job's lock in the embedded store: held in the process (one process per file).
-struct EmbeddedJobLock {
-    locks: Arc<Mutex<HashSet<String>>>,
-    job: String,
-}
-
-impl Drop for EmbeddedJobLock {
-    fn drop(&mut self) {
-        self.locks
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(&self.job);
-    }
-}
-
-#[async_trait]
-impl JobLock for EmbeddedJobLock {
-    async fn release(self: Box<Self>) {}
 }
