@@ -226,14 +226,14 @@ impl Jobs {
         Ok(replaced)
     }
 
-    /// Runs every job every `every` until `stop` completes, logging failures (a failed
-    /// run is tried again at the next tick).
+    /// Runs every job every `every`, the first time `every` from now, until `stop`
+    /// completes, logging failures (a failed run is tried again at the next tick).
     pub async fn run_periodically(
         &self,
         every: std::time::Duration,
         stop: impl Future<Output = ()>,
     ) {
-        let mut ticker = tokio::time::interval(every);
+        let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tokio::pin!(stop);
         loop {
