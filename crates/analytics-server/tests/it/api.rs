@@ -428,3 +428,102 @@ fn a_public_address_without_keys_is_refused() {
     assert!(check_bind(&config(&[("ANALYTICS_BIND", "127.0.0.1:8080")])).is_ok());
     assert!(check_bind(&config(&[("ANALYTICS_BIND", "[::1]:8080")])).is_ok());
 }
+
+/// An event store that never answers: the tracker's buffer fills up.
+struct Stuck;
+
+#[async_trait::async_trait]
+impl analytics::core::store::EventStore for Stuck {
+    async fn insert(
+        &self,
+        _: &[analytics::core::event::Event],
+    ) -> analytics::core::Result<Vec<bool>> {
+        std::future::pending().await
+    }
+    async fn summarize(
+        &self,
+        _: analytics::core::time::DayWindow,
+    ) -> analytics::core::Result<analytics::core::metrics::DaySummary> {
+        Ok(Default::default())
+    }
+    async fn purge_before(&self, _: chrono::DateTime<Utc>) -> analytics::core::Result<u64> {
+        Ok(0)
+    }
+    async fn dirty_days(&self) -> analytics::core::Result<Vec<(chrono::NaiveDate, u64)>> {
+        Ok(Vec::new())
+    }
+    async fn clean_day(&self, _: chrono::NaiveDate, _: u64) -> analytics::core::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_buffer_answers_503_and_takes_nothing_of_the_batch() {
+    use analytics::core::memory::{MemoryCounters, MemoryStore};
+    use analytics::tracker::{Stores, Tracker, TrackerConfig};
+    use std::sync::Arc;
+
+    let tracker = Tracker::start(
+        TrackerConfig {
+            queue_capacity: 150,
+            batch_size: 10,
+            writers: 1,
+            waiting_batches: 1,
+            store_timeout: std::time::Duration::from_secs(3600),
+            ..TrackerConfig::default()
+        },
+        Stores {
+            events: Arc::new(Stuck),
+            counters: Arc::new(MemoryCounters::new()),
+            spill: None,
+        },
+    );
+    let store = Arc::new(MemoryStore::new());
+    let stats = analytics::stats::Stats::new(
+        analytics::stats::StatsStores {
+            events: store.clone(),
+            stats: store,
+            counters: Arc::new(MemoryCounters::new()),
+        },
+        Arc::new(analytics::core::event::SystemClock),
+        analytics::stats::StatsConfig::from_config(&Config::default()),
+    );
+    let app = analytics_server::api::router(analytics_server::api::AppState::new(
+        tracker.clone(),
+        stats,
+        Vec::new(),
+    ));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let batch = |n: usize| {
+        let events: Vec<Value> = (0..n).map(|i| json!({"event": "session.start", "properties": {"session_id": format!("s{i}")}})).collect();
+        json!({ "events": events })
+    };
+    let mut statuses = Vec::new();
+    for _ in 0..10 {
+        let before = tracker.telemetry().tracked;
+        let response = post_json(addr, "/api/analytics/events", None, &batch(50)).await;
+        let taken = tracker.telemetry().tracked - before;
+        match response.status {
+            202 => assert_eq!(taken, 50),
+            503 => {
+                assert_eq!(taken, 0, "nothing of a refused batch is taken");
+                assert_eq!(response.error().0, "buffer_full");
+                assert!(
+                    response.error().1.contains("same event ids"),
+                    "{}",
+                    response.body
+                );
+                assert_eq!(response.header("retry-after"), Some("1"));
+            }
+            other => panic!("status {other}: {}", response.body),
+        }
+        statuses.push(response.status);
+    }
+    assert!(
+        statuses.contains(&202) && statuses.contains(&503),
+        "{statuses:?}"
+    );
+}
