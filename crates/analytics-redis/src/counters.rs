@@ -138,24 +138,32 @@ impl RedisStore {
     }
 }
 
+/// One entry of a counter hash: the metric field, the agent it belongs to (per-agent
+/// hashes name it as `{field}|{agent}`), and the value.
+fn parse_entry<'a>(key: &str, name: &'a str, value: i64) -> Result<(Field, Option<&'a str>, u64)> {
+    let (field_name, agent) = match name.split_once('|') {
+        Some((field, agent)) => (field, Some(agent)),
+        None => (name, None),
+    };
+    let field = Field::from_name(field_name).ok_or_else(|| Error::Unexpected {
+        key: key.to_owned(),
+        what: format!("unknown field {name:?}"),
+    })?;
+    let value = u64::try_from(value).map_err(|_| Error::Unexpected {
+        key: key.to_owned(),
+        what: format!("negative value {value} in {name:?}"),
+    })?;
+    Ok((field, agent, value))
+}
+
 /// Reads a hash's fields into sums: all of them, or those of one agent.
 fn sums_from_hash(key: &str, hash: &HashMap<String, i64>, agent: Option<&str>) -> Result<Sums> {
     let mut sums = Sums::new();
     for (name, value) in hash {
-        let field_name = match (agent, name.split_once('|')) {
-            (None, None) => name.as_str(),
-            (Some(agent), Some((field, owner))) if owner == agent => field,
-            _ => continue,
-        };
-        let field = Field::from_name(field_name).ok_or_else(|| Error::Unexpected {
-            key: key.to_owned(),
-            what: format!("unknown field {name:?}"),
-        })?;
-        let value = u64::try_from(*value).map_err(|_| Error::Unexpected {
-            key: key.to_owned(),
-            what: format!("negative value {value} in {name:?}"),
-        })?;
-        sums.increment(field, value);
+        let (field, owner, value) = parse_entry(key, name, *value)?;
+        if owner == agent {
+            sums.increment(field, value);
+        }
     }
     Ok(sums)
 }
@@ -267,17 +275,10 @@ impl CounterStore for RedisStore {
             .map_err(Error::from)?;
         let mut agents = BTreeMap::<String, Sums>::new();
         for (name, value) in &hash {
-            let (field_name, agent) = name.split_once('|').ok_or_else(|| Error::Unexpected {
+            let (field, agent, value) = parse_entry(&key, name, *value)?;
+            let agent = agent.ok_or_else(|| Error::Unexpected {
                 key: key.clone(),
                 what: format!("field {name:?} names no agent"),
-            })?;
-            let field = Field::from_name(field_name).ok_or_else(|| Error::Unexpected {
-                key: key.clone(),
-                what: format!("unknown field {name:?}"),
-            })?;
-            let value = u64::try_from(*value).map_err(|_| Error::Unexpected {
-                key: key.clone(),
-                what: format!("negative value {value} in {name:?}"),
             })?;
             agents
                 .entry(agent.to_owned())
