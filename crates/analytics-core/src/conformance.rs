@@ -149,7 +149,8 @@ pub async fn event_store_summarizes_business_days(store: &dyn EventStore) {
     assert_eq!(empty, DaySummary::default());
 }
 
-/// Written days are dirty until cleaned at a version no later write has passed.
+/// Written days are dirty until exactly the marks read are cleaned: a write that comes
+/// (or commits) after the marks were read keeps the day dirty.
 pub async fn event_store_marks_dirty_days(store: &dyn EventStore) {
     let events = december_first();
     store
@@ -161,10 +162,11 @@ pub async fn event_store_marks_dirty_days(store: &dyn EventStore) {
         .await
         .unwrap_or_else(|e| panic!("dirty_days: {e}"));
     assert_eq!(
-        dirty.iter().map(|(d, _)| *d).collect::<Vec<_>>(),
+        dirty.iter().map(|d| d.day).collect::<Vec<_>>(),
         [date("2025-12-01")]
     );
-    let (day, version) = dirty[0];
+    let read = dirty[0].clone();
+    assert!(!read.marks.is_empty(), "a dirty day has marks");
     store
         .insert(&[event(
             "agent.login",
@@ -174,7 +176,7 @@ pub async fn event_store_marks_dirty_days(store: &dyn EventStore) {
         .await
         .unwrap_or_else(|e| panic!("insert: {e}"));
     store
-        .clean_day(day, version)
+        .clean_day(read.day, &read.marks)
         .await
         .unwrap_or_else(|e| panic!("clean_day: {e}"));
     let again = store
@@ -184,11 +186,14 @@ pub async fn event_store_marks_dirty_days(store: &dyn EventStore) {
     assert_eq!(
         again.len(),
         1,
-        "written after the version was read: still dirty"
+        "written after the marks were read: still dirty"
     );
-    assert!(again[0].1 > version, "a later write has a later version");
+    assert!(
+        again[0].marks.iter().all(|m| !read.marks.contains(m)),
+        "only the later write's mark is left"
+    );
     store
-        .clean_day(day, again[0].1)
+        .clean_day(read.day, &again[0].marks)
         .await
         .unwrap_or_else(|e| panic!("clean_day: {e}"));
     assert!(
@@ -197,6 +202,95 @@ pub async fn event_store_marks_dirty_days(store: &dyn EventStore) {
             .await
             .unwrap_or_else(|e| panic!("dirty_days: {e}"))
             .is_empty()
+    );
+    // Nothing new: no mark.
+    store
+        .insert(&events)
+        .await
+        .unwrap_or_else(|e| panic!("insert: {e}"));
+    assert!(
+        store
+            .dirty_days()
+            .await
+            .unwrap_or_else(|e| panic!("dirty_days: {e}"))
+            .is_empty(),
+        "a write of stored ids only makes nothing dirty"
+    );
+}
+
+/// A write's days stay uncounted until it settles as applied; one settled as not
+/// applied stays uncounted until a recount of the day finishes. A recount waits for
+/// writes in flight, and writes wait for a recount.
+pub async fn event_store_tracks_uncounted_writes(store: &dyn EventStore) {
+    let uncounted = || async {
+        store
+            .uncounted_days()
+            .await
+            .unwrap_or_else(|e| panic!("uncounted_days: {e}"))
+    };
+    let day = date("2025-12-01");
+    let written = store
+        .write(&december_first())
+        .await
+        .unwrap_or_else(|e| panic!("write: {e}"));
+    let pending = written
+        .pending
+        .unwrap_or_else(|| panic!("a write of new events is pending"));
+    assert_eq!(pending.days(), [day]);
+    assert_eq!(uncounted().await, [day], "uncounted while pending");
+    let dirty = store
+        .dirty_days()
+        .await
+        .unwrap_or_else(|e| panic!("dirty_days: {e}"));
+    assert!(dirty[0].uncounted, "dirty_days says so too");
+
+    // A recount waits for the pending write.
+    let recount = store.lock_counters(day);
+    let waited = tokio::time::timeout(std::time::Duration::from_millis(300), recount).await;
+    assert!(waited.is_err(), "a recount waits for a write in flight");
+    pending.settle(true).await;
+    assert!(uncounted().await.is_empty(), "settled as applied");
+
+    // Settled as not applied: uncounted until a recount finishes.
+    store
+        .insert(&[event(
+            "agent.login",
+            at("2025-12-01T10:00:00Z"),
+            json!({"agent_id": "late"}),
+        )])
+        .await
+        .unwrap_or_else(|e| panic!("insert: {e}"));
+    assert_eq!(uncounted().await, [day], "not applied: still uncounted");
+    let recount = store
+        .lock_counters(day)
+        .await
+        .unwrap_or_else(|e| panic!("lock_counters: {e}"));
+    // A write to the day waits for the recount.
+    let blocked = tokio::time::timeout(
+        std::time::Duration::from_millis(300),
+        store.insert(&[event(
+            "agent.login",
+            at("2025-12-01T11:00:00Z"),
+            json!({"agent_id": "later"}),
+        )]),
+    )
+    .await;
+    assert!(blocked.is_err(), "a write waits for a recount of its day");
+    recount
+        .finish()
+        .await
+        .unwrap_or_else(|e| panic!("finish: {e}"));
+    assert!(uncounted().await.is_empty(), "recounted");
+    let n = store
+        .summarize(Calendar::default().day_window(day))
+        .await
+        .unwrap_or_else(|e| panic!("summarize: {e}"))
+        .totals
+        .total_events();
+    assert_eq!(
+        n,
+        december_first().len() as u64 + 1,
+        "the write that timed out while waiting stored nothing"
     );
 }
 
@@ -404,29 +498,31 @@ pub async fn counter_store_counts_exactly(store: &dyn CounterStore) {
     );
 }
 
-/// The counters know when they lost their data: not intact at first, intact after.
-/// (Each backend's own tests show a loss making them not intact again.)
+/// The counters are not intact until a rebuild finishes, and a rebuild finishes.
+/// (Each backend's own tests show a loss making them not intact again, and a loss
+/// during a rebuild keeping them so.)
 pub async fn counter_store_knows_it_is_intact(store: &dyn CounterStore) {
-    assert!(
-        !store
-            .check_intact()
+    let intact = || async {
+        store
+            .intact()
             .await
-            .unwrap_or_else(|e| panic!("check_intact: {e}")),
-        "new counters are not intact yet"
-    );
+            .unwrap_or_else(|e| panic!("intact: {e}"))
+    };
+    assert!(!intact().await, "new counters are not intact yet");
+    let token = store
+        .begin_rebuild()
+        .await
+        .unwrap_or_else(|e| panic!("begin_rebuild: {e}"));
+    assert!(!intact().await, "not intact during a rebuild");
     assert!(
         store
-            .check_intact()
+            .finish_rebuild(&token)
             .await
-            .unwrap_or_else(|e| panic!("check_intact: {e}")),
-        "intact since the last check"
+            .unwrap_or_else(|e| panic!("finish_rebuild: {e}")),
+        "a rebuild with nothing lost finishes"
     );
-    assert!(
-        store
-            .check_intact()
-            .await
-            .unwrap_or_else(|e| panic!("check_intact: {e}"))
-    );
+    assert!(intact().await, "intact after the rebuild");
+    assert!(intact().await, "reading does not change it");
 }
 
 /// Active sessions and online agents follow the latest events.

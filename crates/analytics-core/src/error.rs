@@ -246,6 +246,9 @@ pub enum StoreErrorKind {
     Unavailable,
     /// The backend refused the request or answered something unexpected.
     Failed,
+    /// The request lost a race with a concurrent one (a deadlock or a serialization
+    /// failure): the backend is healthy and retrying at once will succeed.
+    Contention,
 }
 
 /// A failure reported by a storage backend.
@@ -253,6 +256,7 @@ pub enum StoreErrorKind {
 #[error("{backend} {}", match .kind {
     StoreErrorKind::Unavailable => "is unavailable",
     StoreErrorKind::Failed => "failed",
+    StoreErrorKind::Contention => "lost a race with a concurrent write",
 })]
 pub struct StoreError {
     /// The backend, e.g. `postgres` or `redis`.
@@ -273,6 +277,18 @@ impl StoreError {
         StoreError {
             backend,
             kind: StoreErrorKind::Unavailable,
+            source: source.into(),
+        }
+    }
+
+    /// A race lost to a concurrent request: retry at once.
+    pub fn contention(
+        backend: &'static str,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> StoreError {
+        StoreError {
+            backend,
+            kind: StoreErrorKind::Contention,
             source: source.into(),
         }
     }

@@ -16,8 +16,8 @@ use crate::error::Result;
 use crate::event::Event;
 use crate::metrics::{DaySummary, Sums};
 use crate::store::{
-    Bucket, CounterBatch, CounterStore, EventStore, JobLock, Period, SpillBuffer, SpillClaim,
-    StatsStore,
+    Bucket, CounterBatch, CounterRecount, CounterStore, DirtyDay, EventStore, JobLock,
+    PendingCounters, Period, SpillBuffer, SpillClaim, StatsStore, Written,
 };
 use crate::time::{Calendar, DateRange, DayWindow};
 
@@ -30,9 +30,10 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     calendar: Calendar,
-    events: Mutex<Events>,
+    events: Arc<Mutex<Events>>,
     days: Mutex<BTreeMap<NaiveDate, DaySummary>>,
     locks: ProcessLocks,
+    day_locks: DayLocks,
 }
 
 #[derive(Debug, Default)]
@@ -40,8 +41,11 @@ struct Events {
     ids: HashSet<Uuid>,
     /// In insertion order.
     list: Vec<Event>,
-    /// Days written since they were marked clean, with their version.
-    dirty: BTreeMap<NaiveDate, u64>,
+    /// Dirty marks: the day and version of each write, until cleaned.
+    dirty: Vec<(NaiveDate, u64)>,
+    /// Uncounted marks: the version and day of each write whose counters are not
+    /// known to be applied.
+    uncounted: Vec<(u64, NaiveDate)>,
     version: u64,
 }
 
@@ -77,23 +81,50 @@ impl MemoryStore {
 
 #[async_trait]
 impl EventStore for MemoryStore {
-    async fn insert(&self, events: &[Event]) -> Result<Vec<bool>> {
+    async fn write(&self, events: &[Event]) -> Result<Written> {
+        // The days of the batch are locked before it is written, as the embedded store
+        // does: a recount of a day waits for the write, and the write for a recount.
+        let mut days: Vec<NaiveDate> = events
+            .iter()
+            .map(|e| self.calendar.date(e.timestamp()))
+            .collect();
+        days.sort_unstable();
+        days.dedup();
+        let guards = self.day_locks.share(&days).await;
         let mut stored = lock(&self.events);
         let stored = &mut *stored;
         stored.version += 1;
-        Ok(events
+        let version = stored.version;
+        let mut new_days = Vec::new();
+        let new: Vec<bool> = events
             .iter()
             .map(|event| {
                 let new = stored.ids.insert(event.id());
                 if new {
                     stored.list.push(event.clone());
-                    stored
-                        .dirty
-                        .insert(self.calendar.date(event.timestamp()), stored.version);
+                    new_days.push(self.calendar.date(event.timestamp()));
                 }
                 new
             })
-            .collect())
+            .collect();
+        if new_days.is_empty() {
+            return Ok(Written { new, pending: None });
+        }
+        new_days.sort_unstable();
+        new_days.dedup();
+        for day in &new_days {
+            stored.dirty.push((*day, version));
+            stored.uncounted.push((version, *day));
+        }
+        Ok(Written {
+            new,
+            pending: Some(Box::new(MemoryPending {
+                events: self.events.clone(),
+                write: version,
+                days: new_days,
+                _guards: guards,
+            })),
+        })
     }
 
     async fn summarize(&self, day: DayWindow) -> Result<DaySummary> {
@@ -111,24 +142,122 @@ impl EventStore for MemoryStore {
         // Ids stay known: a purged event sent again must not be counted again.
         stored.list.retain(|event| event.timestamp() >= cutoff);
         let cutoff_day = self.calendar.date(cutoff);
-        stored.dirty.retain(|day, _| *day >= cutoff_day);
+        stored.dirty.retain(|(day, _)| *day >= cutoff_day);
         Ok((before - stored.list.len()) as u64)
     }
 
-    async fn dirty_days(&self) -> Result<Vec<(NaiveDate, u64)>> {
-        Ok(lock(&self.events)
-            .dirty
-            .iter()
-            .map(|(day, version)| (*day, *version))
+    async fn dirty_days(&self) -> Result<Vec<DirtyDay>> {
+        let stored = lock(&self.events);
+        let mut days = BTreeMap::<NaiveDate, Vec<u64>>::new();
+        for (day, version) in &stored.dirty {
+            days.entry(*day).or_default().push(*version);
+        }
+        Ok(days
+            .into_iter()
+            .map(|(day, marks)| DirtyDay {
+                day,
+                marks,
+                uncounted: stored.uncounted.iter().any(|(_, d)| *d == day),
+            })
             .collect())
     }
 
-    async fn clean_day(&self, date: NaiveDate, version: u64) -> Result<()> {
-        let mut stored = lock(&self.events);
-        if stored.dirty.get(&date).is_some_and(|v| *v <= version) {
-            stored.dirty.remove(&date);
-        }
+    async fn clean_day(&self, date: NaiveDate, marks: &[u64]) -> Result<()> {
+        lock(&self.events)
+            .dirty
+            .retain(|(day, version)| *day != date || !marks.contains(version));
         Ok(())
+    }
+
+    async fn uncounted_days(&self) -> Result<Vec<NaiveDate>> {
+        let mut days: Vec<NaiveDate> = lock(&self.events)
+            .uncounted
+            .iter()
+            .map(|(_, day)| *day)
+            .collect();
+        days.sort_unstable();
+        days.dedup();
+        Ok(days)
+    }
+
+    async fn lock_counters(&self, date: NaiveDate) -> Result<Box<dyn CounterRecount>> {
+        let guard = self.day_locks.exclusive(date).await;
+        Ok(Box::new(MemoryRecount {
+            events: self.events.clone(),
+            day: date,
+            _guard: guard,
+        }))
+    }
+}
+
+/// A write of the in-memory store whose counters are not settled yet.
+#[derive(Debug)]
+struct MemoryPending {
+    events: Arc<Mutex<Events>>,
+    write: u64,
+    days: Vec<NaiveDate>,
+    _guards: Vec<tokio::sync::OwnedRwLockReadGuard<()>>,
+}
+
+#[async_trait]
+impl PendingCounters for MemoryPending {
+    fn days(&self) -> &[NaiveDate] {
+        &self.days
+    }
+
+    async fn settle(self: Box<Self>, applied: bool) {
+        if applied {
+            lock(&self.events)
+                .uncounted
+                .retain(|(write, _)| *write != self.write);
+        }
+    }
+}
+
+/// A recount of one day of the in-memory store.
+struct MemoryRecount {
+    events: Arc<Mutex<Events>>,
+    day: NaiveDate,
+    _guard: tokio::sync::OwnedRwLockWriteGuard<()>,
+}
+
+#[async_trait]
+impl CounterRecount for MemoryRecount {
+    async fn finish(self: Box<Self>) -> Result<()> {
+        lock(&self.events)
+            .uncounted
+            .retain(|(_, day)| *day != self.day);
+        Ok(())
+    }
+}
+
+/// Per-day read-write locks in this process: writes share the locks of their days
+/// while their counters are pending, a counter recount takes one exclusively. Used by
+/// the in-memory store and the embedded store (one process per file).
+#[derive(Debug, Clone, Default)]
+pub struct DayLocks(Arc<Mutex<HashMap<NaiveDate, Arc<tokio::sync::RwLock<()>>>>>);
+
+impl DayLocks {
+    fn lock_of(&self, day: NaiveDate) -> Arc<tokio::sync::RwLock<()>> {
+        let mut locks = lock(&self.0);
+        // Forget the locks nobody holds or waits for.
+        locks.retain(|_, l| Arc::strong_count(l) > 1);
+        locks.entry(day).or_default().clone()
+    }
+
+    /// Shares the locks of `days` (sorted and without repeats: one order for every
+    /// writer, so no two wait on each other).
+    pub async fn share(&self, days: &[NaiveDate]) -> Vec<tokio::sync::OwnedRwLockReadGuard<()>> {
+        let mut guards = Vec::with_capacity(days.len());
+        for day in days {
+            guards.push(self.lock_of(*day).read_owned().await);
+        }
+        guards
+    }
+
+    /// Takes the lock of one day exclusively.
+    pub async fn exclusive(&self, day: NaiveDate) -> tokio::sync::OwnedRwLockWriteGuard<()> {
+        self.lock_of(day).write_owned().await
     }
 }
 
@@ -214,7 +343,11 @@ impl JobLock for ProcessLock {
 #[derive(Debug, Default)]
 pub struct MemoryCounters {
     state: Mutex<Counters>,
+    /// Whether the counters were rebuilt since they were created or cleared.
     intact: std::sync::atomic::AtomicBool,
+    /// Bumped by every clear, so that a rebuild that began before one does not mark
+    /// the counters intact.
+    generation: std::sync::atomic::AtomicU64,
 }
 
 #[derive(Debug, Default)]
@@ -234,7 +367,10 @@ impl MemoryCounters {
 
     /// Forgets every counter, as a Redis restart does.
     pub fn clear(&self) {
-        *lock(&self.state) = Counters::default();
+        let mut state = lock(&self.state);
+        *state = Counters::default();
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         self.intact
             .store(false, std::sync::atomic::Ordering::SeqCst);
     }
@@ -301,8 +437,29 @@ impl CounterStore for MemoryCounters {
             .count() as u64)
     }
 
-    async fn check_intact(&self) -> Result<bool> {
-        Ok(self.intact.swap(true, std::sync::atomic::Ordering::SeqCst))
+    async fn intact(&self) -> Result<bool> {
+        Ok(self.intact.load(std::sync::atomic::Ordering::SeqCst))
+    }
+
+    async fn begin_rebuild(&self) -> Result<String> {
+        Ok(self
+            .generation
+            .load(std::sync::atomic::Ordering::SeqCst)
+            .to_string())
+    }
+
+    async fn finish_rebuild(&self, token: &str) -> Result<bool> {
+        // Under the state lock, so that no clear runs between the check and the store.
+        let _state = lock(&self.state);
+        let same = self
+            .generation
+            .load(std::sync::atomic::Ordering::SeqCst)
+            .to_string()
+            == token;
+        if same {
+            self.intact.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+        Ok(same)
     }
 
     async fn read_agents(&self, period: Period) -> Result<BTreeMap<String, Sums>> {

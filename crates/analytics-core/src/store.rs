@@ -21,16 +21,36 @@ use crate::time::{Calendar, DateRange, DayHour, DayWindow, YearMonth};
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
 pub trait EventStore: Send + Sync {
-    /// Stores the events whose id is not stored yet, atomically for the batch.
+    /// Stores the events whose id is not stored yet, atomically for the batch, and
+    /// marks the business days of the new ones dirty and **uncounted** in the same
+    /// transaction.
     ///
-    /// Returns one flag per input event, in order: `true` where the event was stored by
-    /// this call, `false` where its id was already stored (by an earlier call, or earlier
-    /// in the same batch). Counters must be bumped for the `true` ones only.
+    /// Returns one flag per input event, in order (`true` where the event was stored
+    /// by this call, `false` where its id was already stored, by an earlier call or
+    /// earlier in the same batch), and the write's [`PendingCounters`] when any event
+    /// was new. Until they are settled, the write holds its days' counter locks: a
+    /// counter rebuild of those days ([`EventStore::lock_counters`]) waits for it.
+    /// The caller applies the counters of the new events, then settles.
     ///
     /// # Errors
     ///
     /// A store error; nothing of the batch is stored then.
-    async fn insert(&self, events: &[Event]) -> Result<Vec<bool>>;
+    async fn write(&self, events: &[Event]) -> Result<Written>;
+
+    /// Stores the events without applying counters: [`EventStore::write`], settled as
+    /// not applied (the days stay uncounted, so statistics read them from detail until
+    /// the counter repair recounts them). Returns the flags of `write`.
+    ///
+    /// # Errors
+    ///
+    /// A store error; nothing of the batch is stored then.
+    async fn insert(&self, events: &[Event]) -> Result<Vec<bool>> {
+        let written = self.write(events).await?;
+        if let Some(pending) = written.pending {
+            pending.settle(false).await;
+        }
+        Ok(written.new)
+    }
 
     /// Sums the stored events of one business day, for all events and per agent.
     ///
@@ -49,19 +69,40 @@ pub trait EventStore: Send + Sync {
     async fn purge_before(&self, cutoff: DateTime<Utc>) -> Result<u64>;
 
     /// The business days that received events since they were last marked clean,
-    /// each with a version: a day written again gets a higher one.
+    /// each with the marks (versions) of the writes that made it dirty, and whether
+    /// some write to it has counters that are not known to be applied.
     ///
     /// # Errors
     ///
     /// A store error.
-    async fn dirty_days(&self) -> Result<Vec<(NaiveDate, u64)>>;
+    async fn dirty_days(&self) -> Result<Vec<DirtyDay>>;
 
-    /// Marks a day clean, unless it was written again after `version` was read.
+    /// Removes exactly these marks of a day, the ones read by [`EventStore::dirty_days`]
+    /// before the day was summarized: a write that committed later keeps its mark, so
+    /// the day stays dirty whatever the order in which writers commit.
     ///
     /// # Errors
     ///
     /// A store error.
-    async fn clean_day(&self, date: NaiveDate, version: u64) -> Result<()>;
+    async fn clean_day(&self, date: NaiveDate, marks: &[u64]) -> Result<()>;
+
+    /// The business days with a write whose counters are not known to be applied
+    /// (in flight, failed, or left by a process that died).
+    ///
+    /// # Errors
+    ///
+    /// A store error.
+    async fn uncounted_days(&self) -> Result<Vec<NaiveDate>>;
+
+    /// Takes a day's counter lock exclusively: waits until no write to the day is
+    /// between its commit and settling its counters, and holds new writes to the day
+    /// back until [`CounterRecount::finish`]. Meanwhile the day's counters can be
+    /// rebuilt from detail exactly.
+    ///
+    /// # Errors
+    ///
+    /// A store error.
+    async fn lock_counters(&self, date: NaiveDate) -> Result<Box<dyn CounterRecount>>;
 
     /// Gets the store ready for events of these days (PostgreSQL creates partitions);
     /// a no-op by default.
@@ -73,6 +114,64 @@ pub trait EventStore: Send + Sync {
         let _ = range;
         Ok(())
     }
+}
+
+/// What [`EventStore::write`] did.
+#[derive(Debug)]
+pub struct Written {
+    /// One flag per input event: stored by this call.
+    pub new: Vec<bool>,
+    /// The write's counters, to settle once they are applied (or not); `None` when
+    /// nothing was new.
+    pub pending: Option<Box<dyn PendingCounters>>,
+}
+
+impl Written {
+    /// A write that stored nothing new.
+    pub fn nothing_new(n: usize) -> Written {
+        Written {
+            new: vec![false; n],
+            pending: None,
+        }
+    }
+}
+
+/// A committed write whose counters are not applied yet. It holds the counter locks
+/// of its days (shared with other writes) until settled or dropped.
+#[async_trait]
+pub trait PendingCounters: Send + Sync + std::fmt::Debug {
+    /// The business days the write's new events belong to.
+    fn days(&self) -> &[NaiveDate];
+
+    /// Records whether the write's counters were applied: `true` removes its
+    /// uncounted marks; `false` keeps them, so statistics read its days from detail
+    /// until the counter repair recounts them. Releases the locks either way. Never
+    /// fails: when the store cannot be reached, the marks stay (which errs on the safe
+    /// side) and the locks go with the connection.
+    async fn settle(self: Box<Self>, applied: bool);
+}
+
+/// A day's counter lock, held exclusively while its counters are rebuilt.
+#[async_trait]
+pub trait CounterRecount: Send + Sync {
+    /// Removes the day's uncounted marks (the rebuild counted every write they stand
+    /// for) and releases the lock.
+    ///
+    /// # Errors
+    ///
+    /// A store error; the lock is released anyway and the marks stay.
+    async fn finish(self: Box<Self>) -> Result<()>;
+}
+
+/// A dirty business day (see [`EventStore::dirty_days`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirtyDay {
+    /// The day.
+    pub day: NaiveDate,
+    /// The marks of the writes that made it dirty.
+    pub marks: Vec<u64>,
+    /// Whether a write to it has counters not known to be applied.
+    pub uncounted: bool,
 }
 
 /// Daily statistics, kept forever (SPEC §7).
@@ -175,14 +274,53 @@ pub trait CounterStore: Send + Sync {
     /// A store error.
     async fn read_agents(&self, period: Period) -> Result<BTreeMap<String, Sums>>;
 
-    /// Whether the counters have been intact since the previous call: false the first
-    /// time, and after the store lost its data (a Redis restart or flush, a new
-    /// process for in-process counters). Marks them intact for the next call.
+    /// The sums of each bucket, in the order asked, when the counters are whole: shared
+    /// by every writer (not in-process counters, which another process never sees)
+    /// and intact (not lost since the last rebuild), checked atomically with the read.
+    /// `None` otherwise: the caller reads detail instead.
     ///
     /// # Errors
     ///
     /// A store error.
-    async fn check_intact(&self) -> Result<bool>;
+    async fn read_whole(&self, buckets: &[Bucket]) -> Result<Option<Vec<Sums>>> {
+        let _ = buckets;
+        Ok(None)
+    }
+
+    /// Every agent's sums for a period, when the counters are whole (as
+    /// [`CounterStore::read_whole`]).
+    ///
+    /// # Errors
+    ///
+    /// A store error.
+    async fn read_agents_whole(&self, period: Period) -> Result<Option<BTreeMap<String, Sums>>> {
+        let _ = period;
+        Ok(None)
+    }
+
+    /// Whether the counters are intact: rebuilt at least once and not lost since (a
+    /// Redis restart or flush; a new process for in-process counters). Read-only.
+    ///
+    /// # Errors
+    ///
+    /// A store error.
+    async fn intact(&self) -> Result<bool>;
+
+    /// Starts a rebuild after a loss; returns its token for
+    /// [`CounterStore::finish_rebuild`].
+    ///
+    /// # Errors
+    ///
+    /// A store error.
+    async fn begin_rebuild(&self) -> Result<String>;
+
+    /// Marks the counters intact, if nothing was lost since the rebuild with this
+    /// token began. Returns whether it did.
+    ///
+    /// # Errors
+    ///
+    /// A store error.
+    async fn finish_rebuild(&self, token: &str) -> Result<bool>;
 }
 
 /// Events kept aside while the event store is down (SPEC §8).

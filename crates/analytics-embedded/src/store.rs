@@ -5,9 +5,11 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use analytics_core::event::Event;
-use analytics_core::memory::ProcessLocks;
+use analytics_core::memory::{DayLocks, ProcessLocks};
 use analytics_core::metrics::{DaySummary, Field, Measure, Sums, days_from_rows};
-use analytics_core::store::{EventStore, JobLock, StatsStore};
+use analytics_core::store::{
+    CounterRecount, DirtyDay, EventStore, JobLock, PendingCounters, StatsStore, Written,
+};
 use analytics_core::time::{Calendar, DateRange, DayWindow};
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
@@ -30,6 +32,8 @@ pub struct EmbeddedStore {
     writer: SqlitePool,
     calendar: Calendar,
     locks: ProcessLocks,
+    /// Counter locks of the days (one process per file: in-process locks suffice).
+    day_locks: DayLocks,
 }
 
 fn micros(ts: DateTime<Utc>) -> i64 {
@@ -66,6 +70,7 @@ impl EmbeddedStore {
             writer,
             calendar,
             locks: ProcessLocks::default(),
+            day_locks: DayLocks::default(),
         };
         store.check_time_zone().await?;
         Ok(store)
@@ -141,7 +146,15 @@ async fn summarize(conn: &mut SqliteConnection, window: DayWindow) -> Result<Day
 
 #[async_trait]
 impl EventStore for EmbeddedStore {
-    async fn insert(&self, events: &[Event]) -> analytics_core::Result<Vec<bool>> {
+    async fn write(&self, events: &[Event]) -> analytics_core::Result<Written> {
+        // The counter locks of the batch's days are shared before the transaction
+        // begins: a recount holding one never waits for the single writer connection.
+        let batch_days: BTreeSet<NaiveDate> = events
+            .iter()
+            .map(|e| self.calendar.date(e.timestamp()))
+            .collect();
+        let batch_days: Vec<NaiveDate> = batch_days.into_iter().collect();
+        let guards = self.day_locks.share(&batch_days).await;
         let mut tx = self.writer.begin().await.map_err(Error::from)?;
         let received = micros(Utc::now());
         let mut flags = Vec::with_capacity(events.len());
@@ -177,15 +190,38 @@ impl EventStore for EmbeddedStore {
             }
             flags.push(inserted);
         }
-        for day in days {
-            sqlx::query("INSERT INTO analytics_dirty_days (day) VALUES (?)")
+        if days.is_empty() {
+            return Ok(Written {
+                new: flags,
+                pending: None,
+            });
+        }
+        let mut write = None;
+        for day in &days {
+            let version = sqlx::query("INSERT INTO analytics_dirty_days (day) VALUES (?)")
+                .bind(day)
+                .execute(&mut *tx)
+                .await
+                .map_err(Error::from)?
+                .last_insert_rowid();
+            let write = *write.get_or_insert(version);
+            sqlx::query("INSERT INTO analytics_uncounted (write_id, day) VALUES (?, ?)")
+                .bind(write)
                 .bind(day)
                 .execute(&mut *tx)
                 .await
                 .map_err(Error::from)?;
         }
         tx.commit().await.map_err(Error::from)?;
-        Ok(flags)
+        Ok(Written {
+            new: flags,
+            pending: Some(Box::new(EmbeddedPending {
+                writer: self.writer.clone(),
+                write: write.unwrap_or_default(),
+                days: days.into_iter().collect(),
+                _guards: guards,
+            })),
+        })
     }
 
     async fn summarize(&self, day: DayWindow) -> analytics_core::Result<DaySummary> {
@@ -202,30 +238,115 @@ impl EventStore for EmbeddedStore {
             .await
             .map_err(Error::from)?
             .rows_affected();
-        sqlx::query("DELETE FROM analytics_dirty_days WHERE day < ?")
-            .bind(cutoff_day)
-            .execute(&mut *tx)
-            .await
-            .map_err(Error::from)?;
+        for table in ["analytics_dirty_days", "analytics_uncounted"] {
+            sqlx::query(&format!("DELETE FROM {table} WHERE day < ?"))
+                .bind(cutoff_day)
+                .execute(&mut *tx)
+                .await
+                .map_err(Error::from)?;
+        }
         tx.commit().await.map_err(Error::from)?;
         tracing::info!(%cutoff_day, dropped, "deleted event detail past retention");
         Ok(dropped)
     }
 
-    async fn dirty_days(&self) -> analytics_core::Result<Vec<(NaiveDate, u64)>> {
-        let rows: Vec<(NaiveDate, i64)> = sqlx::query_as(
-            "SELECT day, max(version) FROM analytics_dirty_days GROUP BY day ORDER BY day",
-        )
-        .fetch_all(&self.pool)
-        .await
-        .map_err(Error::from)?;
-        Ok(rows.into_iter().map(|(day, v)| (day, v as u64)).collect())
+    async fn dirty_days(&self) -> analytics_core::Result<Vec<DirtyDay>> {
+        let rows: Vec<(NaiveDate, i64)> =
+            sqlx::query_as("SELECT day, version FROM analytics_dirty_days ORDER BY day, version")
+                .fetch_all(&self.pool)
+                .await
+                .map_err(Error::from)?;
+        let uncounted: BTreeSet<NaiveDate> = self.uncounted_days().await?.into_iter().collect();
+        let mut days = BTreeMap::<NaiveDate, Vec<u64>>::new();
+        for (day, version) in rows {
+            days.entry(day).or_default().push(version as u64);
+        }
+        Ok(days
+            .into_iter()
+            .map(|(day, marks)| DirtyDay {
+                day,
+                marks,
+                uncounted: uncounted.contains(&day),
+            })
+            .collect())
     }
 
-    async fn clean_day(&self, date: NaiveDate, version: u64) -> analytics_core::Result<()> {
-        sqlx::query("DELETE FROM analytics_dirty_days WHERE day = ? AND version <= ?")
-            .bind(date)
-            .bind(i64::try_from(version).unwrap_or(i64::MAX))
+    async fn clean_day(&self, date: NaiveDate, marks: &[u64]) -> analytics_core::Result<()> {
+        let mut tx = self.writer.begin().await.map_err(Error::from)?;
+        for mark in marks {
+            sqlx::query("DELETE FROM analytics_dirty_days WHERE day = ? AND version = ?")
+                .bind(date)
+                .bind(i64::try_from(*mark).unwrap_or(i64::MAX))
+                .execute(&mut *tx)
+                .await
+                .map_err(Error::from)?;
+        }
+        tx.commit().await.map_err(Error::from)?;
+        Ok(())
+    }
+
+    async fn uncounted_days(&self) -> analytics_core::Result<Vec<NaiveDate>> {
+        Ok(
+            sqlx::query_scalar("SELECT DISTINCT day FROM analytics_uncounted ORDER BY day")
+                .fetch_all(&self.pool)
+                .await
+                .map_err(Error::from)?,
+        )
+    }
+
+    async fn lock_counters(
+        &self,
+        date: NaiveDate,
+    ) -> analytics_core::Result<Box<dyn CounterRecount>> {
+        Ok(Box::new(EmbeddedRecount {
+            writer: self.writer.clone(),
+            day: date,
+            _guard: self.day_locks.exclusive(date).await,
+        }))
+    }
+}
+
+/// A committed write of the embedded store whose counters are pending.
+#[derive(Debug)]
+struct EmbeddedPending {
+    writer: SqlitePool,
+    write: i64,
+    days: Vec<NaiveDate>,
+    _guards: Vec<tokio::sync::OwnedRwLockReadGuard<()>>,
+}
+
+#[async_trait]
+impl PendingCounters for EmbeddedPending {
+    fn days(&self) -> &[NaiveDate] {
+        &self.days
+    }
+
+    async fn settle(self: Box<Self>, applied: bool) {
+        if !applied {
+            return;
+        }
+        if let Err(error) = sqlx::query("DELETE FROM analytics_uncounted WHERE write_id = ?")
+            .bind(self.write)
+            .execute(&self.writer)
+            .await
+        {
+            tracing::warn!(%error, write = self.write, "settling a write's counters failed");
+        }
+    }
+}
+
+/// A day's counter lock, held exclusively in this process.
+struct EmbeddedRecount {
+    writer: SqlitePool,
+    day: NaiveDate,
+    _guard: tokio::sync::OwnedRwLockWriteGuard<()>,
+}
+
+#[async_trait]
+impl CounterRecount for EmbeddedRecount {
+    async fn finish(self: Box<Self>) -> analytics_core::Result<()> {
+        sqlx::query("DELETE FROM analytics_uncounted WHERE day = ?")
+            .bind(self.day)
             .execute(&self.writer)
             .await
             .map_err(Error::from)?;

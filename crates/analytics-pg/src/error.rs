@@ -45,8 +45,15 @@ pub enum Error {
 }
 
 impl Error {
-    /// Whether retrying later may succeed: the server is unreachable, restarting,
-    /// overloaded, or a transaction lost a race.
+    /// Whether a transaction lost a race with another (40001 serialization failure,
+    /// 40P01 deadlock): the server is fine and retrying at once succeeds.
+    pub fn is_contention(&self) -> bool {
+        matches!(self, Error::Query(sqlx::Error::Database(db))
+            if matches!(db.code().as_deref(), Some("40001" | "40P01")))
+    }
+
+    /// Whether retrying later may succeed: the server is unreachable, restarting or
+    /// overloaded.
     pub fn is_transient(&self) -> bool {
         match self {
             Error::Query(error) => is_transient(error),
@@ -65,12 +72,8 @@ fn is_transient(error: &sqlx::Error) -> bool {
         | sqlx::Error::WorkerCrashed => true,
         sqlx::Error::Database(db) => db.code().is_some_and(|code| {
             // 08: connection exception; 53: insufficient resources; 57P0x: shutdown or
-            // restart; 40001 / 40P01: serialization failure or deadlock.
-            code.starts_with("08")
-                || code.starts_with("53")
-                || code.starts_with("57P0")
-                || code == "40001"
-                || code == "40P01"
+            // restart.
+            code.starts_with("08") || code.starts_with("53") || code.starts_with("57P0")
         }),
         _ => false,
     }
@@ -78,7 +81,9 @@ fn is_transient(error: &sqlx::Error) -> bool {
 
 impl From<Error> for analytics_core::Error {
     fn from(error: Error) -> analytics_core::Error {
-        let store_error = if error.is_transient() {
+        let store_error = if error.is_contention() {
+            StoreError::contention("postgres", error)
+        } else if error.is_transient() {
             StoreError::unavailable("postgres", error)
         } else {
             StoreError::failed("postgres", error)

@@ -12,10 +12,13 @@ use std::time::Duration;
 
 use analytics_core::event::Event;
 use analytics_core::metrics::{DaySummary, Field, Measure, Sums, days_from_rows};
-use analytics_core::store::{EventStore, JobLock, StatsStore};
+use analytics_core::store::{
+    CounterRecount, DirtyDay, EventStore, JobLock, PendingCounters, StatsStore, Written,
+};
 use analytics_core::time::{Calendar, DateRange, DayWindow};
 use async_trait::async_trait;
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
+use sqlx::Connection;
 use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions, Postgres};
 use uuid::Uuid;
@@ -232,31 +235,188 @@ impl PgStore {
         Ok(summary)
     }
 
-    /// Stores the events (unique ids) and returns the ids that were new.
+    /// Stores the events (unique ids, sorted by business day and id) and returns the
+    /// ids that were new, with the write's pending counters.
     ///
     /// A batch almost never holds an id that is already stored, so it is first written
     /// with one `COPY` (batched inserts, several times cheaper than `INSERT … SELECT`);
     /// when that fails on a unique violation, nothing of it was stored, and the batch is
-    /// written again skipping the stored ids.
-    async fn write(&self, events: &[&Event], days: &BTreeSet<NaiveDate>) -> Result<HashSet<Uuid>> {
-        let mut tx = self.pool.begin().await?;
-        match copy_in(&mut tx, events).await {
-            Ok(()) => {
-                mark_dirty(&mut tx, days).await?;
-                tx.commit().await?;
-                Ok(events.iter().map(|e| e.id()).collect())
+    /// written again skipping the stored ids. Rows go in sorted order, so two writers
+    /// whose batches share ids take their index locks in the same order and never
+    /// deadlock.
+    ///
+    /// The connection stays with the pending counters: it holds the days' shared
+    /// counter locks until they are settled. If anything fails after the locks were
+    /// taken, or the future is dropped, the connection is closed, which releases them.
+    async fn write_sorted(&self, events: &[&Event]) -> Result<(HashSet<Uuid>, Option<PgPending>)> {
+        let mut conn = Guarded::new(self.pool.acquire().await?);
+        let fresh = {
+            let mut tx = conn.get().begin().await?;
+            match copy_in(&mut tx, events).await {
+                Ok(()) => {
+                    let pending = self.begin_write(&mut tx, events).await?;
+                    tx.commit().await?;
+                    (events.iter().map(|e| e.id()).collect(), pending)
+                }
+                Err(error) if has_sqlstate(&error, UNIQUE_VIOLATION) => {
+                    // The failed COPY aborted the transaction: start again without it.
+                    tx.rollback().await?;
+                    let mut tx = conn.get().begin().await?;
+                    let fresh = insert_skipping_stored(&mut tx, &Rows::new(events)).await?;
+                    let new: Vec<&Event> = events
+                        .iter()
+                        .copied()
+                        .filter(|e| fresh.contains(&e.id()))
+                        .collect();
+                    let pending = self.begin_write(&mut tx, &new).await?;
+                    tx.commit().await?;
+                    (fresh, pending)
+                }
+                Err(error) => return Err(error),
             }
-            Err(error) if has_sqlstate(&error, UNIQUE_VIOLATION) => {
-                // The failed COPY aborted the transaction: start again without it.
-                drop(tx);
-                let mut tx = self.pool.begin().await?;
-                let fresh = insert_skipping_stored(&mut tx, &Rows::new(events)).await?;
-                mark_dirty(&mut tx, days).await?;
-                tx.commit().await?;
-                Ok(fresh)
-            }
-            Err(error) => Err(error),
+        };
+        let (fresh, pending) = fresh;
+        let pending = pending.map(|(write, days)| PgPending {
+            conn: Some(conn.done()),
+            write,
+            days,
+        });
+        Ok((fresh, pending))
+    }
+
+    /// Marks the days of the new events dirty and uncounted, taking their counter
+    /// locks (see `migrations/0004_uncounted_writes.sql`). Returns the write id and the
+    /// days, or `None` when nothing is new.
+    async fn begin_write(
+        &self,
+        conn: &mut PgConnection,
+        new: &[&Event],
+    ) -> Result<Option<(i64, Vec<NaiveDate>)>> {
+        let days: BTreeSet<NaiveDate> = new
+            .iter()
+            .map(|e| self.calendar.date(e.timestamp()))
+            .collect();
+        if days.is_empty() {
+            return Ok(None);
         }
+        let days: Vec<NaiveDate> = days.into_iter().collect();
+        let write: i64 = sqlx::query_scalar("SELECT analytics_begin_write($1::date[])")
+            .bind(&days)
+            .fetch_one(conn)
+            .await?;
+        Ok(Some((write, days)))
+    }
+}
+
+/// A pooled connection that is closed, not returned to the pool, unless the work on it
+/// completed: a connection left mid-transaction, or holding session locks, must not be
+/// reused.
+struct Guarded {
+    conn: Option<PoolConnection<Postgres>>,
+}
+
+impl Guarded {
+    fn new(conn: PoolConnection<Postgres>) -> Guarded {
+        Guarded { conn: Some(conn) }
+    }
+
+    fn get(&mut self) -> &mut PoolConnection<Postgres> {
+        // Only `done` takes the connection out, and it consumes the guard.
+        self.conn
+            .as_mut()
+            .unwrap_or_else(|| unreachable!("the connection is taken only by done()"))
+    }
+
+    fn done(mut self) -> PoolConnection<Postgres> {
+        self.conn
+            .take()
+            .unwrap_or_else(|| unreachable!("the connection is taken only by done()"))
+    }
+}
+
+impl Drop for Guarded {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.as_mut() {
+            conn.close_on_drop();
+        }
+    }
+}
+
+/// A committed write whose counters are pending: its connection holds the days'
+/// shared counter locks.
+#[derive(Debug)]
+struct PgPending {
+    conn: Option<PoolConnection<Postgres>>,
+    write: i64,
+    days: Vec<NaiveDate>,
+}
+
+impl Drop for PgPending {
+    fn drop(&mut self) {
+        // Dropped without settling: closing the connection releases the locks.
+        if let Some(conn) = self.conn.as_mut() {
+            conn.close_on_drop();
+        }
+    }
+}
+
+#[async_trait]
+impl PendingCounters for PgPending {
+    fn days(&self) -> &[NaiveDate] {
+        &self.days
+    }
+
+    async fn settle(mut self: Box<Self>, applied: bool) {
+        let Some(mut conn) = self.conn.take() else {
+            return;
+        };
+        let settled = sqlx::query("SELECT analytics_settle_write($1, $2::date[], $3)")
+            .bind(self.write)
+            .bind(&self.days)
+            .bind(applied)
+            .execute(&mut *conn)
+            .await;
+        if let Err(error) = settled {
+            // The marks stay (statistics read the days from detail until the repair
+            // recounts them); closing the connection releases the locks.
+            tracing::warn!(%error, write = self.write, "settling a write's counters failed");
+            conn.close_on_drop();
+        }
+    }
+}
+
+/// A day's counter lock, held exclusively on a connection of its own.
+struct PgRecount {
+    conn: Option<PoolConnection<Postgres>>,
+    day: NaiveDate,
+}
+
+impl Drop for PgRecount {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.as_mut() {
+            conn.close_on_drop();
+        }
+    }
+}
+
+#[async_trait]
+impl CounterRecount for PgRecount {
+    async fn finish(mut self: Box<Self>) -> analytics_core::Result<()> {
+        let Some(mut conn) = self.conn.take() else {
+            return Ok(());
+        };
+        let result = sqlx::query(
+            "WITH cleared AS (DELETE FROM analytics_uncounted WHERE day = $1) \
+             SELECT pg_advisory_unlock(1634623853, analytics_counter_lock_key($1))",
+        )
+        .bind(self.day)
+        .execute(&mut *conn)
+        .await;
+        if result.is_err() {
+            conn.close_on_drop();
+        }
+        result.map_err(Error::from)?;
+        Ok(())
     }
 }
 
@@ -277,17 +437,6 @@ async fn copy_in(conn: &mut PgConnection, events: &[&Event]) -> Result<()> {
         return Err(error.into());
     }
     copy.finish().await?;
-    Ok(())
-}
-
-/// Marks the days written dirty, with a new version.
-async fn mark_dirty(conn: &mut PgConnection, days: &BTreeSet<NaiveDate>) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO analytics_dirty_days (day) SELECT day FROM UNNEST($1::date[]) AS t(day)",
-    )
-    .bind(days.iter().copied().collect::<Vec<_>>())
-    .execute(conn)
-    .await?;
     Ok(())
 }
 
@@ -465,38 +614,41 @@ fn field(name: &str) -> Result<Field> {
 
 #[async_trait]
 impl EventStore for PgStore {
-    async fn insert(&self, events: &[Event]) -> analytics_core::Result<Vec<bool>> {
+    async fn write(&self, events: &[Event]) -> analytics_core::Result<Written> {
         // Only the first occurrence of an id in the batch can be new.
         let mut seen = HashSet::with_capacity(events.len());
         let first: Vec<bool> = events.iter().map(|e| seen.insert(e.id())).collect();
-        let unique: Vec<&Event> = events
+        let mut unique: Vec<(NaiveDate, &Event)> = events
             .iter()
             .zip(&first)
-            .filter_map(|(event, first)| first.then_some(event))
+            .filter(|(_, first)| **first)
+            .map(|(event, _)| (self.calendar.date(event.timestamp()), event))
             .collect();
         if unique.is_empty() {
-            return Ok(first);
+            return Ok(Written::nothing_new(events.len()));
         }
-        // The business days of the batch: its partitions, and the days it makes dirty.
-        let days: BTreeSet<NaiveDate> = unique
-            .iter()
-            .map(|e| self.calendar.date(e.timestamp()))
-            .collect();
+        // One lock order for every writer: business day (partition), then id.
+        unique.sort_unstable_by_key(|(day, event)| (*day, event.id()));
+        let days: BTreeSet<NaiveDate> = unique.iter().map(|(day, _)| *day).collect();
+        let unique: Vec<&Event> = unique.into_iter().map(|(_, event)| event).collect();
         self.ensure_partitions(days.iter().copied()).await?;
-        let fresh = match self.write(&unique, &days).await {
+        let (fresh, pending) = match self.write_sorted(&unique).await {
             Err(error) if has_sqlstate(&error, NO_PARTITION) => {
                 // A partition this process thought existed is gone: look again, once.
                 self.known_partitions().clear();
                 self.ensure_partitions(days.iter().copied()).await?;
-                self.write(&unique, &days).await?
+                self.write_sorted(&unique).await?
             }
             result => result?,
         };
-        Ok(events
-            .iter()
-            .zip(first)
-            .map(|(event, first)| first && fresh.contains(&event.id()))
-            .collect())
+        Ok(Written {
+            new: events
+                .iter()
+                .zip(first)
+                .map(|(event, first)| first && fresh.contains(&event.id()))
+                .collect(),
+            pending: pending.map(|p| Box::new(p) as Box<dyn PendingCounters>),
+        })
     }
 
     async fn summarize(&self, day: DayWindow) -> analytics_core::Result<DaySummary> {
@@ -511,34 +663,85 @@ impl EventStore for PgStore {
             .fetch_one(&self.pool)
             .await
             .map_err(Error::from)?;
-        sqlx::query("DELETE FROM analytics_dirty_days WHERE day < $1")
-            .bind(cutoff_day)
-            .execute(&self.pool)
-            .await
-            .map_err(Error::from)?;
+        sqlx::query(
+            "WITH uncounted AS (DELETE FROM analytics_uncounted WHERE day < $1) \
+             DELETE FROM analytics_dirty_days WHERE day < $1",
+        )
+        .bind(cutoff_day)
+        .execute(&self.pool)
+        .await
+        .map_err(Error::from)?;
         self.known_partitions().retain(|day| *day >= cutoff_day);
         tracing::info!(%cutoff_day, dropped, "dropped event partitions past retention");
         Ok(dropped as u64)
     }
 
-    async fn dirty_days(&self) -> analytics_core::Result<Vec<(NaiveDate, u64)>> {
-        let rows: Vec<(NaiveDate, i64)> = sqlx::query_as(
-            "SELECT day, max(version) FROM analytics_dirty_days GROUP BY day ORDER BY day",
+    async fn dirty_days(&self) -> analytics_core::Result<Vec<DirtyDay>> {
+        let rows: Vec<(NaiveDate, Vec<i64>, bool)> = sqlx::query_as(
+            "SELECT d.day, array_agg(d.version ORDER BY d.version), \
+                    EXISTS (SELECT 1 FROM analytics_uncounted u WHERE u.day = d.day) \
+             FROM analytics_dirty_days d GROUP BY d.day ORDER BY d.day",
         )
         .fetch_all(&self.pool)
         .await
         .map_err(Error::from)?;
-        Ok(rows.into_iter().map(|(day, v)| (day, v as u64)).collect())
+        Ok(rows
+            .into_iter()
+            .map(|(day, marks, uncounted)| DirtyDay {
+                day,
+                marks: marks.into_iter().map(|v| v as u64).collect(),
+                uncounted,
+            })
+            .collect())
     }
 
-    async fn clean_day(&self, date: NaiveDate, version: u64) -> analytics_core::Result<()> {
-        sqlx::query("DELETE FROM analytics_dirty_days WHERE day = $1 AND version <= $2")
+    async fn clean_day(&self, date: NaiveDate, marks: &[u64]) -> analytics_core::Result<()> {
+        let marks: Vec<i64> = marks
+            .iter()
+            .map(|m| i64::try_from(*m).unwrap_or(i64::MAX))
+            .collect();
+        sqlx::query("DELETE FROM analytics_dirty_days WHERE day = $1 AND version = ANY($2)")
             .bind(date)
-            .bind(i64::try_from(version).unwrap_or(i64::MAX))
+            .bind(&marks)
             .execute(&self.pool)
             .await
             .map_err(Error::from)?;
         Ok(())
+    }
+
+    async fn uncounted_days(&self) -> analytics_core::Result<Vec<NaiveDate>> {
+        Ok(
+            sqlx::query_scalar("SELECT DISTINCT day FROM analytics_uncounted ORDER BY day")
+                .fetch_all(&self.pool)
+                .await
+                .map_err(Error::from)?,
+        )
+    }
+
+    async fn lock_counters(
+        &self,
+        date: NaiveDate,
+    ) -> analytics_core::Result<Box<dyn CounterRecount>> {
+        let mut conn = Guarded::new(self.pool.acquire().await.map_err(Error::from)?);
+        // Writes in flight settle within the tracker's store and counter timeouts; a
+        // lock that does not come within a minute is an error, retried at the next run.
+        sqlx::query("SET lock_timeout = '60s'")
+            .execute(&mut **conn.get())
+            .await
+            .map_err(Error::from)?;
+        sqlx::query("SELECT pg_advisory_lock(1634623853, analytics_counter_lock_key($1))")
+            .bind(date)
+            .execute(&mut **conn.get())
+            .await
+            .map_err(Error::from)?;
+        sqlx::query("RESET lock_timeout")
+            .execute(&mut **conn.get())
+            .await
+            .map_err(Error::from)?;
+        Ok(Box::new(PgRecount {
+            conn: Some(conn.done()),
+            day: date,
+        }))
     }
 
     async fn prepare_days(&self, range: DateRange) -> analytics_core::Result<()> {

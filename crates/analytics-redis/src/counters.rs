@@ -168,6 +168,34 @@ fn sums_from_hash(key: &str, hash: &HashMap<String, i64>, agent: Option<&str>) -
     Ok(sums)
 }
 
+/// Reads a per-agent hash (`{field}|{agent}` fields) into sums by agent.
+fn agents_from_hash(key: &str, hash: &HashMap<String, i64>) -> Result<BTreeMap<String, Sums>> {
+    let mut agents = BTreeMap::<String, Sums>::new();
+    for (name, value) in hash {
+        let (field, agent, value) = parse_entry(key, name, *value)?;
+        let agent = agent.ok_or_else(|| Error::Unexpected {
+            key: key.to_owned(),
+            what: format!("field {name:?} names no agent"),
+        })?;
+        agents
+            .entry(agent.to_owned())
+            .or_default()
+            .increment(field, value);
+    }
+    Ok(agents)
+}
+
+/// Marks the counters intact if the rebuild's token is still there (no loss since it
+/// began). KEYS: rebuilding token, intact marker. ARGV: the token.
+const FINISH_REBUILD_SCRIPT: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('SET', KEYS[2], 1)
+  redis.call('DEL', KEYS[1])
+  return 1
+end
+return 0
+";
+
 #[async_trait]
 impl CounterStore for RedisStore {
     async fn apply(&self, batch: &CounterBatch) -> analytics_core::Result<()> {
@@ -273,32 +301,118 @@ impl CounterStore for RedisStore {
             .query_async(&mut conn)
             .await
             .map_err(Error::from)?;
-        let mut agents = BTreeMap::<String, Sums>::new();
-        for (name, value) in &hash {
-            let (field, agent, value) = parse_entry(&key, name, *value)?;
-            let agent = agent.ok_or_else(|| Error::Unexpected {
-                key: key.clone(),
-                what: format!("field {name:?} names no agent"),
-            })?;
-            agents
-                .entry(agent.to_owned())
-                .or_default()
-                .increment(field, value);
-        }
-        Ok(agents)
+        Ok(agents_from_hash(&key, &hash)?)
     }
 
-    async fn check_intact(&self) -> analytics_core::Result<bool> {
+    async fn read_whole(&self, buckets: &[Bucket]) -> analytics_core::Result<Option<Vec<Sums>>> {
+        // The marker and the hashes in one transaction: a loss between two reads
+        // cannot pass for whole counters.
+        let mut keys: Vec<String> = buckets.iter().map(|b| self.keys.bucket(b).0).collect();
+        keys.sort();
+        keys.dedup();
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        pipe.cmd("EXISTS").arg(self.keys.intact());
+        for key in &keys {
+            pipe.cmd("HGETALL").arg(key);
+        }
         let mut conn = self.connection().await?;
-        // SET NX answers OK when the key was absent: the counters were lost (or new).
-        let set: Option<String> = redis::cmd("SET")
+        let (intact, hashes): (bool, Vec<HashMap<String, i64>>) = {
+            let mut values: Vec<redis::Value> =
+                pipe.query_async(&mut conn).await.map_err(Error::from)?;
+            if values.is_empty() {
+                return Err(Error::Unexpected {
+                    key: self.keys.intact(),
+                    what: "an empty answer to EXISTS".to_owned(),
+                }
+                .into());
+            }
+            let rest = values.split_off(1);
+            let unexpected = |what: String| Error::Unexpected {
+                key: self.keys.intact(),
+                what,
+            };
+            let intact: bool = redis::from_redis_value(values.remove(0))
+                .map_err(|e| unexpected(format!("EXISTS answered {e}")))?;
+            let hashes = rest
+                .into_iter()
+                .map(redis::from_redis_value)
+                .collect::<std::result::Result<_, _>>()
+                .map_err(|e| unexpected(format!("HGETALL answered {e}")))?;
+            (intact, hashes)
+        };
+        if !intact {
+            return Ok(None);
+        }
+        let by_key: HashMap<&str, &HashMap<String, i64>> =
+            keys.iter().map(String::as_str).zip(&hashes).collect();
+        let empty = HashMap::new();
+        let mut out = Vec::with_capacity(buckets.len());
+        for bucket in buckets {
+            let key = self.keys.bucket(bucket).0;
+            let hash = by_key.get(key.as_str()).copied().unwrap_or(&empty);
+            out.push(sums_from_hash(&key, hash, bucket.agent.as_deref())?);
+        }
+        Ok(Some(out))
+    }
+
+    async fn read_agents_whole(
+        &self,
+        period: Period,
+    ) -> analytics_core::Result<Option<BTreeMap<String, Sums>>> {
+        let key = self.keys.bucket(&Bucket::agent(period, "")).0;
+        let mut conn = self.connection().await?;
+        let (intact, hash): (bool, HashMap<String, i64>) = redis::pipe()
+            .atomic()
+            .cmd("EXISTS")
             .arg(self.keys.intact())
-            .arg(1)
-            .arg("NX")
+            .cmd("HGETALL")
+            .arg(&key)
             .query_async(&mut conn)
             .await
             .map_err(Error::from)?;
-        Ok(set.is_none())
+        if !intact {
+            return Ok(None);
+        }
+        Ok(Some(agents_from_hash(&key, &hash)?))
+    }
+
+    async fn intact(&self) -> analytics_core::Result<bool> {
+        let mut conn = self.connection().await?;
+        let exists: bool = redis::cmd("EXISTS")
+            .arg(self.keys.intact())
+            .query_async(&mut conn)
+            .await
+            .map_err(Error::from)?;
+        Ok(exists)
+    }
+
+    async fn begin_rebuild(&self) -> analytics_core::Result<String> {
+        let token = uuid::Uuid::now_v7().to_string();
+        let mut conn = self.connection().await?;
+        redis::cmd("SET")
+            .arg(self.keys.rebuilding())
+            .arg(&token)
+            .arg("EX")
+            .arg(3600)
+            .query_async::<()>(&mut conn)
+            .await
+            .map_err(Error::from)?;
+        Ok(token)
+    }
+
+    async fn finish_rebuild(&self, token: &str) -> analytics_core::Result<bool> {
+        let mut conn = self.connection().await?;
+        let done: i64 = redis::cmd("EVAL")
+            .arg(FINISH_REBUILD_SCRIPT)
+            .arg(2)
+            .arg(self.keys.rebuilding())
+            .arg(self.keys.intact())
+            .arg(token)
+            .query_async(&mut conn)
+            .await
+            .map_err(Error::from)?;
+        Ok(done == 1)
     }
 
     async fn online_agents(&self) -> analytics_core::Result<u64> {

@@ -71,9 +71,16 @@ impl Keys {
         self.key(format_args!("online_agents"))
     }
 
-    /// A marker that vanishes with the counters when Redis loses its data.
+    /// A marker that vanishes with the counters when Redis loses its data; set only
+    /// by a rebuild that saw no loss.
     pub fn intact(&self) -> String {
         self.key(format_args!("counters_intact"))
+    }
+
+    /// The token of the counter rebuild under way: a loss during the rebuild takes it
+    /// away, and the rebuild then does not mark the counters intact.
+    pub fn rebuilding(&self) -> String {
+        self.key(format_args!("counters_rebuilding"))
     }
 
     /// The spill buffer.

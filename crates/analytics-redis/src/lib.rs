@@ -18,7 +18,8 @@
 //! | `{p}:active_sessions` | sorted set | session → last activity (ms) | none |
 //! | `{p}:agent_presence` | hash | agent → `{µs} {status}` of its latest status | none |
 //! | `{p}:online_agents` | set | agents whose latest status is not offline | none |
-//! | `{p}:counters_intact` | string | present while the counters are intact | none |
+//! | `{p}:counters_intact` | string | present while the counters are intact (set by a rebuild that saw no loss) | none |
+//! | `{p}:counters_rebuilding` | string | the token of the counter rebuild under way | 1 hour |
 //! | `{p}:event_buffer` | list | spilled events (JSON), oldest first | none |
 //! | `{p}:event_buffer:claims` | sorted set | claim token → lease deadline (ms) | none |
 //! | `{p}:event_buffer:claim:{token}` | list | the events of one claim | none |

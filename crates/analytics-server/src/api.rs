@@ -235,13 +235,20 @@ async fn ingest(
 
 async fn flush(State(state): State<AppState>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
     state.authorize(&headers, Scope::Admin)?;
-    state
-        .inner
-        .tracker
-        .flush()
-        .await
-        .map_err(|_| ApiError::unavailable("shutting_down", "the service is shutting down"))?;
-    Ok(Json(json!({"flushed": true})))
+    match state.inner.tracker.flush().await {
+        Ok(()) => Ok(Json(json!({"flushed": true}))),
+        Err(TrackError::NotStoredInTime(deadline)) => Err(ApiError::unavailable(
+            "not_stored",
+            format!(
+                "the event store did not take every accepted event within {} s (it is down or slow); nothing is lost: the events stay buffered or spilled and are written when it answers",
+                deadline.as_secs()
+            ),
+        )),
+        Err(_) => Err(ApiError::unavailable(
+            "shutting_down",
+            "the service is shutting down",
+        )),
+    }
 }
 
 async fn realtime(

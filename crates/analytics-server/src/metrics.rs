@@ -41,12 +41,17 @@ pub fn render(t: &Snapshot, rejected_by_api: u64) -> String {
     );
     counter(
         "analytics_store_retries_total",
-        "Failed attempts to store a batch, retried.",
+        "Failed attempts to store a batch (the store was unavailable or failed), retried.",
         t.retries as f64,
     );
     counter(
+        "analytics_store_contention_retries_total",
+        "Writes that lost a race with another writer (a deadlock or serialization failure) and were retried at once; not an outage.",
+        t.contention_retries as f64,
+    );
+    counter(
         "analytics_counter_failures_total",
-        "Failed attempts to apply counters.",
+        "Failed attempts to apply counters (their days are read from detail until recounted).",
         t.counter_failures as f64,
     );
     counter(

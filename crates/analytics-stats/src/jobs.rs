@@ -67,29 +67,30 @@ impl Jobs {
         self.locked("refresh", || self.aggregate_dirty(None)).await
     }
 
-    /// Aggregates the dirty days (before `before`, when given) and marks each clean at
-    /// the version read before aggregating it.
+    /// Aggregates the dirty days (before `before`, when given) and removes, for each,
+    /// exactly the marks read before summarizing it: a write that commits during the
+    /// run (even one whose mark is older than a mark read) keeps its day dirty.
     async fn aggregate_dirty(&self, before: Option<NaiveDate>) -> Result<u64> {
         let stores = &self.stats.stores;
         let mut days = 0;
-        for (day, version) in stores.events.dirty_days().await? {
-            if before.is_some_and(|before| day >= before) {
+        for dirty in stores.events.dirty_days().await? {
+            if before.is_some_and(|before| dirty.day >= before) {
                 continue;
             }
             let summary = stores
                 .events
-                .summarize(self.stats.config.calendar.day_window(day))
+                .summarize(self.stats.config.calendar.day_window(dirty.day))
                 .await?;
-            stores.stats.put_day(day, &summary).await?;
-            stores.events.clean_day(day, version).await?;
+            stores.stats.put_day(dirty.day, &summary).await?;
+            stores.events.clean_day(dirty.day, &dirty.marks).await?;
             days += 1;
         }
         Ok(days)
     }
 
     /// Re-aggregates every day of `range` from event detail, dirty or not (`analytics
-    /// aggregate`). Days marked dirty are cleaned at the version read before. Returns
-    /// the days aggregated.
+    /// aggregate`). Days marked dirty lose the marks read before they were summarized.
+    /// Returns the days aggregated.
     ///
     /// # Errors
     ///
@@ -97,16 +98,21 @@ impl Jobs {
     pub async fn aggregate_days(&self, range: DateRange) -> Result<JobOutcome> {
         self.locked("refresh", || async {
             let stores = &self.stats.stores;
-            let dirty: std::collections::BTreeMap<NaiveDate, u64> =
-                stores.events.dirty_days().await?.into_iter().collect();
+            let dirty: std::collections::BTreeMap<NaiveDate, Vec<u64>> = stores
+                .events
+                .dirty_days()
+                .await?
+                .into_iter()
+                .map(|d| (d.day, d.marks))
+                .collect();
             for day in range.iter() {
                 let summary = stores
                     .events
                     .summarize(self.stats.config.calendar.day_window(day))
                     .await?;
                 stores.stats.put_day(day, &summary).await?;
-                if let Some(version) = dirty.get(&day) {
-                    stores.events.clean_day(day, *version).await?;
+                if let Some(marks) = dirty.get(&day) {
+                    stores.events.clean_day(day, marks).await?;
                 }
             }
             Ok(range.len() as u64)
@@ -153,14 +159,24 @@ impl Jobs {
         .await
     }
 
-    /// After the counters lost their data (a Redis restart or flush; a new process for
-    /// in-process counters), makes the daily and monthly counters of today and
-    /// yesterday (and their agents) equal to what event detail and daily statistics
-    /// say, replacing the buckets that differ. While the counters are intact it changes
-    /// nothing: replacing live counters would race with the increments of flushes in
-    /// flight (missed increments are retried by the tracker instead). Hourly counters
-    /// are not repaired (nothing stores hours; they expire in two days). Returns the
-    /// buckets replaced.
+    /// Makes the counters whole again, exactly, while writers keep writing:
+    ///
+    /// - after the counters lost their data (a Redis restart or flush; a new process
+    ///   for in-process counters), today and yesterday are rebuilt, then the counters
+    ///   are marked intact — unless they were lost again meanwhile;
+    /// - a day left uncounted (a write whose counters failed, or whose process died
+    ///   after its commit) is rebuilt when recent, and just marked counted otherwise
+    ///   (older days' counters are never read).
+    ///
+    /// A day is rebuilt under its counter lock ([`EventStore::lock_counters`]): no
+    /// write to it is between its commit and its counters meanwhile, so detail and
+    /// counters describe the same writes, and the day's buckets (all events and each
+    /// agent) are replaced with what detail says. Months are rebuilt after a loss from
+    /// daily statistics and detail, but no answer reads them (months are sums of
+    /// days), and hours are not rebuilt (nothing stores hours; they expire in two days).
+    /// Returns the buckets replaced.
+    ///
+    /// [`EventStore::lock_counters`]: analytics_core::store::EventStore::lock_counters
     ///
     /// # Errors
     ///
@@ -168,28 +184,46 @@ impl Jobs {
     pub async fn repair_counters(&self) -> Result<JobOutcome> {
         self.locked("counters", || async {
             let stores = &self.stats.stores;
-            if stores.counters.check_intact().await? {
-                return Ok(0);
-            }
-            tracing::info!("rebuilding today's and yesterday's counters from stored events (first run, or the counters lost their data)");
-            let calendar = &self.stats.config.calendar;
             let today = self.stats.today();
-            let mut replaced = 0;
-            let mut months = Vec::new();
-            for day in [today - TimeDelta::days(1), today] {
-                let truth = stores.events.summarize(calendar.day_window(day)).await?;
-                replaced += self
-                    .repair(Period::Day(day), &truth.totals, &truth.agents)
-                    .await?;
-                let month = YearMonth::of(day);
-                if !months.contains(&month) {
-                    months.push(month);
-                }
+            let recent_from = today - TimeDelta::days(crate::RECENT_DAYS - 1);
+            let rebuild = if stores.counters.intact().await? {
+                None
+            } else {
+                tracing::info!("rebuilding today's and yesterday's counters from stored events (first run, or the counters lost their data)");
+                Some(stores.counters.begin_rebuild().await?)
+            };
+            let mut days: std::collections::BTreeSet<NaiveDate> =
+                stores.events.uncounted_days().await?.into_iter().collect();
+            if rebuild.is_some() {
+                days.extend(recent_from.iter_days().take_while(|d| *d <= today));
             }
-            for month in months {
-                let totals = self.stats.month_sums(month).await?;
-                let agents = self.stats.agent_sums(month.days()).await?;
-                replaced += self.repair(Period::Month(month), &totals, &agents).await?;
+            let mut replaced = 0;
+            for day in days {
+                let recount = stores.events.lock_counters(day).await?;
+                if day >= recent_from && day <= today {
+                    let truth = stores
+                        .events
+                        .summarize(self.stats.config.calendar.day_window(day))
+                        .await?;
+                    replaced += self
+                        .repair(Period::Day(day), &truth.totals, &truth.agents)
+                        .await?;
+                }
+                recount.finish().await?;
+            }
+            if let Some(token) = rebuild {
+                let mut months = vec![YearMonth::of(recent_from)];
+                if YearMonth::of(today) != months[0] {
+                    months.push(YearMonth::of(today));
+                }
+                for month in months {
+                    let totals = self.stats.month_sums(month).await?;
+                    let agents = self.stats.agent_sums(month.days()).await?;
+                    replaced += self.repair(Period::Month(month), &totals, &agents).await?;
+                }
+                if !stores.counters.finish_rebuild(&token).await? {
+                    tracing::warn!("the counters were lost again during their rebuild; rebuilding at the next run");
+                }
             }
             Ok(replaced)
         })

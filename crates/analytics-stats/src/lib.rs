@@ -22,7 +22,7 @@
 
 mod jobs;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -175,28 +175,29 @@ impl Stats {
         self.config.calendar.date(self.clock.now())
     }
 
-    /// The source of each day of `range` that can hold events (none after today).
+    /// The source of each day of `range` that can hold events (none after today):
+    /// statistics for a clean day; the counters for a dirty recent day that no write
+    /// left uncounted (if they turn out not to be whole when read, detail instead);
+    /// detail otherwise.
     async fn sources(&self, range: DateRange) -> Result<BTreeMap<NaiveDate, Source>> {
         let today = self.today();
-        let dirty: BTreeSet<NaiveDate> = self
+        let dirty: BTreeMap<NaiveDate, bool> = self
             .stores
             .events
             .dirty_days()
             .await?
             .into_iter()
-            .map(|(day, _)| day)
+            .map(|d| (d.day, d.uncounted))
             .collect();
         let recent_from = today - TimeDelta::days(RECENT_DAYS - 1);
         Ok(range
             .iter()
             .take_while(|day| *day <= today)
             .map(|day| {
-                let source = if !dirty.contains(&day) {
-                    Source::Statistics
-                } else if day >= recent_from {
-                    Source::Counters
-                } else {
-                    Source::Detail
+                let source = match dirty.get(&day) {
+                    None => Source::Statistics,
+                    Some(false) if day >= recent_from => Source::Counters,
+                    Some(_) => Source::Detail,
                 };
                 (day, source)
             })
@@ -209,7 +210,7 @@ impl Stats {
     ///
     /// A store error.
     pub async fn day_sums(&self, range: DateRange) -> Result<Vec<(NaiveDate, Sums)>> {
-        let sources = self.sources(range).await?;
+        let mut sources = self.sources(range).await?;
         let mut sums: BTreeMap<NaiveDate, Sums> = range.iter().map(|d| (d, Sums::new())).collect();
         if sources.values().any(|s| *s == Source::Statistics) {
             for (day, day_sums) in self.stores.stats.days(range).await? {
@@ -224,11 +225,17 @@ impl Stats {
                 .iter()
                 .map(|d| Bucket::all(Period::Day(*d)))
                 .collect();
-            for (day, day_sums) in counted
-                .iter()
-                .zip(self.stores.counters.read(&buckets).await?)
-            {
-                sums.insert(*day, day_sums);
+            match self.stores.counters.read_whole(&buckets).await? {
+                Some(read) => {
+                    for (day, day_sums) in counted.iter().zip(read) {
+                        sums.insert(*day, day_sums);
+                    }
+                }
+                None => {
+                    for day in counted {
+                        sources.insert(day, Source::Detail);
+                    }
+                }
             }
         }
         for day in days_from(&sources, Source::Detail) {
@@ -262,10 +269,19 @@ impl Stats {
                 }
             }
         }
+        let mut detail = days_from(&sources, Source::Detail);
         for day in days_from(&sources, Source::Counters) {
-            add(self.stores.counters.read_agents(Period::Day(day)).await?);
+            match self
+                .stores
+                .counters
+                .read_agents_whole(Period::Day(day))
+                .await?
+            {
+                Some(day_agents) => add(day_agents),
+                None => detail.push(day),
+            }
         }
-        for day in days_from(&sources, Source::Detail) {
+        for day in detail {
             add(self
                 .stores
                 .events
@@ -365,8 +381,18 @@ impl Stats {
         let calendar = &self.config.calendar;
         let today = calendar.date(now);
         let hours = calendar.recent_hours(now, 24);
-        let mut buckets = vec![Bucket::all(Period::Day(today))];
-        buckets.extend(hours.iter().map(|h| Bucket::all(Period::Hour(*h))));
+        // Today's figures by the same source rule as every other question (so exact,
+        // whatever the counters went through); the hours from the counters.
+        let today_sums: Sums = self
+            .day_sums(DateRange::day(today))
+            .await?
+            .into_iter()
+            .map(|(_, s)| s)
+            .sum();
+        let buckets: Vec<Bucket> = hours
+            .iter()
+            .map(|h| Bucket::all(Period::Hour(*h)))
+            .collect();
         let read = self.stores.counters.read(&buckets).await?;
         let figures = |hour: &DayHour, sums: &Sums| HourFigures {
             date: hour.date,
@@ -376,16 +402,16 @@ impl Stats {
         };
         let last_24_hours: Vec<HourFigures> = hours
             .iter()
-            .zip(&read[1..])
+            .zip(&read)
             .map(|(h, s)| figures(h, s))
             .collect();
         let idle = TimeDelta::from_std(self.config.session_idle).unwrap_or(TimeDelta::minutes(30));
         Ok(Realtime {
             as_of: now,
             date: today,
-            events_today: read[0].total_events(),
-            today_counters: read[0],
-            today: BusinessMetrics::from_sums(&read[0], self.config.cost),
+            events_today: today_sums.total_events(),
+            today_counters: today_sums,
+            today: BusinessMetrics::from_sums(&today_sums, self.config.cost),
             this_hour: last_24_hours.last().cloned().unwrap_or(HourFigures {
                 date: today,
                 hour: calendar.hour(now).hour,

@@ -17,6 +17,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use analytics_core::error::{Error, StoreErrorKind};
 use analytics_core::event::Event;
 use analytics_core::store::CounterBatch;
 use tokio::sync::{mpsc, oneshot};
@@ -32,6 +33,13 @@ const COUNTER_TIMEOUT: Duration = Duration::from_secs(2);
 /// How often an idle writer looks at the spill buffer even when this process spilled
 /// nothing: another process may have spilled and died.
 const SPILL_CHECK_INTERVAL: Duration = Duration::from_secs(60);
+
+/// How many claims a writer drains in a row before it looks at its queue again.
+const DRAIN_CLAIMS: usize = 64;
+
+/// How many times in a row a write that lost a race (a deadlock) is retried at once
+/// before it counts as a failure.
+const MAX_CONTENTION: u32 = 10;
 
 /// A batch on its way to a writer.
 #[derive(Debug)]
@@ -56,15 +64,6 @@ struct Writers {
     /// find every writer busy go to the spill buffer (busy writers alone are a burst,
     /// which the buffer absorbs).
     store_failing: AtomicBool,
-    /// Counter increments that could not be applied yet, and when to try again.
-    counters: Mutex<PendingCounters>,
-}
-
-#[derive(Default)]
-struct PendingCounters {
-    batch: Option<CounterBatch>,
-    retry_at: Option<Instant>,
-    pause: Duration,
 }
 
 pub(crate) fn spawn(
@@ -85,7 +84,6 @@ pub(crate) fn spawn(
         spill_pending: AtomicBool::new(stores.spill.is_some()),
         spill_checked: Mutex::new(Instant::now()),
         store_failing: AtomicBool::new(false),
-        counters: Mutex::new(PendingCounters::default()),
     });
     let handles = (0..config.writers.max(1))
         .map(|_| tokio::spawn(writers.clone().run()))
@@ -305,36 +303,45 @@ impl Writers {
         loop {
             let next = {
                 let mut jobs = self.jobs.lock().await;
-                timeout(self.config.flush_interval, jobs.recv()).await
+                tokio::select! {
+                    job = jobs.recv() => Some(job),
+                    () = tokio::time::sleep(self.config.flush_interval) => None,
+                    () = self.shared.drain_now.notified() => {
+                        self.spill_pending.store(true, Ordering::Release);
+                        None
+                    }
+                }
             };
             match next {
-                Ok(Some(job)) => {
+                Some(Some(job)) => {
                     if !self.store(&job.events, true).await {
                         self.give_up(&job.events).await;
                     }
                     let _ = self.done.send(job.id);
                 }
-                Ok(None) => return,
-                Err(_) => {
-                    self.apply_counters(&[]).await;
-                    self.drain_spill().await;
-                }
+                Some(None) => return,
+                None => self.drain_spill().await,
             }
         }
     }
 
     /// Stores a batch and applies its counters. With `persist`, retries until it
-    /// succeeds or the stop deadline passes; otherwise tries once. Returns whether the
-    /// batch is stored.
+    /// succeeds or the stop deadline passes; otherwise tries once (contention aside).
+    /// Returns whether the batch is stored.
+    ///
+    /// A race lost to another writer (a deadlock) is retried at once: the store is
+    /// healthy, so it neither counts as a failure nor sends batches to the spill
+    /// buffer.
     async fn store(&self, events: &[Event], persist: bool) -> bool {
         let started = Instant::now();
         let mut pause = self.config.retry_initial;
+        let mut contention = 0;
         loop {
-            match timeout(self.config.store_timeout, self.stores.events.insert(events)).await {
-                Ok(Ok(flags)) => {
+            match timeout(self.config.store_timeout, self.stores.events.write(events)).await {
+                Ok(Ok(written)) => {
                     let new: Vec<&Event> = events
                         .iter()
-                        .zip(&flags)
+                        .zip(&written.new)
                         .filter_map(|(event, new)| new.then_some(event))
                         .collect();
                     self.store_failing.store(false, Ordering::Release);
@@ -342,8 +349,19 @@ impl Writers {
                     add(&telemetry.stored, new.len() as u64);
                     add(&telemetry.duplicates, (events.len() - new.len()) as u64);
                     telemetry.record_flush(started.elapsed());
-                    self.apply_counters(&new).await;
+                    if let Some(pending) = written.pending {
+                        let applied = self.apply_counters(&new).await;
+                        pending.settle(applied).await;
+                    }
                     return true;
+                }
+                Ok(Err(Error::Store(error)))
+                    if error.kind == StoreErrorKind::Contention && contention < MAX_CONTENTION =>
+                {
+                    contention += 1;
+                    add(&self.shared.telemetry.contention_retries, 1);
+                    tracing::debug!(%error, n_events = events.len(), "a write lost a race; retrying at once");
+                    continue;
                 }
                 Ok(Err(error)) => {
                     tracing::warn!(%error, n_events = events.len(), "storing a batch failed");
@@ -368,53 +386,23 @@ impl Writers {
         }
     }
 
-    /// Applies the counters of newly stored events, with any increments still waiting;
-    /// on failure, keeps them all for the next flush. Never holds up storage for long.
-    async fn apply_counters(&self, new: &[&Event]) {
-        let mut batch = CounterBatch::from_events(&self.config.calendar, new.iter().copied());
-        let waiting = {
-            let mut pending = self.counters.lock().unwrap_or_else(PoisonError::into_inner);
-            let waiting = pending.batch.take();
-            if pending.retry_at.is_some_and(|at| Instant::now() < at) {
-                // Counters failed recently: keep the increments without trying.
-                let mut all = waiting.unwrap_or_default();
-                all.merge(batch);
-                pending.batch = Some(all);
-                return;
-            }
-            waiting
-        };
-        if let Some(mut waiting) = waiting {
-            waiting.merge(batch);
-            batch = waiting;
-        }
+    /// Applies the counters of newly stored events. Returns whether they were applied;
+    /// when not, the write stays uncounted in the event store (statistics read its
+    /// days from detail) until the counter repair recounts them. Nothing waits in
+    /// memory, so nothing is lost at a stop or a crash.
+    async fn apply_counters(&self, new: &[&Event]) -> bool {
+        let batch = CounterBatch::from_events(&self.config.calendar, new.iter().copied());
         if batch.is_empty() {
-            return;
+            return true;
         }
         let failed = match timeout(COUNTER_TIMEOUT, self.stores.counters.apply(&batch)).await {
-            Ok(Ok(())) => None,
-            Ok(Err(error)) => Some(error.to_string()),
-            Err(_) => Some("timed out".to_owned()),
+            Ok(Ok(())) => return true,
+            Ok(Err(error)) => error.to_string(),
+            Err(_) => "timed out".to_owned(),
         };
-        let mut pending = self.counters.lock().unwrap_or_else(PoisonError::into_inner);
-        match failed {
-            None => {
-                pending.retry_at = None;
-                pending.pause = Duration::ZERO;
-            }
-            Some(error) => {
-                add(&self.shared.telemetry.counter_failures, 1);
-                tracing::warn!(%error, "applying counters failed; increments kept for the next flush");
-                pending.pause = (pending.pause * 2)
-                    .max(self.config.retry_initial)
-                    .min(self.config.retry_max);
-                pending.retry_at = Some(Instant::now() + pending.pause);
-                if let Some(newer) = pending.batch.take() {
-                    batch.merge(newer);
-                }
-                pending.batch = Some(batch);
-            }
-        }
+        add(&self.shared.telemetry.counter_failures, 1);
+        tracing::warn!(error = %failed, "applying counters failed; the days are recounted from stored events");
+        false
     }
 
     /// A batch that could not be stored before the stop deadline: spill it, or count
@@ -437,7 +425,9 @@ impl Writers {
         tracing::error!(n_events = events.len(), why, "events lost");
     }
 
-    /// Stores one claim of spilled events, if the spill buffer may hold any.
+    /// Drains the spill buffer, if it may hold events: claim after claim, at full
+    /// speed, until it is empty, a store fails, or `DRAIN_CLAIMS` claims are done (then
+    /// the writer looks at its queue again).
     async fn drain_spill(&self) {
         let Some(spill) = &self.stores.spill else {
             return;
@@ -454,29 +444,39 @@ impl Writers {
                 return;
             }
         }
-        match timeout(
-            self.config.store_timeout,
-            spill.claim(self.config.batch_size),
-        )
-        .await
-        {
-            Ok(Ok(Some(claim))) => {
-                if self.store(&claim.events, false).await {
+        for _ in 0..DRAIN_CLAIMS {
+            match timeout(
+                self.config.store_timeout,
+                spill.claim(self.config.batch_size),
+            )
+            .await
+            {
+                Ok(Ok(Some(claim))) => {
+                    if !self.store(&claim.events, false).await {
+                        return;
+                    }
                     add(&self.shared.telemetry.drained, claim.events.len() as u64);
-                    // If this fails the claim's lease runs out and its events come back;
-                    // storing them again is harmless.
+                    // If this fails the claim's lease runs out and its events come
+                    // back; storing them again is harmless.
                     let _ = timeout(self.config.store_timeout, spill.ack(&claim)).await;
                 }
+                Ok(Ok(None)) => {
+                    self.spill_pending.store(false, Ordering::Release);
+                    *self
+                        .spill_checked
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner) = Instant::now();
+                    return;
+                }
+                Ok(Err(error)) => {
+                    tracing::warn!(%error, "reading the spill buffer failed");
+                    return;
+                }
+                Err(_) => {
+                    tracing::warn!("reading the spill buffer timed out");
+                    return;
+                }
             }
-            Ok(Ok(None)) => {
-                self.spill_pending.store(false, Ordering::Release);
-                *self
-                    .spill_checked
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner) = Instant::now();
-            }
-            Ok(Err(error)) => tracing::warn!(%error, "reading the spill buffer failed"),
-            Err(_) => tracing::warn!("reading the spill buffer timed out"),
         }
     }
 }

@@ -56,6 +56,8 @@ pub struct TrackerConfig {
     pub retry_max: Duration,
     /// A store call that takes longer than this counts as failed.
     pub store_timeout: Duration,
+    /// How long [`Tracker::flush`] waits for every event to be in the event store.
+    pub flush_deadline: Duration,
     /// The business calendar of the counters.
     pub calendar: Calendar,
     /// The envelope rules.
@@ -80,6 +82,7 @@ impl TrackerConfig {
             retry_initial: Duration::from_millis(100),
             retry_max: Duration::from_secs(5),
             store_timeout: Duration::from_secs(30),
+            flush_deadline: Duration::from_secs(30),
             calendar: config.calendar(),
             rules: config.validation_rules(),
         }
@@ -126,6 +129,10 @@ pub enum TrackError {
     /// The tracker is stopping or stopped.
     #[error("the analytics tracker is stopped")]
     Stopped,
+    /// A flush did not see every event in the event store before its deadline (the
+    /// store is down or slow; the events are kept, in memory or in the spill buffer).
+    #[error("the event store did not take every buffered event within {0:?}")]
+    NotStoredInTime(Duration),
 }
 
 /// What [`Tracker::stop`] did with the events it held.
@@ -149,6 +156,8 @@ enum Control {
 /// State shared by `track()`, the flusher and the writers.
 struct Shared {
     telemetry: Telemetry,
+    /// Wakes a writer to drain the spill buffer now (a `flush()` is waiting for it).
+    drain_now: tokio::sync::Notify,
     accepting: AtomicBool,
     /// Set by `stop()`: writers stop retrying after it.
     deadline: Mutex<Option<Instant>>,
@@ -169,6 +178,8 @@ pub struct Tracker {
     shared: Arc<Shared>,
     queue_capacity: usize,
     flusher: Arc<Mutex<Option<JoinHandle<()>>>>,
+    spill: Option<Arc<dyn SpillBuffer>>,
+    flush_deadline: Duration,
 }
 
 impl std::fmt::Debug for Tracker {
@@ -204,11 +215,14 @@ impl Tracker {
         let (control, control_rx) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared {
             telemetry: Telemetry::default(),
+            drain_now: tokio::sync::Notify::new(),
             accepting: AtomicBool::new(true),
             deadline: Mutex::new(None),
         });
         let validator = Validator::new(config.rules, clock);
         let queue_capacity = config.queue_capacity.max(1);
+        let spill = stores.spill.clone();
+        let flush_deadline = config.flush_deadline;
         let handle = flusher::spawn(config, stores, shared.clone(), queue_rx, control_rx);
         Tracker {
             validator,
@@ -217,6 +231,8 @@ impl Tracker {
             shared,
             queue_capacity,
             flusher: Arc::new(Mutex::new(Some(handle))),
+            spill,
+            flush_deadline,
         }
     }
 
@@ -329,18 +345,52 @@ impl Tracker {
         }
     }
 
-    /// Writes everything buffered now, and answers once it is stored (or, while the
-    /// event store is down, spilled).
+    /// Writes everything buffered now, and answers once every event tracked before
+    /// the call is in the event store, with its counters settled: batches stored, and
+    /// the spill buffer drained (spilled events count only once drained; with a
+    /// shared spill buffer that includes other processes' events).
     ///
     /// # Errors
     ///
+    /// [`TrackError::NotStoredInTime`] when that has not happened within `deadline`
+    /// (nothing is lost: the events stay buffered or spilled and keep being written),
     /// [`TrackError::Stopped`] after [`Tracker::stop`].
-    pub async fn flush(&self) -> Result<(), TrackError> {
+    pub async fn flush_within(&self, deadline: Duration) -> Result<(), TrackError> {
+        let until = Instant::now() + deadline;
         let (ack, done) = oneshot::channel();
         self.control
             .send(Control::Flush(ack))
             .map_err(|_| TrackError::Stopped)?;
-        done.await.map_err(|_| TrackError::Stopped)
+        match tokio::time::timeout_at(until, done).await {
+            Err(_) => return Err(TrackError::NotStoredInTime(deadline)),
+            Ok(Err(_)) => return Err(TrackError::Stopped),
+            Ok(Ok(())) => {}
+        }
+        let Some(spill) = &self.spill else {
+            return Ok(());
+        };
+        loop {
+            match tokio::time::timeout_at(until, spill.len()).await {
+                Err(_) => return Err(TrackError::NotStoredInTime(deadline)),
+                Ok(Ok(0)) => return Ok(()),
+                Ok(Ok(_)) | Ok(Err(_)) => {}
+            }
+            // Wake a writer to drain now rather than at its next idle moment.
+            self.shared.drain_now.notify_one();
+            if Instant::now() >= until {
+                return Err(TrackError::NotStoredInTime(deadline));
+            }
+            tokio::time::sleep_until(until.min(Instant::now() + Duration::from_millis(20))).await;
+        }
+    }
+
+    /// [`Tracker::flush_within`] the configured `flush_deadline`.
+    ///
+    /// # Errors
+    ///
+    /// As [`Tracker::flush_within`].
+    pub async fn flush(&self) -> Result<(), TrackError> {
+        self.flush_within(self.flush_deadline).await
     }
 
     /// Stops taking events, writes everything held, and ends the flusher and writers.

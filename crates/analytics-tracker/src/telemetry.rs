@@ -16,6 +16,7 @@ pub(crate) struct Telemetry {
     pub(crate) spilled: AtomicU64,
     pub(crate) drained: AtomicU64,
     pub(crate) retries: AtomicU64,
+    pub(crate) contention_retries: AtomicU64,
     pub(crate) counter_failures: AtomicU64,
     pub(crate) flushes: AtomicU64,
     pub(crate) flush_nanos: AtomicU64,
@@ -47,6 +48,7 @@ impl Telemetry {
             spilled: get(&self.spilled),
             drained: get(&self.drained),
             retries: get(&self.retries),
+            contention_retries: get(&self.contention_retries),
             counter_failures: get(&self.counter_failures),
             queue_depth,
             flushes: get(&self.flushes),
@@ -78,9 +80,14 @@ pub struct Snapshot {
     pub spilled: u64,
     /// Events taken back from the spill buffer and stored (or found already stored).
     pub drained: u64,
-    /// Failed attempts to store a batch that were retried.
+    /// Failed attempts to store a batch that were retried (the store was unavailable
+    /// or failed).
     pub retries: u64,
-    /// Failed attempts to apply counters (the increments wait for the next flush).
+    /// Writes that lost a race with another writer (a deadlock or serialization
+    /// failure) and were retried at once: not an outage.
+    pub contention_retries: u64,
+    /// Failed attempts to apply counters (the write's days stay uncounted until the
+    /// counter repair recounts them).
     pub counter_failures: u64,
     /// Events waiting in the buffer.
     pub queue_depth: u64,

@@ -278,3 +278,61 @@ async fn concurrent_inserts_lose_nothing_and_store_each_id_once() {
         .collect();
     assert_eq!(ids.len(), 8 * 20 * 90 + 10);
 }
+
+/// Two writers whose batches hold the same re-sent ids in opposite orders used to
+/// deadlock on the partitions' primary keys (and the deadlock read as an outage).
+/// Batches are now written in one order, business day then id.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writers_sharing_ids_in_opposite_orders_never_deadlock() {
+    let db = TestDatabase::new().await;
+    let store = Arc::new(analytics_pg::PgStore::new(
+        db.store().pool().clone(),
+        *db.store().calendar(),
+    ));
+    let start = at("2025-12-01T15:00:00Z");
+    let rounds = 20;
+    let mut total = 0;
+    for round in 0..rounds {
+        // 2,000 events over two business days, sent whole by four writers at once, two
+        // in the order given and two reversed.
+        let events: Vec<_> = (0..2000)
+            .map(|i| {
+                event(
+                    "session.start",
+                    start + TimeDelta::seconds(i * 30),
+                    json!({"session_id": format!("{round}-{i}")}),
+                )
+            })
+            .collect();
+        total += events.len();
+        let mut tasks = Vec::new();
+        let go = Arc::new(tokio::sync::Barrier::new(4));
+        for writer in 0..4 {
+            let store = store.clone();
+            let go = go.clone();
+            let mut batch = events.clone();
+            if writer % 2 == 1 {
+                batch.reverse();
+            }
+            tasks.push(tokio::spawn(async move {
+                go.wait().await;
+                store
+                    .insert(&batch)
+                    .await
+                    .map(|flags| flags.iter().filter(|n| **n).count())
+            }));
+        }
+        let mut new = 0;
+        for task in tasks {
+            match task.await.unwrap() {
+                Ok(n) => new += n,
+                Err(error) => panic!("round {round}: a writer failed: {error:?}"),
+            }
+        }
+        assert_eq!(new, events.len(), "round {round}: each event new once");
+    }
+    assert_eq!(
+        count(&db, "SELECT count(*) FROM analytics_events").await,
+        total as i64
+    );
+}

@@ -264,48 +264,6 @@ async fn concurrent_aggregations_of_a_day_agree_with_its_events() {
 }
 
 #[tokio::test]
-async fn written_days_are_dirty_until_cleaned_at_their_version() {
-    let db = TestDatabase::new().await;
-    let store = db.store();
-    store
-        .insert(&[
-            event(
-                "agent.login",
-                at("2025-12-01T02:00:00Z"),
-                json!({"agent_id": "a"}),
-            ),
-            event(
-                "agent.login",
-                at("2025-12-02T02:00:00Z"),
-                json!({"agent_id": "a"}),
-            ),
-        ])
-        .await
-        .unwrap();
-    let dirty = store.dirty_days().await.unwrap();
-    assert_eq!(
-        dirty.iter().map(|(d, _)| *d).collect::<Vec<_>>(),
-        [date("2025-12-01"), date("2025-12-02")]
-    );
-    let (day, version) = dirty[0];
-    // Written again after the version was read: cleaning at the old version keeps it.
-    store
-        .insert(&[event(
-            "agent.login",
-            at("2025-12-01T03:00:00Z"),
-            json!({"agent_id": "b"}),
-        )])
-        .await
-        .unwrap();
-    store.clean_day(day, version).await.unwrap();
-    let again = store.dirty_days().await.unwrap();
-    let (_, newer) = again.iter().find(|(d, _)| *d == day).copied().unwrap();
-    assert!(newer > version);
-    store.clean_day(day, newer).await.unwrap();
-    assert_eq!(store.dirty_days().await.unwrap().len(), 1);
-}
-
-#[tokio::test]
 async fn a_job_lock_is_held_by_one_holder_at_a_time() {
     let db = TestDatabase::new().await;
     let store = db.store();

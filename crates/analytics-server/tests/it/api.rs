@@ -434,10 +434,10 @@ struct Stuck;
 
 #[async_trait::async_trait]
 impl analytics::core::store::EventStore for Stuck {
-    async fn insert(
+    async fn write(
         &self,
         _: &[analytics::core::event::Event],
-    ) -> analytics::core::Result<Vec<bool>> {
+    ) -> analytics::core::Result<analytics::core::store::Written> {
         std::future::pending().await
     }
     async fn summarize(
@@ -449,11 +449,20 @@ impl analytics::core::store::EventStore for Stuck {
     async fn purge_before(&self, _: chrono::DateTime<Utc>) -> analytics::core::Result<u64> {
         Ok(0)
     }
-    async fn dirty_days(&self) -> analytics::core::Result<Vec<(chrono::NaiveDate, u64)>> {
+    async fn dirty_days(&self) -> analytics::core::Result<Vec<analytics::core::store::DirtyDay>> {
         Ok(Vec::new())
     }
-    async fn clean_day(&self, _: chrono::NaiveDate, _: u64) -> analytics::core::Result<()> {
+    async fn clean_day(&self, _: chrono::NaiveDate, _: &[u64]) -> analytics::core::Result<()> {
         Ok(())
+    }
+    async fn uncounted_days(&self) -> analytics::core::Result<Vec<chrono::NaiveDate>> {
+        Ok(Vec::new())
+    }
+    async fn lock_counters(
+        &self,
+        _: chrono::NaiveDate,
+    ) -> analytics::core::Result<Box<dyn analytics::core::store::CounterRecount>> {
+        std::future::pending().await
     }
 }
 

@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod differential;
+mod interleavings;
 mod plain;
 mod reads;
 mod stream;

@@ -8,7 +8,7 @@ use std::time::Duration;
 use analytics_core::event::{Event, FixedClock};
 use analytics_core::memory::{MemoryCounters, MemoryStore};
 use analytics_core::metrics::DaySummary;
-use analytics_core::store::{EventStore, StatsStore};
+use analytics_core::store::{CounterRecount, DirtyDay, EventStore, StatsStore, Written};
 use analytics_core::testing::{at, event};
 use analytics_core::time::{Calendar, DateRange, DayWindow};
 use analytics_stats::{Jobs, Stats, StatsConfig, StatsStores};
@@ -24,8 +24,8 @@ struct Counting {
 
 #[async_trait]
 impl EventStore for Counting {
-    async fn insert(&self, events: &[Event]) -> analytics_core::Result<Vec<bool>> {
-        self.inner.insert(events).await
+    async fn write(&self, events: &[Event]) -> analytics_core::Result<Written> {
+        self.inner.write(events).await
     }
     async fn summarize(&self, day: DayWindow) -> analytics_core::Result<DaySummary> {
         self.summaries.fetch_add(1, Ordering::Relaxed);
@@ -34,11 +34,20 @@ impl EventStore for Counting {
     async fn purge_before(&self, cutoff: DateTime<Utc>) -> analytics_core::Result<u64> {
         self.inner.purge_before(cutoff).await
     }
-    async fn dirty_days(&self) -> analytics_core::Result<Vec<(NaiveDate, u64)>> {
+    async fn dirty_days(&self) -> analytics_core::Result<Vec<DirtyDay>> {
         self.inner.dirty_days().await
     }
-    async fn clean_day(&self, date: NaiveDate, version: u64) -> analytics_core::Result<()> {
-        self.inner.clean_day(date, version).await
+    async fn clean_day(&self, date: NaiveDate, marks: &[u64]) -> analytics_core::Result<()> {
+        self.inner.clean_day(date, marks).await
+    }
+    async fn uncounted_days(&self) -> analytics_core::Result<Vec<NaiveDate>> {
+        self.inner.uncounted_days().await
+    }
+    async fn lock_counters(
+        &self,
+        date: NaiveDate,
+    ) -> analytics_core::Result<Box<dyn CounterRecount>> {
+        self.inner.lock_counters(date).await
     }
 }
 

@@ -8,7 +8,9 @@ use analytics_core::error::StoreError;
 use analytics_core::event::Event;
 use analytics_core::memory::{MemoryCounters, MemoryStore};
 use analytics_core::metrics::{DaySummary, Sums};
-use analytics_core::store::{Bucket, CounterBatch, CounterStore, EventStore, Period};
+use analytics_core::store::{
+    Bucket, CounterBatch, CounterRecount, CounterStore, DirtyDay, EventStore, Period, Written,
+};
 use analytics_core::time::{Calendar, DayWindow};
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
@@ -82,9 +84,9 @@ impl FaultyEvents {
 
 #[async_trait]
 impl EventStore for FaultyEvents {
-    async fn insert(&self, events: &[Event]) -> analytics_core::Result<Vec<bool>> {
+    async fn write(&self, events: &[Event]) -> analytics_core::Result<Written> {
         self.faults.call("events").await?;
-        self.inner.insert(events).await
+        self.inner.write(events).await
     }
     async fn summarize(&self, day: DayWindow) -> analytics_core::Result<DaySummary> {
         self.inner.summarize(day).await
@@ -92,11 +94,20 @@ impl EventStore for FaultyEvents {
     async fn purge_before(&self, cutoff: DateTime<Utc>) -> analytics_core::Result<u64> {
         self.inner.purge_before(cutoff).await
     }
-    async fn dirty_days(&self) -> analytics_core::Result<Vec<(NaiveDate, u64)>> {
+    async fn dirty_days(&self) -> analytics_core::Result<Vec<DirtyDay>> {
         self.inner.dirty_days().await
     }
-    async fn clean_day(&self, date: NaiveDate, version: u64) -> analytics_core::Result<()> {
-        self.inner.clean_day(date, version).await
+    async fn clean_day(&self, date: NaiveDate, marks: &[u64]) -> analytics_core::Result<()> {
+        self.inner.clean_day(date, marks).await
+    }
+    async fn uncounted_days(&self) -> analytics_core::Result<Vec<NaiveDate>> {
+        self.inner.uncounted_days().await
+    }
+    async fn lock_counters(
+        &self,
+        date: NaiveDate,
+    ) -> analytics_core::Result<Box<dyn CounterRecount>> {
+        self.inner.lock_counters(date).await
     }
 }
 
@@ -137,8 +148,14 @@ impl CounterStore for FaultyCounters {
     async fn read_agents(&self, period: Period) -> analytics_core::Result<BTreeMap<String, Sums>> {
         self.inner.read_agents(period).await
     }
-    async fn check_intact(&self) -> analytics_core::Result<bool> {
-        self.inner.check_intact().await
+    async fn intact(&self) -> analytics_core::Result<bool> {
+        self.inner.intact().await
+    }
+    async fn begin_rebuild(&self) -> analytics_core::Result<String> {
+        self.inner.begin_rebuild().await
+    }
+    async fn finish_rebuild(&self, token: &str) -> analytics_core::Result<bool> {
+        self.inner.finish_rebuild(token).await
     }
 }
 

@@ -9,7 +9,8 @@ use analytics_core::event::{Event, RawEvent};
 use analytics_core::memory::{MemoryCounters, MemorySpill, MemoryStore};
 use analytics_core::metrics::Sums;
 use analytics_core::store::{
-    CounterBatch, CounterStore, EventStore, MockCounterStore, MockEventStore, SpillBuffer,
+    CounterBatch, CounterStore, EventStore, MockCounterStore, MockEventStore, PendingCounters,
+    SpillBuffer, Written,
 };
 use analytics_core::time::Calendar;
 use analytics_tracker::{Stores, TrackError, Tracker, TrackerConfig};
@@ -220,7 +221,7 @@ async fn a_store_down_for_good_loses_nothing_at_stop_and_a_later_tracker_drains_
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_failing_counter_store_never_holds_up_storage_and_catches_up() {
+async fn a_failing_counter_store_never_holds_up_storage_and_leaves_its_days_uncounted() {
     let s = setup(config());
     s.counters.faults.set(Fault::Down);
     track_many(&s.tracker, 2_000, 2).await;
@@ -231,11 +232,32 @@ async fn a_failing_counter_store_never_holds_up_storage_and_catches_up() {
         "events are stored while counters fail"
     );
     assert!(s.tracker.telemetry().counter_failures >= 1);
+    // Nothing waits in memory: the event store knows which days are not counted, so
+    // statistics read them from detail and the counter repair rebuilds them.
+    let days: Vec<_> = {
+        let calendar = Calendar::default();
+        let mut days: Vec<_> = s
+            .events
+            .inner
+            .events()
+            .iter()
+            .map(|e| calendar.date(e.timestamp()))
+            .collect();
+        days.sort_unstable();
+        days.dedup();
+        days
+    };
+    assert_eq!(s.events.inner.uncounted_days().await.unwrap(), days);
 
+    // Counters back: a write whose counters are applied settles only its own marks.
     s.counters.faults.set(Fault::None);
-    // Idle writers apply the increments kept aside.
-    tokio::time::sleep(Duration::from_millis(400)).await;
-    assert_stored_once_and_counted(&s, 2_000).await;
+    s.tracker.track(message(1_000_000)).unwrap();
+    s.tracker.flush().await.unwrap();
+    assert_eq!(
+        s.events.inner.uncounted_days().await.unwrap(),
+        days,
+        "the failed writes stay uncounted"
+    );
     s.tracker.stop(Duration::from_secs(1)).await;
 }
 
@@ -331,15 +353,22 @@ async fn counters_are_applied_after_storage_and_only_for_new_events() {
     assert_eq!(again.id(), first);
     let mut sequence = mockall::Sequence::new();
     let mut events = MockEventStore::new();
+    let settled = Arc::new(std::sync::Mutex::new(None));
     events
-        .expect_insert()
+        .expect_write()
         .times(1)
         .in_sequence(&mut sequence)
-        .returning(|batch| {
-            Ok(batch
-                .iter()
-                .map(|e| e.name() != "session.message")
-                .collect())
+        .returning({
+            let settled = settled.clone();
+            move |batch| {
+                Ok(Written {
+                    new: batch
+                        .iter()
+                        .map(|e| e.name() != "session.message")
+                        .collect(),
+                    pending: Some(Box::new(Settled(settled.clone()))),
+                })
+            }
         });
     let fresh = tracker_validator_event();
     let expected = CounterBatch::from_events(&Calendar::default(), std::slice::from_ref(&fresh));
@@ -363,7 +392,26 @@ async fn counters_are_applied_after_storage_and_only_for_new_events() {
     tracker.flush().await.unwrap();
     let t = tracker.telemetry();
     assert_eq!((t.stored, t.duplicates), (1, 1));
+    assert_eq!(
+        *settled.lock().unwrap(),
+        Some(true),
+        "the write settles as applied after its counters"
+    );
     tracker.stop(Duration::from_secs(1)).await;
+}
+
+/// Pending counters that record how they were settled.
+#[derive(Debug)]
+struct Settled(Arc<std::sync::Mutex<Option<bool>>>);
+
+#[async_trait::async_trait]
+impl PendingCounters for Settled {
+    fn days(&self) -> &[chrono::NaiveDate] {
+        &[]
+    }
+    async fn settle(self: Box<Self>, applied: bool) {
+        *self.0.lock().unwrap() = Some(applied);
+    }
 }
 
 fn tracker_validator_event() -> Event {
