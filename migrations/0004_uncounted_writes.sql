@@ -15,24 +15,36 @@ CREATE TABLE analytics_uncounted (
 CREATE INDEX analytics_uncounted_write ON analytics_uncounted (write_id);
 CREATE INDEX analytics_uncounted_day ON analytics_uncounted (day);
 
--- Between its commit and settling its counters, a write holds a session-level shared
--- advisory lock per day, (1634623853, days since 2000-01-01); a counter rebuild of a
--- day takes it exclusively, so it sees no write in flight and holds new ones back.
+-- From before its transaction until it settled its counters, a write holds a
+-- session-level shared advisory lock per day of its batch, (1634623853, days since
+-- 2000-01-01); a counter rebuild of a day takes it exclusively, so it sees no write in
+-- flight and holds new ones back.
 CREATE FUNCTION analytics_counter_lock_key(day date) RETURNS integer
 LANGUAGE sql IMMUTABLE AS $$ SELECT (day - date '2000-01-01') $$;
 
--- Called inside a write's transaction once its events are in: takes the counter locks
--- of the days (in the order given, which callers sort), marks them dirty and uncounted.
--- Returns the write id.
-CREATE FUNCTION analytics_begin_write(days date[]) RETURNS bigint
+-- Called first in a write's transaction, before its events: takes the shared counter
+-- locks of the days (in the order given, which callers sort). They are taken before
+-- the write holds any lock on the event tables, so a write that waits here blocks
+-- nothing else (a counter rebuild that holds a day exclusively may itself wait for a
+-- partition being created, which waits for the writes holding table locks).
+CREATE FUNCTION analytics_lock_days(days date[]) RETURNS void
 LANGUAGE plpgsql AS $$
 DECLARE
-    w bigint := nextval('analytics_write_id');
     d date;
 BEGIN
     FOREACH d IN ARRAY days LOOP
         PERFORM pg_advisory_lock_shared(1634623853, analytics_counter_lock_key(d));
     END LOOP;
+END;
+$$;
+
+-- Called inside a write's transaction once its events are in: marks the days of the
+-- new events dirty and uncounted. Returns the write id.
+CREATE FUNCTION analytics_begin_write(days date[]) RETURNS bigint
+LANGUAGE plpgsql AS $$
+DECLARE
+    w bigint := nextval('analytics_write_id');
+BEGIN
     INSERT INTO analytics_dirty_days (day) SELECT unnest(days);
     INSERT INTO analytics_uncounted (write_id, day) SELECT w, unnest(days);
     RETURN w;
@@ -40,16 +52,16 @@ END;
 $$;
 
 -- Called after the commit, on the same connection: forgets the write's uncounted rows
--- when its counters were applied, and releases its counter locks.
-CREATE FUNCTION analytics_settle_write(w bigint, days date[], applied boolean) RETURNS void
+-- when its counters were applied, and releases the counter locks of `locked`.
+CREATE FUNCTION analytics_settle_write(w bigint, locked date[], applied boolean) RETURNS void
 LANGUAGE plpgsql AS $$
 DECLARE
     d date;
 BEGIN
-    IF applied THEN
+    IF applied AND w IS NOT NULL THEN
         DELETE FROM analytics_uncounted WHERE write_id = w;
     END IF;
-    FOREACH d IN ARRAY days LOOP
+    FOREACH d IN ARRAY locked LOOP
         PERFORM pg_advisory_unlock_shared(1634623853, analytics_counter_lock_key(d));
     END LOOP;
 END;

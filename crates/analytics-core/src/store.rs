@@ -140,7 +140,7 @@ impl Written {
 /// of its days (shared with other writes) until settled or dropped.
 #[async_trait]
 pub trait PendingCounters: Send + Sync + std::fmt::Debug {
-    /// The business days the write's new events belong to.
+    /// The business days whose counter locks the write holds (those of its batch).
     fn days(&self) -> &[NaiveDate];
 
     /// Records whether the write's counters were applied: `true` removes its

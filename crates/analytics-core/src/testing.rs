@@ -2,7 +2,7 @@
 //! without the timestamp window so that tests can use any date.
 
 use chrono::{DateTime, Utc};
-use serde_json::Value;
+use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::event::{Event, RawEvent};
@@ -43,4 +43,113 @@ pub fn event_with_id(id: Uuid, name: &str, timestamp: DateTime<Utc>, properties:
         Ok(event) => event,
         Err(error) => panic!("bad test event {name}: {error}"),
     }
+}
+
+/// A small seeded generator (xorshift64) for test streams.
+#[derive(Debug, Clone)]
+pub struct Rng(u64);
+
+impl Rng {
+    /// A generator for `seed` (any value).
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed | 1)
+    }
+
+    /// The next number.
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    /// A number below `n` (n > 0).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+    /// A value below `max` with up to three decimals.
+    pub fn value(&mut self, max: u64) -> f64 {
+        // Up to three decimals, as clients send.
+        self.below(max * 1000) as f64 / 1000.0
+    }
+}
+
+/// A raw event with a seeded id.
+fn raw(name: &str, at: DateTime<Utc>, properties: Value, rng: &mut Rng) -> RawEvent {
+    RawEvent {
+        event_id: Some(Uuid::from_u64_pair(rng.next(), rng.next())),
+        timestamp: Some(at),
+        ..RawEvent::new(name, properties)
+    }
+}
+
+/// One event of any kind of the catalog (and a custom one) at `at`, with a seeded id:
+/// 300 sessions, 6 agents and 400 tickets, so that events of one session or ticket
+/// meet.
+pub fn any_event(at: DateTime<Utc>, rng: &mut Rng) -> RawEvent {
+    let s = format!("s-{}", rng.below(300));
+    let a = format!("a-{}", rng.below(6));
+    let t = format!("t-{}", rng.below(400));
+    let (name, props) = match rng.below(20) {
+        0..3 => ("session.start", json!({"session_id": s, "channel": "web"})),
+        3..5 => (
+            "session.message",
+            json!({"session_id": s, "response_time_ms": rng.value(5000), "tokens": rng.below(500)}),
+        ),
+        5 => (
+            "message.ai",
+            json!({"session_id": s, "response_time": rng.value(5000)}),
+        ),
+        6 => (
+            "session.escalate",
+            json!({"session_id": s, "reason": "人工"}),
+        ),
+        7 => (
+            "session.end",
+            json!({"session_id": s, "duration_seconds": rng.value(900)}),
+        ),
+        8 => ("query.order", json!({"session_id": s, "success": true})),
+        9 => ("query.tracking", json!({"tracking_number": "SF1"})),
+        10 => ("agent.login", json!({"agent_id": a})),
+        11 => ("agent.logout", json!({"agent_id": a})),
+        12 => ("agent.status_change", json!({"agent_id": a, "to": "away"})),
+        13 => (
+            "agent.session_takeover",
+            json!({"agent_id": a, "session_id": s, "wait_duration_seconds": rng.value(120)}),
+        ),
+        14 => (
+            "agent.session_message",
+            json!({"agent_id": a, "session_id": s}),
+        ),
+        15 => (
+            "agent.session_release",
+            json!({"agent_id": a, "session_id": s, "handle_duration_seconds": rng.value(1800)}),
+        ),
+        16 => (
+            "agent.session_transfer",
+            json!({"agent_id": a, "session_id": s, "to_agent_id": "a-9"}),
+        ),
+        17 => (
+            "ticket.created",
+            json!({"ticket_id": t, "priority": "high"}),
+        ),
+        18 => (
+            if rng.below(2) == 0 {
+                "ticket.assigned"
+            } else {
+                "ticket.status_changed"
+            },
+            json!({"ticket_id": t, "agent_id": a, "to": "pending"}),
+        ),
+        _ => {
+            if rng.below(4) == 0 {
+                ("custom.banner_click", json!({"banner": "双十二"}))
+            } else {
+                (
+                    "ticket.closed",
+                    json!({"ticket_id": t, "resolution_duration_hours": rng.value(72), "sla_met": rng.below(10) < 8}),
+                )
+            }
+        }
+    };
+    raw(name, at, props, rng)
 }

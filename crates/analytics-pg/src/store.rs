@@ -248,18 +248,28 @@ impl PgStore {
     /// The connection stays with the pending counters: it holds the days' shared
     /// counter locks until they are settled. If anything fails after the locks were
     /// taken, or the future is dropped, the connection is closed, which releases them.
-    async fn write_sorted(&self, events: &[&Event]) -> Result<(HashSet<Uuid>, Option<PgPending>)> {
+    async fn write_sorted(
+        &self,
+        events: &[&Event],
+        days: &BTreeSet<NaiveDate>,
+    ) -> Result<(HashSet<Uuid>, Option<PgPending>)> {
+        let locked: Vec<NaiveDate> = days.iter().copied().collect();
         let mut conn = Guarded::new(self.pool.acquire().await?);
-        let fresh = {
+        sqlx::query("SELECT analytics_lock_days($1::date[])")
+            .bind(&locked)
+            .execute(&mut **conn.get())
+            .await?;
+        let (fresh, write) = {
             let mut tx = conn.get().begin().await?;
             match copy_in(&mut tx, events).await {
                 Ok(()) => {
-                    let pending = self.begin_write(&mut tx, events).await?;
+                    let write = self.begin_write(&mut tx, events).await?;
                     tx.commit().await?;
-                    (events.iter().map(|e| e.id()).collect(), pending)
+                    (events.iter().map(|e| e.id()).collect(), write)
                 }
                 Err(error) if has_sqlstate(&error, UNIQUE_VIOLATION) => {
-                    // The failed COPY aborted the transaction: start again without it.
+                    // The failed COPY aborted the transaction (the session's locks
+                    // stay): start again without it.
                     tx.rollback().await?;
                     let mut tx = conn.get().begin().await?;
                     let fresh = insert_skipping_stored(&mut tx, &Rows::new(events)).await?;
@@ -268,30 +278,30 @@ impl PgStore {
                         .copied()
                         .filter(|e| fresh.contains(&e.id()))
                         .collect();
-                    let pending = self.begin_write(&mut tx, &new).await?;
+                    let write = self.begin_write(&mut tx, &new).await?;
                     tx.commit().await?;
-                    (fresh, pending)
+                    (fresh, write)
                 }
                 Err(error) => return Err(error),
             }
         };
-        let (fresh, pending) = fresh;
-        let pending = pending.map(|(write, days)| PgPending {
+        let pending = PgPending {
             conn: Some(conn.done()),
             write,
-            days,
-        });
-        Ok((fresh, pending))
+            locked,
+        };
+        if write.is_none() {
+            // Nothing new: no counters to wait for.
+            Box::new(pending).settle(true).await;
+            return Ok((fresh, None));
+        }
+        Ok((fresh, Some(pending)))
     }
 
-    /// Marks the days of the new events dirty and uncounted, taking their counter
-    /// locks (see `migrations/0004_uncounted_writes.sql`). Returns the write id and the
-    /// days, or `None` when nothing is new.
-    async fn begin_write(
-        &self,
-        conn: &mut PgConnection,
-        new: &[&Event],
-    ) -> Result<Option<(i64, Vec<NaiveDate>)>> {
+    /// Marks the days of the new events dirty and uncounted (see
+    /// `migrations/0004_uncounted_writes.sql`). Returns the write id, or `None` when
+    /// nothing is new.
+    async fn begin_write(&self, conn: &mut PgConnection, new: &[&Event]) -> Result<Option<i64>> {
         let days: BTreeSet<NaiveDate> = new
             .iter()
             .map(|e| self.calendar.date(e.timestamp()))
@@ -299,12 +309,11 @@ impl PgStore {
         if days.is_empty() {
             return Ok(None);
         }
-        let days: Vec<NaiveDate> = days.into_iter().collect();
         let write: i64 = sqlx::query_scalar("SELECT analytics_begin_write($1::date[])")
-            .bind(&days)
+            .bind(days.into_iter().collect::<Vec<_>>())
             .fetch_one(conn)
             .await?;
-        Ok(Some((write, days)))
+        Ok(Some(write))
     }
 }
 
@@ -342,13 +351,14 @@ impl Drop for Guarded {
     }
 }
 
-/// A committed write whose counters are pending: its connection holds the days'
-/// shared counter locks.
+/// A committed write whose counters are pending: its connection holds the shared
+/// counter locks of the batch's days.
 #[derive(Debug)]
 struct PgPending {
     conn: Option<PoolConnection<Postgres>>,
-    write: i64,
-    days: Vec<NaiveDate>,
+    /// The write id; `None` when nothing was new.
+    write: Option<i64>,
+    locked: Vec<NaiveDate>,
 }
 
 impl Drop for PgPending {
@@ -363,7 +373,7 @@ impl Drop for PgPending {
 #[async_trait]
 impl PendingCounters for PgPending {
     fn days(&self) -> &[NaiveDate] {
-        &self.days
+        &self.locked
     }
 
     async fn settle(mut self: Box<Self>, applied: bool) {
@@ -372,7 +382,7 @@ impl PendingCounters for PgPending {
         };
         let settled = sqlx::query("SELECT analytics_settle_write($1, $2::date[], $3)")
             .bind(self.write)
-            .bind(&self.days)
+            .bind(&self.locked)
             .bind(applied)
             .execute(&mut *conn)
             .await;
@@ -632,12 +642,12 @@ impl EventStore for PgStore {
         let days: BTreeSet<NaiveDate> = unique.iter().map(|(day, _)| *day).collect();
         let unique: Vec<&Event> = unique.into_iter().map(|(_, event)| event).collect();
         self.ensure_partitions(days.iter().copied()).await?;
-        let (fresh, pending) = match self.write_sorted(&unique).await {
+        let (fresh, pending) = match self.write_sorted(&unique, &days).await {
             Err(error) if has_sqlstate(&error, NO_PARTITION) => {
                 // A partition this process thought existed is gone: look again, once.
                 self.known_partitions().clear();
                 self.ensure_partitions(days.iter().copied()).await?;
-                self.write_sorted(&unique).await?
+                self.write_sorted(&unique, &days).await?
             }
             result => result?,
         };

@@ -5,3 +5,4 @@
 
 mod backends;
 mod end_to_end;
+mod torture;
