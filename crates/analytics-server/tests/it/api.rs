@@ -479,6 +479,7 @@ async fn a_full_buffer_answers_503_and_takes_nothing_of_the_batch() {
             writers: 1,
             waiting_batches: 1,
             store_timeout: std::time::Duration::from_secs(3600),
+            flush_deadline: std::time::Duration::from_millis(300),
             ..TrackerConfig::default()
         },
         Stores {
@@ -535,4 +536,9 @@ async fn a_full_buffer_answers_503_and_takes_nothing_of_the_batch() {
         statuses.contains(&202) && statuses.contains(&503),
         "{statuses:?}"
     );
+    // The store never answers: a flush cannot see the events stored before its deadline.
+    let flushed = post_json(addr, "/api/analytics/flush", None, &json!({})).await;
+    assert_eq!(flushed.status, 503, "{}", flushed.body);
+    assert_eq!(flushed.error().0, "not_stored");
+    assert!(flushed.error().1.contains("nothing is lost"), "{}", flushed.body);
 }

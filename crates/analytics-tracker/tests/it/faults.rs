@@ -26,6 +26,8 @@ pub(crate) enum Fault {
     Hang(u32, Duration),
     /// Fail every call.
     Down,
+    /// Lose a race (a deadlock) on the next N calls.
+    Contention(u32),
 }
 
 #[derive(Debug)]
@@ -46,8 +48,9 @@ impl Faults {
             let mut fault = self.0.lock().unwrap();
             let now = *fault;
             *fault = match now {
-                Fault::Fail(1) | Fault::Hang(1, _) => Fault::None,
+                Fault::Fail(1) | Fault::Hang(1, _) | Fault::Contention(1) => Fault::None,
                 Fault::Fail(n) => Fault::Fail(n - 1),
+                Fault::Contention(n) => Fault::Contention(n - 1),
                 Fault::Hang(n, d) => Fault::Hang(n - 1, d),
                 other => other,
             };
@@ -57,6 +60,9 @@ impl Faults {
             Fault::None => Ok(()),
             Fault::Fail(_) | Fault::Down => {
                 Err(StoreError::unavailable(backend, "injected failure").into())
+            }
+            Fault::Contention(_) => {
+                Err(StoreError::contention(backend, "injected deadlock").into())
             }
             Fault::Hang(_, pause) => {
                 tokio::time::sleep(pause).await;

@@ -181,6 +181,75 @@ async fn while_the_store_is_down_batches_spill_and_are_drained_after_recovery() 
     assert!(s.tracker.stop(Duration::from_secs(1)).await.clean);
 }
 
+/// `flush` means stored: spilled events count only once drained back into the event
+/// store (it used to answer as soon as every batch was stored *or spilled*).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flush_answers_once_spilled_events_are_drained_into_the_store() {
+    let s = setup(TrackerConfig {
+        // Idle writers would only look at the spill buffer after this long.
+        flush_interval: Duration::from_secs(30),
+        batch_size: 100,
+        ..config()
+    });
+    s.events.faults.set(Fault::Down);
+    track_many(&s.tracker, 3_000, 2).await;
+    // The batches are cut at a flush; wait until most of them were spilled.
+    let early = tokio::time::timeout(Duration::from_millis(300), s.tracker.flush()).await;
+    assert!(early.is_err(), "no flush while the store is down");
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while s.spill.len().await.unwrap() < 2_000 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("batches spill while the store is down");
+
+    s.events.faults.set(Fault::None);
+    s.tracker.flush().await.unwrap();
+    assert_eq!(
+        s.events.inner.len(),
+        3_000,
+        "when flush answers, every event is in the event store"
+    );
+    assert!(s.spill.is_empty().await.unwrap());
+    assert_stored_once_and_counted(&s, 3_000).await;
+    assert!(s.tracker.stop(Duration::from_secs(1)).await.clean);
+}
+
+/// A flush that cannot see everything stored before its deadline says so, and loses
+/// nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flush_past_its_deadline_says_so_and_loses_nothing() {
+    let s = setup(config());
+    s.events.faults.set(Fault::Down);
+    track_many(&s.tracker, 500, 1).await;
+    match s.tracker.flush_within(Duration::from_millis(300)).await {
+        Err(TrackError::NotStoredInTime(deadline)) => {
+            assert_eq!(deadline, Duration::from_millis(300));
+        }
+        other => panic!("expected NotStoredInTime, got {other:?}"),
+    }
+    s.events.faults.set(Fault::None);
+    s.tracker.flush().await.unwrap();
+    assert_stored_once_and_counted(&s, 500).await;
+    assert!(s.tracker.stop(Duration::from_secs(1)).await.clean);
+}
+
+/// A write that lost a race with another writer (a deadlock) is retried at once: it is
+/// counted apart from outages and sends nothing to the spill buffer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_race_is_retried_at_once_and_is_not_an_outage() {
+    let s = setup(config());
+    s.events.faults.set(Fault::Contention(3));
+    track_many(&s.tracker, 1_000, 2).await;
+    s.tracker.flush().await.unwrap();
+    assert_stored_once_and_counted(&s, 1_000).await;
+    let t = s.tracker.telemetry();
+    assert_eq!(t.contention_retries, 3, "{t:?}");
+    assert_eq!((t.retries, t.spilled), (0, 0), "not an outage: {t:?}");
+    assert!(s.tracker.stop(Duration::from_secs(1)).await.clean);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_store_down_for_good_loses_nothing_at_stop_and_a_later_tracker_drains_it() {
     let s = setup(config());
