@@ -244,6 +244,9 @@ pub struct Config {
     pub flush_interval: Duration,
     /// `ANALYTICS_RETENTION_DAYS`, default 90.
     pub retention_days: u32,
+    /// `ANALYTICS_JOBS_INTERVAL_MS`, default 60000 ms: how often `serve` runs the
+    /// scheduled jobs (not in SPEC §10; for operators and tests).
+    pub jobs_interval: Duration,
 }
 
 impl Default for Config {
@@ -259,6 +262,7 @@ impl Default for Config {
             batch_size: 1000,
             flush_interval: Duration::from_millis(5000),
             retention_days: 90,
+            jobs_interval: Duration::from_secs(60),
         }
     }
 }
@@ -341,6 +345,9 @@ impl Config {
         }
         if let Some(days) = parse_number(&get, "ANALYTICS_RETENTION_DAYS", 1, 36_500)? {
             config.retention_days = days as u32;
+        }
+        if let Some(ms) = parse_number(&get, "ANALYTICS_JOBS_INTERVAL_MS", 100, 86_400_000)? {
+            config.jobs_interval = Duration::from_millis(ms);
         }
         Ok(config)
     }

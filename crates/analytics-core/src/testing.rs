@@ -56,7 +56,7 @@ impl Rng {
     }
 
     /// The next number.
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 ^= self.0 << 13;
         self.0 ^= self.0 >> 7;
         self.0 ^= self.0 << 17;
@@ -64,7 +64,7 @@ impl Rng {
     }
     /// A number below `n` (n > 0).
     pub fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
+        self.next_u64() % n
     }
     /// A value below `max` with up to three decimals.
     pub fn value(&mut self, max: u64) -> f64 {
@@ -76,7 +76,7 @@ impl Rng {
 /// A raw event with a seeded id.
 fn raw(name: &str, at: DateTime<Utc>, properties: Value, rng: &mut Rng) -> RawEvent {
     RawEvent {
-        event_id: Some(Uuid::from_u64_pair(rng.next(), rng.next())),
+        event_id: Some(Uuid::from_u64_pair(rng.next_u64(), rng.next_u64())),
         timestamp: Some(at),
         ..RawEvent::new(name, properties)
     }

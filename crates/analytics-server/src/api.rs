@@ -10,7 +10,7 @@ use analytics::core::config::{ApiKey, Scope};
 use analytics::core::event::RawEvent;
 use analytics::core::metrics::{AgentMetrics, BusinessMetrics, TicketMetrics};
 use analytics::core::time::{DateRange, YearMonth, parse_date};
-use analytics::stats::Stats;
+use analytics::stats::{Jobs, Stats};
 use analytics::tracker::{TrackError, Tracker};
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, QueryRejection};
@@ -50,6 +50,7 @@ struct Inner {
     tracker: Tracker,
     stats: Stats,
     keys: Vec<ApiKey>,
+    jobs: Option<Jobs>,
     requests_rejected_events: AtomicU64,
 }
 
@@ -61,6 +62,20 @@ impl AppState {
                 tracker,
                 stats,
                 keys,
+                jobs: None,
+                requests_rejected_events: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    /// [`AppState::new`], with the scheduled jobs whose runs `/metrics` reports.
+    pub fn with_jobs(tracker: Tracker, stats: Stats, keys: Vec<ApiKey>, jobs: Jobs) -> AppState {
+        AppState {
+            inner: Arc::new(Inner {
+                tracker,
+                stats,
+                keys,
+                jobs: Some(jobs),
                 requests_rejected_events: AtomicU64::new(0),
             }),
         }
@@ -391,6 +406,12 @@ async fn metrics(State(state): State<AppState>) -> Response {
     let text = crate::metrics::render(
         &state.inner.tracker.telemetry(),
         state.inner.requests_rejected_events.load(Ordering::Relaxed),
+        &state
+            .inner
+            .jobs
+            .as_ref()
+            .map(Jobs::runs)
+            .unwrap_or_default(),
     );
     (
         [(

@@ -6,6 +6,7 @@ mod demo;
 
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use analytics::core::case_study::CaseStudy;
 use analytics::core::config::Config;
@@ -62,6 +63,9 @@ struct Settings {
     /// ANALYTICS_RETENTION_DAYS (default: 90).
     #[arg(long, global = true)]
     retention_days: Option<String>,
+    /// ANALYTICS_JOBS_INTERVAL_MS: how often `serve` runs the scheduled jobs (default: 60000).
+    #[arg(long, global = true)]
+    jobs_interval_ms: Option<String>,
 }
 
 impl Settings {
@@ -78,6 +82,7 @@ impl Settings {
             ("ANALYTICS_BATCH_SIZE", &self.batch_size),
             ("ANALYTICS_FLUSH_INTERVAL_MS", &self.flush_interval_ms),
             ("ANALYTICS_RETENTION_DAYS", &self.retention_days),
+            ("ANALYTICS_JOBS_INTERVAL_MS", &self.jobs_interval_ms),
         ];
         Config::from_lookup(|name| {
             flags
@@ -203,20 +208,21 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         Command::Aggregate { date, from, to } => {
             let stats = stats(&config).await?;
             let jobs = Jobs::new(stats);
-            let outcome = match (date, from, to) {
-                (Some(date), _, _) => {
-                    jobs.aggregate_days(DateRange::day(parse_date("date", &date)?))
-                        .await?
-                }
-                (None, Some(from), Some(to)) => {
-                    jobs.aggregate_days(DateRange::new(
-                        parse_date("from", &from)?,
-                        parse_date("to", &to)?,
-                    )?)
-                    .await?
-                }
-                _ => jobs.refresh().await?,
+            let range = match (date, from, to) {
+                (Some(date), _, _) => Some(DateRange::day(parse_date("date", &date)?)),
+                (None, Some(from), Some(to)) => Some(DateRange::new(
+                    parse_date("from", &from)?,
+                    parse_date("to", &to)?,
+                )?),
+                _ => None,
             };
+            let outcome = waiting(|| async {
+                match range {
+                    Some(range) => jobs.aggregate_days(range).await,
+                    None => jobs.refresh().await,
+                }
+            })
+            .await?;
             match outcome {
                 JobOutcome::Ran(days) => println!("analytics: aggregated {days} day(s)"),
                 JobOutcome::Skipped => anyhow::bail!("another process is aggregating; try again"),
@@ -224,7 +230,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         }
         Command::Cleanup => {
             let jobs = Jobs::new(stats(&config).await?);
-            match jobs.retention().await? {
+            match waiting(|| jobs.retention()).await? {
                 JobOutcome::Ran(dropped) => println!(
                     "analytics: dropped {dropped} event(s) older than {} days",
                     config.retention_days
@@ -241,6 +247,25 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Runs a job, waiting (up to a minute) while another process, such as a running
+/// `analytics serve`, holds its lock: a command asked for the work, so it does it
+/// rather than skip it.
+async fn waiting<F, Fut>(job: F) -> analytics::core::Result<JobOutcome>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = analytics::core::Result<JobOutcome>>,
+{
+    let until = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        match job().await? {
+            JobOutcome::Skipped if tokio::time::Instant::now() < until => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            outcome => return Ok(outcome),
+        }
+    }
 }
 
 fn print_case_study(study: &CaseStudy, format: ReportFormat) -> anyhow::Result<()> {

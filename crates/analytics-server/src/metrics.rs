@@ -6,7 +6,11 @@ use std::fmt::Write as _;
 use analytics::tracker::Snapshot;
 
 /// The Prometheus text of a telemetry snapshot.
-pub fn render(t: &Snapshot, rejected_by_api: u64) -> String {
+pub fn render(
+    t: &Snapshot,
+    rejected_by_api: u64,
+    jobs: &std::collections::BTreeMap<&'static str, analytics::stats::JobRuns>,
+) -> String {
     let mut out = String::new();
     let mut counter = |name: &str, help: &str, value: f64| {
         let _ = writeln!(
@@ -83,5 +87,22 @@ pub fn render(t: &Snapshot, rejected_by_api: u64) -> String {
          # TYPE analytics_flush_seconds_max gauge\nanalytics_flush_seconds_max {}",
         t.queue_depth, t.flush_seconds_max
     );
+    let _ = writeln!(
+        out,
+        "# HELP analytics_job_runs_total Scheduled job runs in this process, by job and outcome (skipped: another process held the job's lock).\n\
+         # TYPE analytics_job_runs_total counter"
+    );
+    for (job, runs) in jobs {
+        for (outcome, n) in [
+            ("ran", runs.ran),
+            ("skipped", runs.skipped),
+            ("failed", runs.failed),
+        ] {
+            let _ = writeln!(
+                out,
+                "analytics_job_runs_total{{job=\"{job}\",outcome=\"{outcome}\"}} {n}"
+            );
+        }
+    }
     out
 }

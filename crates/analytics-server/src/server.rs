@@ -20,9 +20,6 @@ use crate::api::{AppState, router};
 /// How long the tracker may take to write what it holds at shutdown.
 pub const STOP_DEADLINE: Duration = Duration::from_secs(30);
 
-/// How often the scheduled jobs run.
-pub const JOBS_INTERVAL: Duration = Duration::from_secs(60);
-
 /// A running service.
 #[derive(Debug)]
 pub struct Server {
@@ -83,17 +80,19 @@ impl Server {
             tracing::warn!(%error, "the scheduled jobs failed at start; they will run again");
         }
         let mut jobs_signal = signal.clone();
+        let every = config.jobs_interval;
+        let app = router(AppState::with_jobs(
+            tracker.clone(),
+            stats,
+            config.api_keys.clone(),
+            jobs.clone(),
+        ));
         let jobs_task = tokio::spawn(async move {
-            jobs.run_periodically(JOBS_INTERVAL, async move {
+            jobs.run_periodically(every, async move {
                 let _ = jobs_signal.wait_for(|stop| *stop).await;
             })
             .await;
         });
-        let app = router(AppState::new(
-            tracker.clone(),
-            stats,
-            config.api_keys.clone(),
-        ));
         let task = tokio::spawn(async move {
             axum::serve(listener, app)
                 .with_graceful_shutdown(async move {

@@ -7,7 +7,9 @@
 //! the statistics store (a PostgreSQL advisory lock) and skips its run when another
 //! process holds it.
 
+use std::collections::BTreeMap;
 use std::future::Future;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use analytics_core::Result;
 use analytics_core::metrics::Sums;
@@ -26,33 +28,75 @@ pub enum JobOutcome {
     Skipped,
 }
 
+/// How often one job ran in this process, was skipped because another process held
+/// its lock, or failed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct JobRuns {
+    /// Runs that completed.
+    pub ran: u64,
+    /// Runs skipped: another process held the job's lock.
+    pub skipped: u64,
+    /// Runs that failed (tried again at the next tick).
+    pub failed: u64,
+}
+
 /// The scheduled jobs.
 #[derive(Debug, Clone)]
 pub struct Jobs {
     stats: Stats,
+    runs: Arc<Mutex<BTreeMap<&'static str, JobRuns>>>,
 }
 
 impl Jobs {
     /// The jobs over the stores of `stats`.
     pub fn new(stats: Stats) -> Jobs {
-        Jobs { stats }
+        Jobs {
+            stats,
+            runs: Arc::default(),
+        }
+    }
+
+    /// How often each job ran, was skipped or failed in this process (shared by the
+    /// clones of these jobs), by job name.
+    pub fn runs(&self) -> BTreeMap<&'static str, JobRuns> {
+        self.runs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    fn count(&self, name: &'static str, outcome: impl FnOnce(&mut JobRuns)) {
+        outcome(
+            self.runs
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .entry(name)
+                .or_default(),
+        );
     }
 
     /// Runs `job` under the lock named `name`, or skips it.
-    async fn locked<F, Fut>(&self, name: &str, job: F) -> Result<JobOutcome>
+    async fn locked<F, Fut>(&self, name: &'static str, job: F) -> Result<JobOutcome>
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<u64>>,
     {
         let Some(lock) = self.stats.stores.stats.try_lock(name).await? else {
             tracing::debug!(job = name, "held by another process; skipped");
+            self.count(name, |r| r.skipped += 1);
             return Ok(JobOutcome::Skipped);
         };
         let result = job().await;
         lock.release().await;
         match &result {
-            Ok(n) => tracing::debug!(job = name, n, "job done"),
-            Err(error) => tracing::warn!(job = name, %error, "job failed"),
+            Ok(n) => {
+                tracing::debug!(job = name, n, "job done");
+                self.count(name, |r| r.ran += 1);
+            }
+            Err(error) => {
+                tracing::warn!(job = name, %error, "job failed");
+                self.count(name, |r| r.failed += 1);
+            }
         }
         result.map(JobOutcome::Ran)
     }
@@ -260,20 +304,20 @@ impl Jobs {
         Ok(replaced)
     }
 
-    /// Runs every job every `every`, the first time `every` from now, until `stop`
-    /// completes, logging failures (a failed run is tried again at the next tick).
+    /// Runs every job about every `every` (each pause drawn between ¾ and 1¼ of it, so
+    /// that several processes do not tick in lockstep), the first time about `every`
+    /// from now, until `stop` completes, logging failures (a failed run is tried again
+    /// at the next tick).
     pub async fn run_periodically(
         &self,
         every: std::time::Duration,
         stop: impl Future<Output = ()>,
     ) {
-        let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tokio::pin!(stop);
         loop {
             tokio::select! {
                 () = &mut stop => return,
-                _ = ticker.tick() => {
+                () = tokio::time::sleep(spread(every)) => {
                     if let Err(error) = self.run_all().await {
                         tracing::warn!(%error, "scheduled jobs failed; will run again");
                     }
@@ -294,4 +338,13 @@ impl Jobs {
         self.retention().await?;
         Ok(())
     }
+}
+
+/// `every` times a factor drawn from [0.75, 1.25).
+fn spread(every: std::time::Duration) -> std::time::Duration {
+    use std::hash::{BuildHasher, Hasher};
+    let random = std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish();
+    every.mul_f64(0.75 + (random % 1000) as f64 / 2000.0)
 }

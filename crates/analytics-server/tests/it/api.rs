@@ -196,6 +196,13 @@ async fn ingested_events_make_the_case_study() {
         "{}",
         metrics.body
     );
+    // Deadlock retries are counted apart from outages.
+    for name in [
+        "analytics_store_retries_total 0",
+        "analytics_store_contention_retries_total 0",
+    ] {
+        assert!(metrics.body.contains(name), "{name}: {}", metrics.body);
+    }
     assert!(app.server.shutdown().await.unwrap().clean);
 }
 
@@ -540,5 +547,9 @@ async fn a_full_buffer_answers_503_and_takes_nothing_of_the_batch() {
     let flushed = post_json(addr, "/api/analytics/flush", None, &json!({})).await;
     assert_eq!(flushed.status, 503, "{}", flushed.body);
     assert_eq!(flushed.error().0, "not_stored");
-    assert!(flushed.error().1.contains("nothing is lost"), "{}", flushed.body);
+    assert!(
+        flushed.error().1.contains("nothing is lost"),
+        "{}",
+        flushed.body
+    );
 }

@@ -155,6 +155,13 @@ async fn the_embedded_default_serves_keeps_its_data_and_reports_the_same_case_st
     );
     let before = get(addr, "/api/analytics/case-study", None).await.json();
     assert_eq!(before["ai_chatbot"]["total_customers_served"], 100);
+    // `analytics report` in another process while the server runs: the same answer
+    // (the server's in-process counters are not the other process's: it reads detail).
+    assert_eq!(
+        report(&dir).await,
+        before,
+        "report beside the running server"
+    );
     assert!(terminate(child).await);
     assert!(
         dir.join("analytics.db").exists(),
@@ -169,9 +176,23 @@ async fn the_embedded_default_serves_keeps_its_data_and_reports_the_same_case_st
 
     // `analytics report` prints the same case study as the API.
     let month = before["period"].as_str().unwrap().to_owned();
+    assert_eq!(report(&dir).await, before, "report for {month}");
+    let text = Command::new(env!("CARGO_BIN_EXE_analytics"))
+        .args(["report", "--format", "text"])
+        .current_dir(&dir)
+        .env_remove("DATABASE_URL")
+        .output()
+        .await
+        .unwrap();
+    assert!(String::from_utf8_lossy(&text.stdout).contains(before["story"].as_str().unwrap()));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `analytics report` (this month, JSON) on the embedded default in `dir`.
+async fn report(dir: &Path) -> Value {
     let output = Command::new(env!("CARGO_BIN_EXE_analytics"))
         .arg("report")
-        .current_dir(&dir)
+        .current_dir(dir)
         .env_remove("DATABASE_URL")
         .env_remove("REDIS_URL")
         .output()
@@ -182,17 +203,7 @@ async fn the_embedded_default_serves_keeps_its_data_and_reports_the_same_case_st
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    let reported: Value = serde_json::from_slice(&output.stdout).unwrap();
-    assert_eq!(reported, before, "report for {month}");
-    let text = Command::new(env!("CARGO_BIN_EXE_analytics"))
-        .args(["report", "--format", "text"])
-        .current_dir(&dir)
-        .env_remove("DATABASE_URL")
-        .output()
-        .await
-        .unwrap();
-    assert!(String::from_utf8_lossy(&text.stdout).contains(before["story"].as_str().unwrap()));
-    let _ = std::fs::remove_dir_all(&dir);
+    serde_json::from_slice(&output.stdout).unwrap()
 }
 
 #[tokio::test]
@@ -226,4 +237,232 @@ async fn every_command_has_help_and_bad_input_is_named() {
         .unwrap();
     assert_eq!(config.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&config.stderr).contains("ANALYTICS_BATCH_SIZE"));
+}
+
+/// A counter of `/metrics` with these labels, 0 when absent.
+fn metric(text: &str, name_and_labels: &str) -> u64 {
+    text.lines()
+        .find_map(|line| line.strip_prefix(name_and_labels)?.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// One client's events: sessions (some escalated), agents taking sessions over and
+/// tickets closed, over the last 30 hours (today and yesterday).
+fn traffic(client: u64, n: u64, now: chrono::DateTime<chrono::Utc>) -> Vec<Value> {
+    (0..n)
+        .map(|i| {
+            let at = (now - chrono::TimeDelta::minutes(((i * 7 + client * 13) % 1_800) as i64 + 1))
+                .to_rfc3339();
+            let id = uuid::Uuid::now_v7().to_string();
+            let s = format!("c{client}-s{}", i / 4);
+            let (event, properties) = match i % 4 {
+                0 => ("session.start", json!({"session_id": s})),
+                1 => ("session.escalate", json!({"session_id": s})),
+                2 => (
+                    "agent.session_takeover",
+                    json!({"session_id": s, "agent_id": format!("a{}", i % 5), "wait_duration_seconds": (i % 90) as f64 + 0.5}),
+                ),
+                _ => (
+                    "ticket.closed",
+                    json!({"ticket_id": format!("t{client}-{i}"), "resolution_duration_hours": (i % 48) as f64, "sla_met": i % 3 != 0}),
+                ),
+            };
+            json!({"event_id": id, "event": event, "timestamp": at, "properties": properties})
+        })
+        .collect()
+}
+
+/// Two `analytics serve` processes on one PostgreSQL and Redis, clients spreading
+/// batches over both and re-sending batches to the other one, `analytics aggregate`
+/// running beside them: both answer every question identically and exactly, and the
+/// scheduled jobs are shared (one process runs a job while the other skips it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_servers_and_an_aggregate_answer_identically_and_share_the_jobs() {
+    let db = TestDatabase::new().await;
+    let redis = analytics_redis::testing::TestRedis::new().await;
+    let redis_url = analytics_redis::testing::server_url();
+    let dir = std::env::temp_dir();
+    let vars = [
+        ("DATABASE_URL", db.url()),
+        ("REDIS_URL", redis_url.as_str()),
+        ("ANALYTICS_REDIS_PREFIX", redis.prefix()),
+        ("ANALYTICS_JOBS_INTERVAL_MS", "100"),
+        ("ANALYTICS_FLUSH_INTERVAL_MS", "50"),
+    ];
+    let addrs = [free_addr(), free_addr()];
+    let a = serve(addrs[0], &dir, &vars).await;
+    let b = serve(addrs[1], &dir, &vars).await;
+    let now = chrono::Utc::now();
+
+    // `analytics aggregate` beside the servers, over and over while the traffic flows.
+    let today = analytics::core::config::Config::default()
+        .calendar()
+        .date(now);
+    let aggregate = {
+        let vars: Vec<(String, String)> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        let (from, to) = (
+            (today - chrono::TimeDelta::days(1)).to_string(),
+            today.to_string(),
+        );
+        tokio::spawn(async move {
+            let mut runs = 0;
+            for _ in 0..5 {
+                let mut command = Command::new(env!("CARGO_BIN_EXE_analytics"));
+                command.args(["aggregate", "--from", &from, "--to", &to]);
+                for (k, v) in &vars {
+                    command.env(k, v);
+                }
+                let output = command.output().await.unwrap();
+                assert!(
+                    output.status.success(),
+                    "{}",
+                    String::from_utf8_lossy(&output.stderr)
+                );
+                runs += 1;
+            }
+            runs
+        })
+    };
+
+    // Two clients, 20 batches of 50 each; every third batch is sent again, whole, to
+    // the other server.
+    let mut clients = Vec::new();
+    for client in 0..2u64 {
+        clients.push(tokio::spawn(async move {
+            let events = traffic(client, 1_000, now);
+            let mut sent = Vec::new();
+            for (n, batch) in events.chunks(50).enumerate() {
+                let body = json!({"events": batch});
+                let first = addrs[(n + client as usize) % 2];
+                let response = post_json(first, "/api/analytics/events", None, &body).await;
+                assert_eq!(response.status, 202, "{}", response.body);
+                if n % 3 == 0 {
+                    let other = addrs[(n + client as usize + 1) % 2];
+                    let again = post_json(other, "/api/analytics/events", None, &body).await;
+                    assert_eq!(again.status, 202, "{}", again.body);
+                }
+                sent.extend_from_slice(batch);
+            }
+            sent
+        }));
+    }
+    let mut sent = Vec::new();
+    for client in clients {
+        sent.extend(client.await.unwrap());
+    }
+    assert_eq!(aggregate.await.unwrap(), 5);
+    for addr in addrs {
+        let flushed = post_json(addr, "/api/analytics/flush", None, &json!({})).await;
+        assert_eq!(flushed.status, 200, "{}", flushed.body);
+    }
+
+    // The recount of what was sent (each id once).
+    let calendar = analytics::core::config::Config::default().calendar();
+    let mut expected = std::collections::BTreeMap::<chrono::NaiveDate, [u64; 4]>::new();
+    for event in &sent {
+        let at: chrono::DateTime<chrono::Utc> =
+            event["timestamp"].as_str().unwrap().parse().unwrap();
+        let counts = expected.entry(calendar.date(at)).or_default();
+        let k = [
+            "session.start",
+            "session.escalate",
+            "agent.session_takeover",
+            "ticket.closed",
+        ]
+        .iter()
+        .position(|name| event["event"] == *name)
+        .unwrap();
+        counts[k] += 1;
+    }
+
+    let month = today.format("%Y-%m").to_string();
+    let yesterday = today - chrono::TimeDelta::days(1);
+    let questions = [
+        format!("/api/analytics/daily?date={today}"),
+        format!("/api/analytics/daily?date={yesterday}"),
+        format!("/api/analytics/range?start={yesterday}&end={today}"),
+        format!("/api/analytics/case-study?month={month}"),
+        format!(
+            "/api/analytics/case-study?month={}",
+            yesterday.format("%Y-%m")
+        ),
+        format!("/api/analytics/agents?month={month}"),
+        format!("/api/analytics/tickets?month={month}"),
+    ];
+    for question in &questions {
+        let one = get(addrs[0], question, None).await;
+        let two = get(addrs[1], question, None).await;
+        assert_eq!(one.status, 200, "{question}: {}", one.body);
+        assert_eq!(
+            one.json(),
+            two.json(),
+            "{question}: the two servers disagree"
+        );
+    }
+    for (day, [sessions, escalations, takeovers, closed]) in &expected {
+        let daily = get(addrs[0], &format!("/api/analytics/daily?date={day}"), None)
+            .await
+            .json();
+        let raw = &daily["raw"];
+        assert_eq!(raw["total_customers_served"], *sessions, "{day}: {daily}");
+        assert_eq!(raw["escalations"], *escalations, "{day}: {daily}");
+        assert_eq!(raw["sessions_handled"], *takeovers, "{day}: {daily}");
+        assert_eq!(raw["tickets_resolved"], *closed, "{day}: {daily}");
+    }
+    let realtime: Vec<Value> = futures_join(addrs).await;
+    assert_eq!(realtime[0]["today"], realtime[1]["today"]);
+    assert_eq!(
+        realtime[0]["today"]["total_customers_served"],
+        expected.get(&today).map_or(0, |c| c[0])
+    );
+
+    // The jobs are shared: both processes ran jobs, and a process skipped a run while
+    // the other held its lock (the traffic keeps the runs long enough to meet).
+    let mut skipped = 0;
+    for _ in 0..300 {
+        let mut ran = 0;
+        skipped = 0;
+        for addr in addrs {
+            let text = get(addr, "/metrics", None).await.body;
+            for job in ["prepare", "refresh", "counters", "retention"] {
+                ran += metric(
+                    &text,
+                    &format!("analytics_job_runs_total{{job=\"{job}\",outcome=\"ran\"}}"),
+                );
+                skipped += metric(
+                    &text,
+                    &format!("analytics_job_runs_total{{job=\"{job}\",outcome=\"skipped\"}}"),
+                );
+                assert_eq!(
+                    metric(
+                        &text,
+                        &format!("analytics_job_runs_total{{job=\"{job}\",outcome=\"failed\"}}")
+                    ),
+                    0,
+                    "{job} failed: {text}"
+                );
+            }
+        }
+        assert!(ran > 0);
+        if skipped > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(skipped > 0, "one process skips a job the other runs");
+    assert!(terminate(a).await && terminate(b).await);
+}
+
+/// The real-time view of both servers.
+async fn futures_join(addrs: [SocketAddr; 2]) -> Vec<Value> {
+    let mut out = Vec::new();
+    for addr in addrs {
+        let response = get(addr, "/api/analytics/realtime", None).await;
+        assert_eq!(response.status, 200, "{}", response.body);
+        out.push(response.json());
+    }
+    out
 }
