@@ -371,6 +371,52 @@ async fn rebuild_replaces_a_bucket_exactly() {
     assert!(store.read(&[day]).await.unwrap()[0].is_empty());
 }
 
+/// Counters are read as whole only while intact, checked in the same transaction as
+/// the read; a loss during a rebuild keeps them not intact.
+#[tokio::test]
+async fn counters_are_whole_only_while_intact_and_a_loss_during_a_rebuild_shows() {
+    let redis = TestRedis::new().await;
+    let store = redis.store();
+    let events = thousand_events();
+    store
+        .apply(&CounterBatch::from_events(&Calendar::default(), &events))
+        .await
+        .unwrap();
+    let day = Period::Day(date("2025-12-01"));
+    assert_eq!(
+        store.read_whole(&[Bucket::all(day)]).await.unwrap(),
+        None,
+        "never rebuilt: not whole"
+    );
+    assert_eq!(store.read_agents_whole(day).await.unwrap(), None);
+    let token = store.begin_rebuild().await.unwrap();
+    assert!(store.finish_rebuild(&token).await.unwrap());
+    let read = store.read(&[Bucket::all(day)]).await.unwrap();
+    assert_eq!(
+        store.read_whole(&[Bucket::all(day)]).await.unwrap(),
+        Some(read)
+    );
+    assert_eq!(
+        store.read_agents_whole(day).await.unwrap(),
+        Some(store.read_agents(day).await.unwrap())
+    );
+
+    // Redis loses its data: not whole at once.
+    let mut conn = redis.connection();
+    for key in redis.keys() {
+        let _: () = conn.del(key).unwrap();
+    }
+    assert!(!store.intact().await.unwrap());
+    assert_eq!(store.read_whole(&[Bucket::all(day)]).await.unwrap(), None);
+    // ... and again during a rebuild: the rebuild does not mark them intact.
+    let token = store.begin_rebuild().await.unwrap();
+    for key in redis.keys() {
+        let _: () = conn.del(key).unwrap();
+    }
+    assert!(!store.finish_rebuild(&token).await.unwrap());
+    assert!(!store.intact().await.unwrap());
+}
+
 #[tokio::test]
 async fn a_broken_connection_is_replaced() {
     let redis = TestRedis::with_options(RedisOptions {

@@ -132,3 +132,48 @@ async fn a_write_that_commits_during_the_refresh_keeps_its_day_dirty() {
     );
     assert_eq!(stats.daily(day()).await.unwrap().total_customers_served, 4);
 }
+
+/// `analytics aggregate --from D --to D` rebuilds the days of the range from detail,
+/// whatever the dirty marks say: here the day is clean and its statistics were lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aggregating_a_range_rebuilds_clean_days_too() {
+    let db = TestDatabase::new().await;
+    let pg = Arc::new(PgStore::new(
+        db.store().pool().clone(),
+        *db.store().calendar(),
+    ));
+    let stats = Stats::new(
+        StatsStores {
+            events: pg.clone(),
+            stats: pg.clone(),
+            counters: Arc::new(MemoryCounters::new()),
+        },
+        Arc::new(FixedClock::new(at("2025-12-03T04:00:00Z"))),
+        StatsConfig::from_config(&Config::default()),
+    );
+    let jobs = Jobs::new(stats.clone());
+    let events: Vec<_> = (0..5)
+        .map(|i| {
+            event(
+                "session.start",
+                at("2025-12-01T03:00:00Z"),
+                json!({"session_id": format!("s{i}")}),
+            )
+        })
+        .collect();
+    pg.insert(&events).await.unwrap();
+    jobs.refresh().await.unwrap();
+    assert!(pg.dirty_days().await.unwrap().is_empty());
+    sqlx::query("DELETE FROM analytics_daily_stats")
+        .execute(pg.pool())
+        .await
+        .unwrap();
+    assert_eq!(stats.daily(day()).await.unwrap().total_customers_served, 0);
+
+    let range = DateRange::new(day(), NaiveDate::from_ymd_opt(2025, 12, 2).unwrap()).unwrap();
+    assert_eq!(
+        jobs.aggregate_days(range).await.unwrap(),
+        JobOutcome::Ran(2)
+    );
+    assert_eq!(stats.daily(day()).await.unwrap().total_customers_served, 5);
+}

@@ -28,6 +28,9 @@ pub(crate) enum Fault {
     Down,
     /// Lose a race (a deadlock) on the next N calls.
     Contention(u32),
+    /// Do the work, then hang this long before answering, on the next N calls (a
+    /// commit whose answer is late).
+    Late(u32, Duration),
 }
 
 #[derive(Debug)]
@@ -48,7 +51,10 @@ impl Faults {
             let mut fault = self.0.lock().unwrap();
             let now = *fault;
             *fault = match now {
-                Fault::Fail(1) | Fault::Hang(1, _) | Fault::Contention(1) => Fault::None,
+                Fault::Fail(1) | Fault::Hang(1, _) | Fault::Contention(1) | Fault::Late(1, _) => {
+                    Fault::None
+                }
+                Fault::Late(n, d) => Fault::Late(n - 1, d),
                 Fault::Fail(n) => Fault::Fail(n - 1),
                 Fault::Contention(n) => Fault::Contention(n - 1),
                 Fault::Hang(n, d) => Fault::Hang(n - 1, d),
@@ -64,6 +70,8 @@ impl Faults {
             Fault::Contention(_) => {
                 Err(StoreError::contention(backend, "injected deadlock").into())
             }
+            // The caller does the work first (see `FaultyEvents::write`).
+            Fault::Late(..) => Ok(()),
             Fault::Hang(_, pause) => {
                 tokio::time::sleep(pause).await;
                 Ok(())
@@ -91,8 +99,16 @@ impl FaultyEvents {
 #[async_trait]
 impl EventStore for FaultyEvents {
     async fn write(&self, events: &[Event]) -> analytics_core::Result<Written> {
+        let late = match *self.faults.0.lock().unwrap() {
+            Fault::Late(_, pause) => Some(pause),
+            _ => None,
+        };
         self.faults.call("events").await?;
-        self.inner.write(events).await
+        let written = self.inner.write(events).await?;
+        if let Some(pause) = late {
+            tokio::time::sleep(pause).await;
+        }
+        Ok(written)
     }
     async fn summarize(&self, day: DayWindow) -> analytics_core::Result<DaySummary> {
         self.inner.summarize(day).await

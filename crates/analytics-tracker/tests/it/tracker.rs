@@ -235,6 +235,35 @@ async fn a_flush_past_its_deadline_says_so_and_loses_nothing() {
     assert!(s.tracker.stop(Duration::from_secs(1)).await.clean);
 }
 
+/// A write that commits but answers after the store timeout is retried, and the retry
+/// finds every id stored: no counters are applied for it. Its days stay uncounted in
+/// the event store (nothing waits in memory), so statistics read them from detail
+/// until the counter repair recounts them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_answered_too_late_leaves_its_days_uncounted() {
+    let s = setup(TrackerConfig {
+        writers: 1,
+        ..config()
+    });
+    s.events
+        .faults
+        .set(Fault::Late(1, Duration::from_millis(500)));
+    track_many(&s.tracker, 50, 1).await;
+    s.tracker.flush().await.unwrap();
+    let t = s.tracker.telemetry();
+    assert_eq!(
+        (t.stored, t.duplicates),
+        (0, 50),
+        "the retry found them stored: {t:?}"
+    );
+    assert_eq!(s.events.inner.len(), 50);
+    assert!(
+        !s.events.inner.uncounted_days().await.unwrap().is_empty(),
+        "the late commit's days are uncounted"
+    );
+    assert!(s.tracker.stop(Duration::from_secs(1)).await.clean);
+}
+
 /// A write that lost a race with another writer (a deadlock) is retried at once: it is
 /// counted apart from outages and sends nothing to the spill buffer.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -478,9 +478,18 @@ async fn round(config: &Config, redis: Option<&TestRedis>, seed: u64) {
     assert!(errors.is_empty(), "jobs failed: {errors:?}");
 }
 
+/// The seeds of the rounds: three, or `ANALYTICS_TORTURE_ROUNDS` (for a longer hunt).
+fn seeds(first: u64) -> std::ops::Range<u64> {
+    let rounds = std::env::var("ANALYTICS_TORTURE_ROUNDS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(3);
+    first..first + rounds
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_answer_equals_a_recount_on_postgres_and_redis() {
-    for seed in [1, 2, 3] {
+    for seed in seeds(1) {
         let db = TestDatabase::new().await;
         let redis = TestRedis::new().await;
         let config = config(&[
@@ -494,7 +503,7 @@ async fn every_answer_equals_a_recount_on_postgres_and_redis() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_answer_equals_a_recount_on_the_embedded_store() {
-    for seed in [4, 5, 6] {
+    for seed in seeds(1_000) {
         let dir = std::env::temp_dir().join(format!(
             "analytics-torture-{}-{seed}-{}",
             std::process::id(),
