@@ -8,16 +8,24 @@
 //! Every day of a question is read from exactly one source, so no event is counted
 //! twice and none is missed where two sources meet:
 //!
-//! - a day whose statistics row exists and that is not **dirty** (no events were
-//!   written since it was aggregated) is read from daily statistics;
+//! - a day that is not **dirty** (no events were written since it was aggregated) is
+//!   read from daily statistics;
 //! - a dirty day — today, as events keep coming; yesterday until the refresh job has
 //!   aggregated it after its last event; a day that just received a late event — is
-//!   read from the real-time counters while they hold it (`RECENT_DAYS`), otherwise
-//!   summed from event detail.
+//!   read from the real-time counters when it is recent (`RECENT_DAYS`) and the
+//!   counters are **whole** for it, otherwise summed from event detail.
 //!
 //! The event store marks a day dirty in the same transaction that writes its events,
-//! and the refresh job cleans a day only at the version it aggregated, so a write that
-//! races with the job leaves the day dirty.
+//! and the refresh job removes exactly the marks it read before summarizing the day,
+//! so a write that commits during the job, in any order, leaves the day dirty.
+//!
+//! Counters are whole for a day when they are shared by every writer (Redis, not
+//! in-process counters, which another process never sees), intact (not lost since
+//! their last rebuild, checked atomically with the read), and no write to the day is
+//! **uncounted** (committed, with its counters failed, timed out or lost with its
+//! process). The counter repair rebuilds a day under the day's counter lock, which
+//! waits for writes between their commit and their counters and holds new ones back,
+//! so the rebuilt counters and detail describe the same writes.
 #![deny(missing_docs)]
 
 mod jobs;

@@ -4,12 +4,15 @@
 //! interval) and hands them to `writers` writer tasks through a queue of
 //! `waiting_batches`; when that queue is full it spills the batch, and when spilling
 //! fails it waits for a writer (and stops reading the buffer, so `track()` reports it
-//! full). Batches carry increasing ids; a `flush()` is answered once every batch up to
-//! the last one it cut is stored or spilled.
+//! full). Batches carry increasing ids; the flusher answers a `flush()` once every
+//! batch up to the last one it cut is stored or spilled, and `Tracker::flush` then waits
+//! for the spill buffer to be drained too.
 //!
 //! A writer stores its batch, retrying with backoff and jitter until it succeeds or the
-//! stop deadline passes, then applies the counters of the new events. An idle writer
-//! drains the spill buffer.
+//! stop deadline passes (a lost race is retried at once), then applies the counters of
+//! the new events and settles the write's pending counters with the event store. An
+//! idle writer, or one woken by a waiting `flush()`, drains the spill buffer, claim
+//! after claim.
 
 use std::collections::BTreeSet;
 use std::hash::{BuildHasher, Hasher};

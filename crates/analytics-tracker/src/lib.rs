@@ -8,8 +8,11 @@
 //! holding their batch; batches that find every writer busy go to the spill buffer, and
 //! idle writers drain it back once the store answers again. When the spill buffer fails
 //! too, the flusher stops taking events and `track()` reports a full buffer: memory
-//! stays bounded by configuration. Counter failures never hold up storage: their
-//! increments wait, merged, for the next flush.
+//! stays bounded by configuration. A write that lost a race with another writer (a
+//! deadlock) is retried at once and is not a failure. Counter failures never hold up
+//! storage, and nothing waits in memory for them: the event store keeps the write's
+//! days marked uncounted, statistics read those days from detail, and the counter
+//! repair recounts them.
 //!
 //! The stores come in as trait objects; this crate knows no backend.
 #![deny(missing_docs)]
