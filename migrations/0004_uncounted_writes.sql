@@ -5,10 +5,9 @@
 -- yet. The writer deletes its rows once the counters are applied. Rows that stay
 -- belong to a write whose counters failed or whose process died after the commit:
 -- statistics then read those days from detail, and the counter repair rebuilds them.
-CREATE SEQUENCE analytics_write_id;
-
 CREATE TABLE analytics_uncounted (
-    write_id   bigint      NOT NULL,
+    -- Chosen by the writer (a UUID v7), so that marking takes no round trip of its own.
+    write_id   uuid        NOT NULL,
     day        date        NOT NULL,
     created_at timestamptz NOT NULL DEFAULT now()
 );
@@ -39,21 +38,18 @@ END;
 $$;
 
 -- Called inside a write's transaction once its events are in: marks the days of the
--- new events dirty and uncounted. Returns the write id.
-CREATE FUNCTION analytics_begin_write(days date[]) RETURNS bigint
+-- new events dirty and uncounted under the write's id.
+CREATE FUNCTION analytics_begin_write(days date[], w uuid) RETURNS void
 LANGUAGE plpgsql AS $$
-DECLARE
-    w bigint := nextval('analytics_write_id');
 BEGIN
     INSERT INTO analytics_dirty_days (day) SELECT unnest(days);
     INSERT INTO analytics_uncounted (write_id, day) SELECT w, unnest(days);
-    RETURN w;
 END;
 $$;
 
 -- Called after the commit, on the same connection: forgets the write's uncounted rows
 -- when its counters were applied, and releases the counter locks of `locked`.
-CREATE FUNCTION analytics_settle_write(w bigint, locked date[], applied boolean) RETURNS void
+CREATE FUNCTION analytics_settle_write(w uuid, locked date[], applied boolean) RETURNS void
 LANGUAGE plpgsql AS $$
 DECLARE
     d date;

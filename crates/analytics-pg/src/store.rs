@@ -18,7 +18,6 @@ use analytics_core::store::{
 use analytics_core::time::{Calendar, DateRange, DayWindow};
 use async_trait::async_trait;
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
-use sqlx::Connection;
 use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions, Postgres};
 use uuid::Uuid;
@@ -255,42 +254,41 @@ impl PgStore {
     ) -> Result<(HashSet<Uuid>, Option<PgPending>)> {
         let locked: Vec<NaiveDate> = days.iter().copied().collect();
         let mut conn = Guarded::new(self.pool.acquire().await?);
-        sqlx::query("SELECT analytics_lock_days($1::date[])")
-            .bind(&locked)
-            .execute(&mut **conn.get())
-            .await?;
-        let (fresh, write) = {
-            let mut tx = conn.get().begin().await?;
-            match copy_in(&mut tx, events).await {
-                Ok(()) => {
-                    let write = self.begin_write(&mut tx, events).await?;
-                    tx.commit().await?;
-                    (events.iter().map(|e| e.id()).collect(), write)
-                }
-                Err(error) if has_sqlstate(&error, UNIQUE_VIOLATION) => {
-                    // The failed COPY aborted the transaction (the session's locks
-                    // stay): start again without it.
-                    tx.rollback().await?;
-                    let mut tx = conn.get().begin().await?;
-                    let fresh = insert_skipping_stored(&mut tx, &Rows::new(events)).await?;
-                    let new: Vec<&Event> = events
-                        .iter()
-                        .copied()
-                        .filter(|e| fresh.contains(&e.id()))
-                        .collect();
-                    let write = self.begin_write(&mut tx, &new).await?;
-                    tx.commit().await?;
-                    (fresh, write)
-                }
-                Err(error) => return Err(error),
+        // The transaction is driven by hand so that BEGIN goes with the locks and COMMIT
+        // with the marks, one round trip each (simple-query statements; the values are
+        // dates and a UUID, formatted, never text from events).
+        let begin = format!(
+            "BEGIN; SELECT analytics_lock_days({})",
+            date_array(&locked)
+        );
+        simple(conn.get(), &begin).await?;
+        let write = Uuid::now_v7();
+        let fresh = match copy_in(conn.get(), events).await {
+            Ok(()) => {
+                self.mark_and_commit(conn.get(), events, write).await?;
+                events.iter().map(|e| e.id()).collect()
             }
+            Err(error) if has_sqlstate(&error, UNIQUE_VIOLATION) => {
+                // The failed COPY aborted the transaction (the session's locks stay):
+                // start again without it.
+                simple(conn.get(), "ROLLBACK; BEGIN").await?;
+                let fresh = insert_skipping_stored(conn.get(), &Rows::new(events)).await?;
+                let new: Vec<&Event> = events
+                    .iter()
+                    .copied()
+                    .filter(|e| fresh.contains(&e.id()))
+                    .collect();
+                self.mark_and_commit(conn.get(), &new, write).await?;
+                fresh
+            }
+            Err(error) => return Err(error),
         };
         let pending = PgPending {
             conn: Some(conn.done()),
-            write,
+            write: (!fresh.is_empty()).then_some(write),
             locked,
         };
-        if write.is_none() {
+        if fresh.is_empty() {
             // Nothing new: no counters to wait for.
             Box::new(pending).settle(true).await;
             return Ok((fresh, None));
@@ -298,23 +296,42 @@ impl PgStore {
         Ok((fresh, Some(pending)))
     }
 
-    /// Marks the days of the new events dirty and uncounted (see
-    /// `migrations/0004_uncounted_writes.sql`). Returns the write id, or `None` when
-    /// nothing is new.
-    async fn begin_write(&self, conn: &mut PgConnection, new: &[&Event]) -> Result<Option<i64>> {
+    /// Marks the days of the new events dirty and uncounted under `write` (see
+    /// `migrations/0004_uncounted_writes.sql`) and commits, in one round trip.
+    async fn mark_and_commit(
+        &self,
+        conn: &mut PgConnection,
+        new: &[&Event],
+        write: Uuid,
+    ) -> Result<()> {
         let days: BTreeSet<NaiveDate> = new
             .iter()
             .map(|e| self.calendar.date(e.timestamp()))
             .collect();
-        if days.is_empty() {
-            return Ok(None);
-        }
-        let write: i64 = sqlx::query_scalar("SELECT analytics_begin_write($1::date[])")
-            .bind(days.into_iter().collect::<Vec<_>>())
-            .fetch_one(conn)
-            .await?;
-        Ok(Some(write))
+        let sql = if days.is_empty() {
+            "COMMIT".to_owned()
+        } else {
+            let days: Vec<NaiveDate> = days.into_iter().collect();
+            format!(
+                "SELECT analytics_begin_write({}, '{write}'); COMMIT",
+                date_array(&days)
+            )
+        };
+        simple(conn, &sql).await
     }
+}
+
+/// Runs statements with the simple-query protocol (several in one round trip).
+async fn simple(conn: &mut PgConnection, sql: &str) -> Result<()> {
+    use sqlx::Executor as _;
+    conn.execute(sql).await?;
+    Ok(())
+}
+
+/// A `date[]` literal of these dates.
+fn date_array(days: &[NaiveDate]) -> String {
+    let list: Vec<String> = days.iter().map(|d| d.format("%Y-%m-%d").to_string()).collect();
+    format!("'{{{}}}'::date[]", list.join(","))
 }
 
 /// A pooled connection that is closed, not returned to the pool, unless the work on it
@@ -357,7 +374,7 @@ impl Drop for Guarded {
 struct PgPending {
     conn: Option<PoolConnection<Postgres>>,
     /// The write id; `None` when nothing was new.
-    write: Option<i64>,
+    write: Option<Uuid>,
     locked: Vec<NaiveDate>,
 }
 
@@ -389,7 +406,7 @@ impl PendingCounters for PgPending {
         if let Err(error) = settled {
             // The marks stay (statistics read the days from detail until the repair
             // recounts them); closing the connection releases the locks.
-            tracing::warn!(%error, write = self.write, "settling a write's counters failed");
+            tracing::warn!(%error, write = ?self.write, "settling a write's counters failed");
             conn.close_on_drop();
         }
     }
