@@ -7,12 +7,12 @@
 -- statistics then read those days from detail, and the counter repair rebuilds them.
 CREATE TABLE analytics_uncounted (
     -- Chosen by the writer (a UUID v7), so that marking takes no round trip of its own.
-    write_id   uuid        NOT NULL,
-    day        date        NOT NULL,
-    created_at timestamptz NOT NULL DEFAULT now()
+    write_id uuid NOT NULL,
+    day      date NOT NULL
 );
+-- The rows of writes in flight come and go with every batch; the rows that stay are
+-- few (failed writes until the next repair), so reading by day scans the table.
 CREATE INDEX analytics_uncounted_write ON analytics_uncounted (write_id);
-CREATE INDEX analytics_uncounted_day ON analytics_uncounted (day);
 
 -- From before its transaction until it settled its counters, a write holds a
 -- session-level shared advisory lock per day of its batch, (1634623853, days since

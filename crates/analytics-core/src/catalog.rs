@@ -173,6 +173,9 @@ mod kinds {
     }
 
     fn check_chars(value: &str, max: usize) -> Result<(), Rule> {
+        if value.contains('\0') {
+            return Err(Rule::NulCharacter);
+        }
         // Byte length bounds the character count from above: skip counting short strings.
         if value.len() <= max {
             return Ok(());

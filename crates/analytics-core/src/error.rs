@@ -72,6 +72,8 @@ pub enum Rule {
     },
     /// An identifier is the empty string.
     Empty,
+    /// A string holds a NUL character (U+0000), which PostgreSQL cannot store.
+    NulCharacter,
     /// A string is longer than allowed.
     TooLong {
         /// The most characters allowed.
@@ -142,6 +144,9 @@ impl fmt::Display for Rule {
             Rule::Missing => f.write_str("is required"),
             Rule::WrongType { expected, found } => write!(f, "must be {expected}, not {found}"),
             Rule::Empty => f.write_str("must not be empty"),
+            Rule::NulCharacter => {
+                f.write_str("must not contain the NUL character (U+0000), which cannot be stored")
+            }
             Rule::TooLong { max, found } => {
                 write!(f, "must be at most {max} characters long (it has {found})")
             }

@@ -581,6 +581,9 @@ fn build(
             ));
         }
     };
+    if let Some(path) = nul_in(&props) {
+        return Err(err(Location::Property(path), Rule::NulCharacter));
+    }
     let (body, product) = match resolved {
         Name::Custom => (Body::Custom(name), product),
         Name::Catalog { kind, alias } => {
@@ -610,6 +613,41 @@ fn build(
         product,
         body,
         extra: props,
+    })
+}
+
+/// The path (`a.b[2]`) of the first key or string under these properties that holds a
+/// NUL character, if any: no store keeps one (PostgreSQL rejects it in `jsonb`), so it
+/// is refused at validation, on every backend alike.
+fn nul_in(props: &Map<String, Value>) -> Option<String> {
+    fn walk(value: &Value, path: &mut String) -> bool {
+        match value {
+            Value::String(s) => s.contains('\0'),
+            Value::Array(items) => items.iter().enumerate().any(|(i, item)| {
+                let len = path.len();
+                path.push_str(&format!("[{i}]"));
+                let found = walk(item, path);
+                if !found {
+                    path.truncate(len);
+                }
+                found
+            }),
+            Value::Object(map) => map.iter().any(|(key, item)| {
+                let len = path.len();
+                path.push('.');
+                path.push_str(key);
+                let found = key.contains('\0') || walk(item, path);
+                if !found {
+                    path.truncate(len);
+                }
+                found
+            }),
+            _ => false,
+        }
+    }
+    props.iter().find_map(|(key, value)| {
+        let mut path = key.clone();
+        (key.contains('\0') || walk(value, &mut path)).then(|| path.replace('\0', "\\0"))
     })
 }
 

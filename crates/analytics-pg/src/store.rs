@@ -257,10 +257,7 @@ impl PgStore {
         // The transaction is driven by hand so that BEGIN goes with the locks and COMMIT
         // with the marks, one round trip each (simple-query statements; the values are
         // dates and a UUID, formatted, never text from events).
-        let begin = format!(
-            "BEGIN; SELECT analytics_lock_days({})",
-            date_array(&locked)
-        );
+        let begin = format!("BEGIN; SELECT analytics_lock_days({})", date_array(&locked));
         simple(conn.get(), &begin).await?;
         let write = Uuid::now_v7();
         let fresh = match copy_in(conn.get(), events).await {
@@ -330,7 +327,10 @@ async fn simple(conn: &mut PgConnection, sql: &str) -> Result<()> {
 
 /// A `date[]` literal of these dates.
 fn date_array(days: &[NaiveDate]) -> String {
-    let list: Vec<String> = days.iter().map(|d| d.format("%Y-%m-%d").to_string()).collect();
+    let list: Vec<String> = days
+        .iter()
+        .map(|d| d.format("%Y-%m-%d").to_string())
+        .collect();
     format!("'{{{}}}'::date[]", list.join(","))
 }
 

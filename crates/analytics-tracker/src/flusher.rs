@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use analytics_core::error::{Error, StoreErrorKind};
 use analytics_core::event::Event;
-use analytics_core::store::CounterBatch;
+use analytics_core::store::{CounterBatch, PendingCounters};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, MissedTickBehavior, timeout};
@@ -49,6 +49,18 @@ const MAX_CONTENTION: u32 = 10;
 struct Job {
     id: u64,
     events: Vec<Event>,
+}
+
+/// What is left of a stored batch: settling its pending counters (as applied or not)
+/// with the event store.
+struct Settle(Option<(Box<dyn PendingCounters>, bool)>);
+
+impl Settle {
+    async fn run(self) {
+        if let Some((pending, applied)) = self.0 {
+            pending.settle(applied).await;
+        }
+    }
 }
 
 /// What the writers share.
@@ -316,12 +328,21 @@ impl Writers {
                 }
             };
             match next {
-                Some(Some(job)) => {
-                    if !self.store(&job.events, true).await {
-                        self.give_up(&job.events).await;
+                Some(Some(job)) => match self.store(&job.events, true).await {
+                    Some(settle) => {
+                        // Settling is off the writer's path; the batch is done (for
+                        // `flush()`) once its counters are settled.
+                        let done = self.done.clone();
+                        tokio::spawn(async move {
+                            settle.run().await;
+                            let _ = done.send(job.id);
+                        });
                     }
-                    let _ = self.done.send(job.id);
-                }
+                    None => {
+                        self.give_up(&job.events).await;
+                        let _ = self.done.send(job.id);
+                    }
+                },
                 Some(None) => return,
                 None => self.drain_spill().await,
             }
@@ -330,12 +351,13 @@ impl Writers {
 
     /// Stores a batch and applies its counters. With `persist`, retries until it
     /// succeeds or the stop deadline passes; otherwise tries once (contention aside).
-    /// Returns whether the batch is stored.
+    /// Returns, when the batch is stored, what is left to do: settle the write's
+    /// pending counters with the event store.
     ///
     /// A race lost to another writer (a deadlock) is retried at once: the store is
     /// healthy, so it neither counts as a failure nor sends batches to the spill
     /// buffer.
-    async fn store(&self, events: &[Event], persist: bool) -> bool {
+    async fn store(&self, events: &[Event], persist: bool) -> Option<Settle> {
         let started = Instant::now();
         let mut pause = self.config.retry_initial;
         let mut contention = 0;
@@ -352,11 +374,14 @@ impl Writers {
                     add(&telemetry.stored, new.len() as u64);
                     add(&telemetry.duplicates, (events.len() - new.len()) as u64);
                     telemetry.record_flush(started.elapsed());
-                    if let Some(pending) = written.pending {
-                        let applied = self.apply_counters(&new).await;
-                        pending.settle(applied).await;
-                    }
-                    return true;
+                    let settle = match written.pending {
+                        Some(pending) => {
+                            let applied = self.apply_counters(&new).await;
+                            Settle(Some((pending, applied)))
+                        }
+                        None => Settle(None),
+                    };
+                    return Some(settle);
                 }
                 Ok(Err(Error::Store(error)))
                     if error.kind == StoreErrorKind::Contention && contention < MAX_CONTENTION =>
@@ -376,12 +401,12 @@ impl Writers {
             self.store_failing.store(true, Ordering::Release);
             add(&self.shared.telemetry.retries, 1);
             if !persist {
-                return false;
+                return None;
             }
             let now = Instant::now();
             let deadline = self.shared.deadline();
             if deadline.is_some_and(|deadline| now >= deadline) {
-                return false;
+                return None;
             }
             let wake = now + jitter(pause);
             tokio::time::sleep_until(deadline.map_or(wake, |deadline| wake.min(deadline))).await;
@@ -455,9 +480,10 @@ impl Writers {
             .await
             {
                 Ok(Ok(Some(claim))) => {
-                    if !self.store(&claim.events, false).await {
+                    let Some(settle) = self.store(&claim.events, false).await else {
                         return;
-                    }
+                    };
+                    tokio::spawn(settle.run());
                     add(&self.shared.telemetry.drained, claim.events.len() as u64);
                     // If this fails the claim's lease runs out and its events come
                     // back; storing them again is harmless.

@@ -427,3 +427,73 @@ fn restoring_a_stored_event_skips_the_window_but_not_the_catalog() {
     };
     assert_eq!(Event::restore(no_id).unwrap_err().rule, Rule::Missing);
 }
+
+/// A NUL character cannot be stored (PostgreSQL refuses it in text and `jsonb`): it is
+/// refused at validation wherever it is — a catalog property, an optional string, a
+/// property outside the catalog, nested, a key, a custom event's property — with the
+/// property named, on every backend alike.
+#[test]
+fn a_nul_character_is_refused_wherever_it_is() {
+    let cases = [
+        (
+            "session.start",
+            json!({"session_id": "s\u{0}1"}),
+            "session_id",
+        ),
+        (
+            "session.start",
+            json!({"session_id": "s-1", "channel": "we\u{0}b"}),
+            "channel",
+        ),
+        (
+            "session.start",
+            json!({"session_id": "s-1", "note": "a\u{0}"}),
+            "note",
+        ),
+        (
+            "session.start",
+            json!({"session_id": "s-1", "meta": {"tags": ["ok", "b\u{0}d"]}}),
+            "meta.tags[1]",
+        ),
+        (
+            "custom.banner_click",
+            json!({"bad\u{0}key": 1}),
+            "bad\\0key",
+        ),
+        (
+            "custom.banner_click",
+            json!({"banner": "双\u{0}十二"}),
+            "banner",
+        ),
+    ];
+    for (name, properties, property) in cases {
+        let error = validator()
+            .raw(RawEvent::new(name, properties.clone()))
+            .unwrap_err();
+        assert_eq!(
+            (error.location.clone(), error.rule.clone()),
+            (Location::Property(property.to_owned()), Rule::NulCharacter),
+            "{name} {properties}"
+        );
+        assert!(error.to_string().contains("NUL"), "{error}");
+    }
+    // The typed path too.
+    let error = validator()
+        .typed(EventData::SessionStart {
+            session_id: "s\u{0}".into(),
+            customer_id: None,
+            channel: None,
+            user_agent: None,
+        })
+        .unwrap_err();
+    assert_eq!(error.rule, Rule::NulCharacter);
+    // Other control characters are kept.
+    assert!(
+        validator()
+            .raw(RawEvent::new(
+                "session.start",
+                json!({"session_id": "s\u{1}\t1"})
+            ))
+            .is_ok()
+    );
+}
