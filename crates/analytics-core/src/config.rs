@@ -62,28 +62,64 @@ impl ConnectionUrl {
         self.0.expose()
     }
 
-    /// The URL with any password replaced by `***`, safe to log.
+    /// The URL with every credential replaced by `***`, safe to log: the password of
+    /// the user information (`user:***@`), and the value of every query parameter
+    /// whose name speaks of a secret (`password`, `sslpassword`, `token`, `secret`,
+    /// `key`…), whatever its case.
     pub fn redacted(&self) -> String {
         let url = self.expose();
-        let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
-            return url.to_owned();
-        };
+        let scheme_end = url.find("://").map_or(0, |i| i + 3);
         let authority_end = url[scheme_end..]
             .find(['/', '?', '#'])
             .map_or(url.len(), |i| scheme_end + i);
         let authority = &url[scheme_end..authority_end];
-        let Some(at) = authority.rfind('@') else {
-            return url.to_owned();
-        };
-        let userinfo = &authority[..at];
-        let user = userinfo.split(':').next().unwrap_or_default();
-        let masked = if userinfo.contains(':') {
-            format!("{user}:***")
-        } else {
-            user.to_owned()
-        };
-        format!("{}{masked}{}", &url[..scheme_end], &url[scheme_end + at..])
+        let mut out = String::with_capacity(url.len());
+        out.push_str(&url[..scheme_end]);
+        match authority.rfind('@') {
+            Some(at) if scheme_end > 0 => {
+                let userinfo = &authority[..at];
+                match userinfo.split_once(':') {
+                    Some((user, _)) => {
+                        out.push_str(user);
+                        out.push_str(":***");
+                    }
+                    None => out.push_str(userinfo),
+                }
+                out.push_str(&authority[at..]);
+            }
+            _ => out.push_str(authority),
+        }
+        let rest = &url[authority_end..];
+        let (before_fragment, fragment) = rest.split_once('#').map_or((rest, None), |(r, f)| (r, Some(f)));
+        match before_fragment.split_once('?') {
+            None => out.push_str(before_fragment),
+            Some((path, query)) => {
+                out.push_str(path);
+                out.push('?');
+                let pairs: Vec<String> = query
+                    .split('&')
+                    .map(|pair| match pair.split_once('=') {
+                        Some((name, _)) if is_secret_parameter(name) => format!("{name}=***"),
+                        _ => pair.to_owned(),
+                    })
+                    .collect();
+                out.push_str(&pairs.join("&"));
+            }
+        }
+        if let Some(fragment) = fragment {
+            out.push('#');
+            out.push_str(fragment);
+        }
+        out
     }
+}
+
+/// Whether a URL query parameter's name says it carries a credential.
+fn is_secret_parameter(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    ["pass", "pwd", "secret", "token", "key", "auth", "credential"]
+        .iter()
+        .any(|word| name.contains(word))
 }
 
 impl fmt::Debug for ConnectionUrl {

@@ -169,6 +169,18 @@ fn connection_urls_are_redacted_for_logs() {
         ("redis://:pw@host:6379", "redis://:***@host:6379"),
         ("sqlite://analytics.db", "sqlite://analytics.db"),
         ("postgres://app:p@ss@host/db", "postgres://app:***@host/db"),
+        // Credentials as query parameters, in any case, and several of them.
+        (
+            "postgres://host/db?user=app&password=hunter2&sslmode=require",
+            "postgres://host/db?user=app&password=***&sslmode=require",
+        ),
+        (
+            "postgresql:///db?host=/run/pg&PASSWORD=hunter2&sslpassword=x",
+            "postgresql:///db?host=/run/pg&PASSWORD=***&sslpassword=***",
+        ),
+        ("redis://host:6379/0?password=hunter2", "redis://host:6379/0?password=***"),
+        ("redis://u:hunter2@host/?password=hunter2#f", "redis://u:***@host/?password=***#f"),
+        ("sqlite:analytics.db?mode=rwc", "sqlite:analytics.db?mode=rwc"),
     ];
     for (url, shown) in cases {
         assert_eq!(ConnectionUrl::new(url).redacted(), shown);

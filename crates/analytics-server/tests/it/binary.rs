@@ -466,3 +466,77 @@ async fn futures_join(addrs: [SocketAddr; 2]) -> Vec<Value> {
     }
     out
 }
+
+/// A credential given in a URL — the user information or a query parameter, for
+/// PostgreSQL and Redis — never appears in the start-up line, in a log line or in an
+/// error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credentials_in_urls_are_masked_in_logs_and_errors() {
+    const SECRET: &str = "hunter2-secret";
+    let db = TestDatabase::new().await;
+    // The test server trusts local connections: the password is ignored, not refused.
+    let url = format!("{}?password={SECRET}&application_name=masked", db.url());
+    let serving = logs_until(&url, None, "analytics is serving").await;
+    assert!(serving.contains("password=***"), "{serving}");
+    assert!(!serving.contains(SECRET), "{serving}");
+
+    // An unreachable PostgreSQL (start-up fails), an unreachable Redis (the jobs at start
+    // fail and say so), a malformed Redis URL (a configuration error).
+    for (database, redis, expect) in [
+        (
+            format!("postgres://app:{SECRET}@127.0.0.1:1/db?password={SECRET}"),
+            None,
+            "cannot open PostgreSQL",
+        ),
+        (
+            "sqlite::memory:".to_owned(),
+            Some(format!("redis://:{SECRET}@127.0.0.1:1/?password={SECRET}")),
+            "failed",
+        ),
+        (
+            "sqlite::memory:".to_owned(),
+            Some(format!("rediss//{SECRET}")),
+            "REDIS_URL",
+        ),
+    ] {
+        let stderr = logs_until(&database, redis.as_deref(), expect).await;
+        assert!(stderr.contains(expect), "{database} {redis:?}: {stderr}");
+        assert!(!stderr.contains(SECRET), "{stderr}");
+    }
+}
+
+/// What `analytics serve` writes on stderr with these URLs, until a line contains
+/// `expect` or the process ends (then it is killed).
+async fn logs_until(database: &str, redis: Option<&str>, expect: &str) -> String {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+
+    let mut command = Command::new(env!("CARGO_BIN_EXE_analytics"));
+    command
+        .arg("serve")
+        .env("DATABASE_URL", database)
+        .env_remove("REDIS_URL")
+        .env_remove("ANALYTICS_API_KEYS")
+        .env("ANALYTICS_BIND", free_addr().to_string())
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    if let Some(redis) = redis {
+        command.env("REDIS_URL", redis);
+    }
+    let mut child = command.spawn().unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut stderr = String::new();
+    let _ = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            stderr.push_str(&line);
+            stderr.push('\n');
+            if line.contains(expect) {
+                return;
+            }
+        }
+    })
+    .await;
+    let _ = child.kill().await;
+    stderr
+}
