@@ -90,7 +90,9 @@ impl ConnectionUrl {
             _ => out.push_str(authority),
         }
         let rest = &url[authority_end..];
-        let (before_fragment, fragment) = rest.split_once('#').map_or((rest, None), |(r, f)| (r, Some(f)));
+        let (before_fragment, fragment) = rest
+            .split_once('#')
+            .map_or((rest, None), |(r, f)| (r, Some(f)));
         match before_fragment.split_once('?') {
             None => out.push_str(before_fragment),
             Some((path, query)) => {
@@ -117,9 +119,17 @@ impl ConnectionUrl {
 /// Whether a URL query parameter's name says it carries a credential.
 fn is_secret_parameter(name: &str) -> bool {
     let name = name.to_ascii_lowercase();
-    ["pass", "pwd", "secret", "token", "key", "auth", "credential"]
-        .iter()
-        .any(|word| name.contains(word))
+    [
+        "pass",
+        "pwd",
+        "secret",
+        "token",
+        "key",
+        "auth",
+        "credential",
+    ]
+    .iter()
+    .any(|word| name.contains(word))
 }
 
 impl fmt::Debug for ConnectionUrl {
@@ -215,12 +225,16 @@ pub struct ApiKey {
     pub key: Secret,
 }
 
+/// The shortest API key accepted: shorter ones can be guessed.
+pub const MIN_API_KEY_CHARS: usize = 16;
+
 /// Parses `ANALYTICS_API_KEYS`: `scope:key` pairs separated by commas.
 ///
 /// # Errors
 ///
 /// A [`ConfigError`] naming the position of an entry without a scope, with an unknown
-/// scope, or with an empty key. The key itself is never repeated.
+/// scope, or with an empty key or one shorter than [`MIN_API_KEY_CHARS`]. The key
+/// itself is never repeated.
 pub fn parse_api_keys(value: &str) -> Result<Vec<ApiKey>, ConfigError> {
     const VARIABLE: &str = "ANALYTICS_API_KEYS";
     let mut keys = Vec::new();
@@ -247,6 +261,17 @@ pub fn parse_api_keys(value: &str) -> Result<Vec<ApiKey>, ConfigError> {
             return Err(ConfigError {
                 variable: VARIABLE,
                 message: format!("entry {n} has an empty key"),
+            });
+        }
+        let length = key.chars().count();
+        if length < MIN_API_KEY_CHARS {
+            return Err(ConfigError {
+                variable: VARIABLE,
+                message: format!(
+                    "entry {n} has a key of {length} characters; keys must be at least \
+                     {MIN_API_KEY_CHARS} characters long (random, such as the output of \
+                     `openssl rand -hex 16`)"
+                ),
             });
         }
         keys.push(ApiKey {

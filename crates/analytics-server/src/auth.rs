@@ -27,8 +27,9 @@ pub fn authorize(keys: &[ApiKey], headers: &HeaderMap, needed: Scope) -> Result<
         .to_str()
         .ok()
         .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
+            // The scheme is case-insensitive (RFC 9110 §11.1); any white space after it.
+            let (scheme, rest) = v.trim_start().split_once([' ', '\t'])?;
+            scheme.eq_ignore_ascii_case("bearer").then_some(rest)
         })
         .map(str::trim)
         .ok_or_else(|| ApiError::unauthorized("the Authorization header must be Bearer <key>"))?;

@@ -167,6 +167,13 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // A configuration the server refuses is a configuration error too (exit status 2).
+    if matches!(cli.command, Command::Serve)
+        && let Err(error) = analytics_server::server::check_bind(&config)
+    {
+        eprintln!("analytics: configuration error: {error:#}");
+        return ExitCode::from(2);
+    }
     match run(cli.command, config).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {

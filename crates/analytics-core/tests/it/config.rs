@@ -47,7 +47,7 @@ fn every_variable_is_read() {
         ("ANALYTICS_BIND", "0.0.0.0:9000"),
         (
             "ANALYTICS_API_KEYS",
-            "ingest:k1, read:k2,admin:k3:with:colons",
+            "ingest:k1-0123456789abcdef, read:k2-0123456789abcdef,admin:k3:with:colons:0123456789",
         ),
         ("ANALYTICS_TIMEZONE", "America/New_York"),
         ("ANALYTICS_COST_PER_RESOLUTION", "12.5"),
@@ -73,9 +73,9 @@ fn every_variable_is_read() {
     assert_eq!(
         keys,
         [
-            (Scope::Ingest, "k1"),
-            (Scope::Read, "k2"),
-            (Scope::Admin, "k3:with:colons")
+            (Scope::Ingest, "k1-0123456789abcdef"),
+            (Scope::Read, "k2-0123456789abcdef"),
+            (Scope::Admin, "k3:with:colons:0123456789")
         ]
     );
     assert_eq!(config.timezone, chrono_tz::America::New_York);
@@ -117,8 +117,13 @@ fn bad_values_are_named_with_what_would_be_accepted() {
         ("ANALYTICS_API_KEYS", "read", "entry 1 is not scope:key"),
         (
             "ANALYTICS_API_KEYS",
-            "read:a,admin:",
+            "read:a-0123456789abcdef,admin:",
             "entry 2 has an empty key",
+        ),
+        (
+            "ANALYTICS_API_KEYS",
+            "read:a-0123456789abcdef,admin:short-key",
+            "entry 2 has a key of 9 characters; keys must be at least 16",
         ),
         ("ANALYTICS_TIMEZONE", "Mars/Olympus", "IANA time zone"),
         ("ANALYTICS_COST_PER_RESOLUTION", "-1", "at least 0"),
@@ -142,7 +147,7 @@ fn secrets_never_appear_in_debug_output_or_errors() {
     let config = config(&[
         ("DATABASE_URL", "postgres://app:hunter2@db:5432/analytics"),
         ("REDIS_URL", "redis://:s3cret@cache:6379"),
-        ("ANALYTICS_API_KEYS", "admin:topsecretkey"),
+        ("ANALYTICS_API_KEYS", "admin:topsecretkey-0123456789"),
     ])
     .unwrap();
     let debug = format!("{config:?}");
@@ -154,7 +159,7 @@ fn secrets_never_appear_in_debug_output_or_errors() {
         "{debug}"
     );
 
-    let error = parse_api_keys("admin:ok,superuser:topsecretkey").unwrap_err();
+    let error = parse_api_keys("admin:ok-0123456789abcdef,superuser:topsecretkey").unwrap_err();
     assert!(!error.to_string().contains("topsecretkey"), "{error}");
     let error = self::config(&[("DATABASE_URL", "mysql://root:hunter2@db")]).unwrap_err();
     assert!(!error.to_string().contains("hunter2"), "{error}");
@@ -178,9 +183,18 @@ fn connection_urls_are_redacted_for_logs() {
             "postgresql:///db?host=/run/pg&PASSWORD=hunter2&sslpassword=x",
             "postgresql:///db?host=/run/pg&PASSWORD=***&sslpassword=***",
         ),
-        ("redis://host:6379/0?password=hunter2", "redis://host:6379/0?password=***"),
-        ("redis://u:hunter2@host/?password=hunter2#f", "redis://u:***@host/?password=***#f"),
-        ("sqlite:analytics.db?mode=rwc", "sqlite:analytics.db?mode=rwc"),
+        (
+            "redis://host:6379/0?password=hunter2",
+            "redis://host:6379/0?password=***",
+        ),
+        (
+            "redis://u:hunter2@host/?password=hunter2#f",
+            "redis://u:***@host/?password=***#f",
+        ),
+        (
+            "sqlite:analytics.db?mode=rwc",
+            "sqlite:analytics.db?mode=rwc",
+        ),
     ];
     for (url, shown) in cases {
         assert_eq!(ConnectionUrl::new(url).redacted(), shown);

@@ -354,6 +354,14 @@ async fn keys_are_required_and_scoped() {
             .status,
         401
     );
+    // The scheme is case-insensitive (RFC 9110), and so is white space after it.
+    for scheme in ["bearer", "BEARER", "BeArEr"] {
+        for gap in [" ", "  ", "\t"] {
+            let value = format!("{scheme}{gap}{READ}");
+            let response = request(addr, "GET", &study, &[("Authorization", &value)], b"").await;
+            assert_eq!(response.status, 200, "{value:?}: {}", response.body);
+        }
+    }
 
     assert_eq!(
         get(addr, &study, Some(INGEST)).await.status,
@@ -428,7 +436,7 @@ fn a_public_address_without_keys_is_refused() {
     assert!(
         check_bind(&config(&[
             ("ANALYTICS_BIND", "0.0.0.0:8080"),
-            ("ANALYTICS_API_KEYS", "read:k")
+            ("ANALYTICS_API_KEYS", "read:k-0123456789abcdef")
         ]))
         .is_ok()
     );

@@ -237,6 +237,33 @@ async fn every_command_has_help_and_bad_input_is_named() {
         .unwrap();
     assert_eq!(config.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&config.stderr).contains("ANALYTICS_BATCH_SIZE"));
+    // Every configuration error exits with 2: a short API key, a public address
+    // without keys.
+    for (vars, expected) in [
+        (
+            vec![("ANALYTICS_API_KEYS", "admin:short")],
+            "at least 16 characters",
+        ),
+        (vec![("ANALYTICS_BIND", "0.0.0.0:0")], "without API keys"),
+    ] {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_analytics"));
+        command
+            .arg("serve")
+            .env("DATABASE_URL", "sqlite::memory:")
+            .env_remove("ANALYTICS_API_KEYS")
+            .env_remove("REDIS_URL");
+        for (name, value) in vars {
+            command.env(name, value);
+        }
+        let output = command.output().await.unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{stderr}");
+        assert!(stderr.contains(expected), "{stderr}");
+        assert!(
+            !stderr.contains("short\n") && !stderr.contains(":short"),
+            "{stderr}"
+        );
+    }
 }
 
 /// A counter of `/metrics` with these labels, 0 when absent.
