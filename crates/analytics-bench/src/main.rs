@@ -81,7 +81,7 @@ async fn main() -> anyhow::Result<()> {
             "track-latency" => rows.extend(tracker::latency(scale).await?),
             "end-to-end" => rows.push(tracker::end_to_end(scale).await?),
             "embedded-ingest" => rows.push(tracker::embedded(scale).await?),
-            "http-ingest" => rows.push(http_ingest::run(scale).await?),
+            "http-ingest" => rows.extend(http_ingest::run(scale).await?),
             "case-study" => rows.push(case_study::run(scale).await?),
             "memory" => rows.push(memory::run(scale).await?),
             "pg-insert" => rows.extend(pg_insert::run(scale).await?),

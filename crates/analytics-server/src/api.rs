@@ -13,7 +13,7 @@ use analytics::core::time::{DateRange, YearMonth, parse_date};
 use analytics::stats::{Jobs, Stats};
 use analytics::tracker::{TrackError, Tracker};
 use axum::body::Bytes;
-use axum::extract::rejection::{BytesRejection, QueryRejection};
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{DefaultBodyLimit, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -126,7 +126,10 @@ fn params(
         };
         return Err(ApiError::bad_request(
             "unknown_parameter",
-            format!("unknown query parameter {unknown:?} (this endpoint takes {takes})"),
+            format!(
+                "unknown query parameter {:?} (this endpoint takes {takes})",
+                truncate(unknown)
+            ),
         ));
     }
     Ok(params)
@@ -152,9 +155,27 @@ fn date_param(name: &'static str, params: &HashMap<String, String>) -> Result<Na
 async fn ingest(
     State(state): State<AppState>,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+    body: axum::body::Body,
 ) -> Result<Response, ApiError> {
+    // Everything that can refuse the request is checked before the body is read, so
+    // that a client sending `Expect: 100-continue` gets its answer without sending it.
     state.authorize(&headers, Scope::Ingest)?;
+    let params = params(query, &["ack"])?;
+    let durable = match params.get("ack").map(String::as_str) {
+        None | Some("stored") => true,
+        Some("buffered") => false,
+        Some(other) => {
+            return Err(ApiError::bad_request(
+                "invalid_parameter",
+                format!(
+                    "ack must be stored (the default: answered once committed) or buffered \
+                     (got {:?})",
+                    truncate(other)
+                ),
+            ));
+        }
+    };
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -163,17 +184,38 @@ async fn ingest(
     if !essence.eq_ignore_ascii_case("application/json") {
         return Err(ApiError::unsupported_media_type(format!(
             "the body must be application/json (got {:?})",
-            content_type.chars().take(64).collect::<String>()
+            truncate(content_type)
         )));
     }
-    let body = body.map_err(|rejection| {
-        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::too_large(format!("the body is larger than {MAX_BODY_BYTES} bytes"))
-        } else {
-            ApiError::bad_request("unreadable_body", rejection.body_text())
-        }
-    })?;
-    let value: Value = serde_json::from_slice(&body).map_err(|error| {
+    let gzip = match content_encoding(&headers)? {
+        Encoding::Identity => false,
+        Encoding::Gzip => true,
+    };
+    let too_large =
+        || ApiError::too_large(format!("the body is larger than {MAX_BODY_BYTES} bytes"));
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
+        return Err(too_large());
+    }
+    let body = axum::body::to_bytes(body, MAX_BODY_BYTES)
+        .await
+        .map_err(|error| {
+            let over = std::error::Error::source(&error)
+                .is_some_and(|source| source.is::<http_body_util::LengthLimitError>());
+            if over {
+                too_large()
+            } else {
+                ApiError::bad_request(
+                    "unreadable_body",
+                    format!("the body could not be read: {error}"),
+                )
+            }
+        })?;
+    let body = if gzip { gunzip(&body)? } else { body };
+    let value = strict_json::parse(&body).map_err(|error| {
         ApiError::bad_request(
             "malformed_json",
             format!("the body is not valid JSON: {error}"),
@@ -203,7 +245,10 @@ async fn ingest(
     if let Some(field) = fields.keys().next() {
         return Err(ApiError::bad_request(
             "invalid_body",
-            format!("unknown field {field:?} (the body is {{\"events\": [...]}})"),
+            format!(
+                "unknown field {:?} (the body is {{\"events\": [...]}})",
+                truncate(field)
+            ),
         ));
     }
     if events.len() > MAX_BATCH {
@@ -226,12 +271,31 @@ async fn ingest(
         .requests_rejected_events
         .fetch_add(rejected.len() as u64, Ordering::Relaxed);
     let n = accepted.len();
-    match state.inner.tracker.track_events(accepted) {
+    let tracker = &state.inner.tracker;
+    let taken = if durable {
+        tracker
+            .track_events_stored(accepted, tracker.flush_deadline())
+            .await
+    } else {
+        tracker.track_events(accepted)
+    };
+    match taken {
         Ok(()) => {}
         Err(TrackError::BufferFull) => {
             return Err(ApiError::unavailable(
                 "buffer_full",
                 "the event buffer is full; send the batch again later with the same event ids",
+            ));
+        }
+        Err(TrackError::NotStoredInTime(deadline)) => {
+            return Err(ApiError::unavailable(
+                "not_stored",
+                format!(
+                    "the events were taken but not stored within {} s (the event store is \
+                     down or slow); send the batch again with the same event ids: nothing \
+                     is counted twice",
+                    deadline.as_secs()
+                ),
             ));
         }
         Err(_) => {
@@ -421,4 +485,137 @@ async fn metrics(State(state): State<AppState>) -> Response {
         text,
     )
         .into_response()
+}
+
+/// Caller input echoed in a message, cut to a readable length.
+fn truncate(input: &str) -> String {
+    const MAX: usize = 64;
+    if input.chars().count() <= MAX {
+        return input.to_owned();
+    }
+    let mut cut: String = input.chars().take(MAX).collect();
+    cut.push('…');
+    cut
+}
+
+/// A request body's content coding.
+enum Encoding {
+    Identity,
+    Gzip,
+}
+
+/// The body's `Content-Encoding`: none or `identity`, or `gzip` (SDKs send it); any
+/// other is 415.
+fn content_encoding(headers: &HeaderMap) -> Result<Encoding, ApiError> {
+    let Some(value) = headers.get(header::CONTENT_ENCODING) else {
+        return Ok(Encoding::Identity);
+    };
+    let value = value.to_str().unwrap_or("").trim();
+    if value.is_empty() || value.eq_ignore_ascii_case("identity") {
+        Ok(Encoding::Identity)
+    } else if value.eq_ignore_ascii_case("gzip") || value.eq_ignore_ascii_case("x-gzip") {
+        Ok(Encoding::Gzip)
+    } else {
+        Err(ApiError::unsupported_media_type(format!(
+            "the Content-Encoding {:?} is not supported (send gzip or no encoding)",
+            truncate(value)
+        )))
+    }
+}
+
+/// Decompresses a gzip body, refusing one that is not gzip (400) or that inflates past
+/// the body limit (413).
+fn gunzip(body: &[u8]) -> Result<Bytes, ApiError> {
+    use std::io::Read as _;
+    let mut out = Vec::with_capacity(body.len() * 4);
+    let limit = MAX_BODY_BYTES as u64 + 1;
+    flate2::read::GzDecoder::new(body)
+        .take(limit)
+        .read_to_end(&mut out)
+        .map_err(|error| {
+            ApiError::bad_request(
+                "malformed_gzip",
+                format!("the body is not valid gzip: {error}"),
+            )
+        })?;
+    if out.len() as u64 >= limit {
+        return Err(ApiError::too_large(format!(
+            "the body is larger than {MAX_BODY_BYTES} bytes once decompressed"
+        )));
+    }
+    Ok(Bytes::from(out))
+}
+
+/// JSON that refuses an object with the same key twice (which plain parsing would
+/// resolve silently, keeping the last).
+mod strict_json {
+    use std::fmt;
+
+    use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
+    use serde_json::{Map, Value};
+
+    /// Parses `bytes`, refusing duplicate keys.
+    pub(super) fn parse(bytes: &[u8]) -> serde_json::Result<Value> {
+        let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+        let value = deserializer.deserialize_any(Strict)?;
+        deserializer.end()?;
+        Ok(value)
+    }
+
+    struct Strict;
+
+    impl<'de> de::DeserializeSeed<'de> for Strict {
+        type Value = Value;
+        fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
+            deserializer.deserialize_any(Strict)
+        }
+    }
+
+    impl<'de> Visitor<'de> for Strict {
+        type Value = Value;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a JSON value")
+        }
+        fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+            Ok(Value::Bool(v))
+        }
+        fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+            Ok(Value::from(v))
+        }
+        fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+            Ok(Value::from(v))
+        }
+        fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+            Ok(Value::from(v))
+        }
+        fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+            Ok(Value::String(v.to_owned()))
+        }
+        fn visit_string<E>(self, v: String) -> Result<Value, E> {
+            Ok(Value::String(v))
+        }
+        fn visit_unit<E>(self) -> Result<Value, E> {
+            Ok(Value::Null)
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+            let mut items = Vec::new();
+            while let Some(item) = seq.next_element_seed(Strict)? {
+                items.push(item);
+            }
+            Ok(Value::Array(items))
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+            let mut object = Map::new();
+            while let Some(key) = map.next_key::<String>()? {
+                if object.contains_key(&key) {
+                    let shown: String = key.chars().take(64).collect();
+                    return Err(de::Error::custom(format!("duplicate key {shown:?}")));
+                }
+                let value = map.next_value_seed(Strict)?;
+                object.insert(key, value);
+            }
+            Ok(Value::Object(object))
+        }
+    }
 }

@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use analytics_core::error::{Error, StoreErrorKind};
 use analytics_core::event::Event;
-use analytics_core::store::{CounterBatch, PendingCounters};
+use analytics_core::store::{CounterBatch, CounterStore, PendingCounters, SpillBuffer};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, MissedTickBehavior, timeout};
@@ -51,16 +51,104 @@ struct Job {
     events: Vec<Event>,
 }
 
-/// What is left of a stored batch: settling its pending counters (as applied or not)
-/// with the event store.
-struct Settle(Option<(Box<dyn PendingCounters>, bool)>);
+/// What is left of a stored batch: applying the counters of its new events, then
+/// settling its pending counters (as applied or not) with the event store.
+struct Settle(Option<(Box<dyn PendingCounters>, CounterBatch)>);
 
 impl Settle {
-    async fn run(self) {
-        if let Some((pending, applied)) = self.0 {
-            pending.settle(applied).await;
+    /// Hands the counters to the counter task, off the writer's path: the batch is
+    /// stored (and answered) already; until its counters are settled its days read from
+    /// detail, which is exact too. The stop waits for them.
+    fn send(self, writers: &Writers) {
+        let Some(work) = self.0 else {
+            return;
+        };
+        writers.counting.begin();
+        if let Err(mpsc::error::SendError((pending, _))) = writers.counter_work.send(work) {
+            // The counter task is gone (the runtime is ending): the marks stay.
+            writers.counting.end(1);
+            drop(pending);
         }
     }
+}
+
+/// How many stored batches' counters are being applied and settled, and a signal when
+/// none is.
+#[derive(Default)]
+struct Counting {
+    n: std::sync::atomic::AtomicUsize,
+    zero: tokio::sync::Notify,
+}
+
+impl Counting {
+    fn begin(&self) {
+        self.n.fetch_add(1, Ordering::AcqRel);
+    }
+
+    fn end(&self, k: usize) {
+        if self.n.fetch_sub(k, Ordering::AcqRel) == k {
+            self.zero.notify_waiters();
+        }
+    }
+}
+
+/// The most stored batches whose counters are applied together.
+const COUNTER_GROUP: usize = 64;
+
+/// The counter task: applies the counters of stored batches, several at once when they
+/// queue up (one `MULTI` for all: fewer commands than one per batch), then settles each
+/// batch's pending counters. Ends when the writers are gone.
+async fn apply_counters_in_groups(
+    counters: Arc<dyn CounterStore>,
+    shared: Arc<Shared>,
+    counting: Arc<Counting>,
+    mut work: mpsc::UnboundedReceiver<(Box<dyn PendingCounters>, CounterBatch)>,
+) {
+    while let Some(first) = work.recv().await {
+        let mut group = vec![first];
+        while group.len() < COUNTER_GROUP {
+            match work.try_recv() {
+                Ok(next) => group.push(next),
+                Err(_) => break,
+            }
+        }
+        let mut batch = CounterBatch::default();
+        let mut pending = Vec::with_capacity(group.len());
+        for (write, counters) in group {
+            batch.merge(counters);
+            pending.push(write);
+        }
+        let applied = apply_counters(counters.as_ref(), &shared, &batch).await;
+        for write in pending {
+            let counting = counting.clone();
+            tokio::spawn(async move {
+                write.settle(applied).await;
+                counting.end(1);
+            });
+        }
+    }
+}
+
+/// Applies counters. Returns whether they were applied; when not, the writes stay
+/// uncounted in the event store (statistics read their days from detail) until the
+/// counter repair recounts them. Nothing waits in memory, so nothing is lost at a stop
+/// or a crash.
+async fn apply_counters(
+    counters: &dyn CounterStore,
+    shared: &Shared,
+    batch: &CounterBatch,
+) -> bool {
+    if batch.is_empty() {
+        return true;
+    }
+    let failed = match timeout(COUNTER_TIMEOUT, counters.apply(batch)).await {
+        Ok(Ok(())) => return true,
+        Ok(Err(error)) => error.to_string(),
+        Err(_) => "timed out".to_owned(),
+    };
+    add(&shared.telemetry.counter_failures, 1);
+    tracing::warn!(error = %failed, "applying counters failed; the days are recounted from stored events");
+    false
 }
 
 /// What the writers share.
@@ -75,6 +163,18 @@ struct Writers {
     spill_pending: AtomicBool,
     /// When the spill buffer was last found empty.
     spill_checked: Mutex<Instant>,
+    /// Writers storing a batch now.
+    busy: std::sync::atomic::AtomicUsize,
+    /// Signalled when a writer is done with a batch: a flush waiting for a free writer
+    /// cuts.
+    freed: tokio::sync::Notify,
+    /// Whether a writer of this process is draining the spill buffer (one at a time:
+    /// claim after claim at full speed is enough, and two would only race for claims).
+    draining: AtomicBool,
+    /// Stored batches whose counters are being applied and settled.
+    counting: Arc<Counting>,
+    /// To the counter task.
+    counter_work: mpsc::UnboundedSender<(Box<dyn PendingCounters>, CounterBatch)>,
     /// Whether the last attempt to store a batch failed: only then do batches that
     /// find every writer busy go to the spill buffer (busy writers alone are a burst,
     /// which the buffer absorbs).
@@ -90,6 +190,8 @@ pub(crate) fn spawn(
 ) -> JoinHandle<()> {
     let (jobs_tx, jobs_rx) = mpsc::channel(config.waiting_batches.max(1));
     let (done_tx, done_rx) = mpsc::unbounded_channel();
+    let (counter_work, counter_rx) = mpsc::unbounded_channel();
+    let counting = Arc::new(Counting::default());
     let writers = Arc::new(Writers {
         config: config.clone(),
         stores: stores.clone(),
@@ -99,7 +201,18 @@ pub(crate) fn spawn(
         spill_pending: AtomicBool::new(stores.spill.is_some()),
         spill_checked: Mutex::new(Instant::now()),
         store_failing: AtomicBool::new(false),
+        busy: std::sync::atomic::AtomicUsize::new(0),
+        freed: tokio::sync::Notify::new(),
+        draining: AtomicBool::new(false),
+        counting: counting.clone(),
+        counter_work,
     });
+    tokio::spawn(apply_counters_in_groups(
+        stores.counters.clone(),
+        shared.clone(),
+        counting,
+        counter_rx,
+    ));
     let handles = (0..config.writers.max(1))
         .map(|_| tokio::spawn(writers.clone().run()))
         .collect();
@@ -117,6 +230,7 @@ pub(crate) fn spawn(
         outstanding: BTreeSet::new(),
         next_id: 0,
         waiters: Vec::new(),
+        cut_waiters: Vec::new(),
     };
     tokio::spawn(flusher.run())
 }
@@ -137,6 +251,11 @@ struct Flusher {
     next_id: u64,
     /// `flush()` calls waiting for every batch up to an id.
     waiters: Vec<(u64, oneshot::Sender<()>)>,
+    /// Flushes (durable acknowledgements, mostly) waiting for the next cut: while every
+    /// writer is busy, the buffer keeps filling, and the next batch is cut when a writer
+    /// is free — so concurrent requests share a write (group commit) instead of each
+    /// cutting a small batch of its own.
+    cut_waiters: Vec<oneshot::Sender<()>>,
 }
 
 impl Flusher {
@@ -149,8 +268,10 @@ impl Flusher {
                 biased;
                 Some(control) = self.control.recv() => match control {
                     Control::Flush(ack) => {
-                        self.cut().await;
-                        self.wait_for_cut(ack);
+                        self.cut_waiters.push(ack);
+                        if self.writer_free() {
+                            self.cut_for_waiters().await;
+                        }
                     }
                     Control::Stop(ack) => {
                         self.shutdown().await;
@@ -159,6 +280,11 @@ impl Flusher {
                     }
                 },
                 Some(id) = self.done.recv() => self.complete(id),
+                () = self.writers_state.freed.notified(), if !self.cut_waiters.is_empty() => {
+                    if self.writer_free() {
+                        self.cut_for_waiters().await;
+                    }
+                }
                 event = self.queue.recv() => match event {
                     Some(event) => {
                         self.batch.push(event);
@@ -173,11 +299,34 @@ impl Flusher {
                     }
                 },
                 _ = ticker.tick() => {
-                    if !self.batch.is_empty() {
+                    if !self.cut_waiters.is_empty() {
+                        self.cut_for_waiters().await;
+                    } else if !self.batch.is_empty() {
                         self.dispatch().await;
                     }
                 }
             }
+        }
+    }
+
+    /// Whether a batch cut now would go to an idle writer at once (no batch waits for
+    /// one and some writer is not storing), or to the spill buffer (the event store is
+    /// failing).
+    fn writer_free(&self) -> bool {
+        let writers = &self.writers_state;
+        writers.store_failing.load(Ordering::Acquire)
+            || (writers.busy.load(Ordering::Acquire) < self.config.writers.max(1)
+                && self
+                    .jobs
+                    .as_ref()
+                    .is_none_or(|jobs| jobs.capacity() == jobs.max_capacity()))
+    }
+
+    /// Cuts what is buffered for the flushes waiting for a cut.
+    async fn cut_for_waiters(&mut self) {
+        self.cut().await;
+        for ack in std::mem::take(&mut self.cut_waiters) {
+            self.wait_for_cut(ack);
         }
     }
 
@@ -287,7 +436,7 @@ impl Flusher {
     }
 
     async fn shutdown(&mut self) {
-        self.cut().await;
+        self.cut_for_waiters().await;
         while !self.outstanding.is_empty() {
             match self.done.recv().await {
                 Some(id) => self.complete(id),
@@ -298,6 +447,15 @@ impl Flusher {
         self.jobs = None;
         for handle in self.writers.drain(..) {
             let _ = handle.await;
+        }
+        // The counters of the last batches (bounded: each takes at most the counter
+        // timeout and one statement).
+        let counting = &self.writers_state.counting;
+        let counted = counting.zero.notified();
+        tokio::pin!(counted);
+        counted.as_mut().enable();
+        if counting.n.load(Ordering::Acquire) > 0 {
+            let _ = timeout(COUNTER_TIMEOUT + self.config.store_timeout, counted).await;
         }
         for (_, ack) in self.waiters.drain(..) {
             let _ = ack.send(());
@@ -327,22 +485,26 @@ impl Writers {
                     }
                 }
             };
+            if matches!(next, Some(Some(_))) {
+                self.busy.fetch_add(1, Ordering::AcqRel);
+            }
             match next {
-                Some(Some(job)) => match self.store(&job.events, true).await {
-                    Some(settle) => {
-                        // Settling is off the writer's path; the batch is done (for
-                        // `flush()`) once its counters are settled.
-                        let done = self.done.clone();
-                        tokio::spawn(async move {
-                            settle.run().await;
-                            let _ = done.send(job.id);
-                        });
+                Some(Some(job)) => {
+                    match self.store(&job.events, true).await {
+                        Some(settle) => {
+                            // Committed: the batch is done for `flush()` and the durable
+                            // acknowledgement; its counters follow off the writer's path.
+                            let _ = self.done.send(job.id);
+                            settle.send(&self);
+                        }
+                        None => {
+                            self.give_up(&job.events).await;
+                            let _ = self.done.send(job.id);
+                        }
                     }
-                    None => {
-                        self.give_up(&job.events).await;
-                        let _ = self.done.send(job.id);
-                    }
-                },
+                    self.busy.fetch_sub(1, Ordering::AcqRel);
+                    self.freed.notify_one();
+                }
                 Some(None) => return,
                 None => self.drain_spill().await,
             }
@@ -374,14 +536,12 @@ impl Writers {
                     add(&telemetry.stored, new.len() as u64);
                     add(&telemetry.duplicates, (events.len() - new.len()) as u64);
                     telemetry.record_flush(started.elapsed());
-                    let settle = match written.pending {
-                        Some(pending) => {
-                            let applied = self.apply_counters(&new).await;
-                            Settle(Some((pending, applied)))
-                        }
-                        None => Settle(None),
-                    };
-                    return Some(settle);
+                    let settle = written.pending.map(|pending| {
+                        let batch =
+                            CounterBatch::from_events(&self.config.calendar, new.iter().copied());
+                        (pending, batch)
+                    });
+                    return Some(Settle(settle));
                 }
                 Ok(Err(Error::Store(error)))
                     if error.kind == StoreErrorKind::Contention && contention < MAX_CONTENTION =>
@@ -414,25 +574,6 @@ impl Writers {
         }
     }
 
-    /// Applies the counters of newly stored events. Returns whether they were applied;
-    /// when not, the write stays uncounted in the event store (statistics read its
-    /// days from detail) until the counter repair recounts them. Nothing waits in
-    /// memory, so nothing is lost at a stop or a crash.
-    async fn apply_counters(&self, new: &[&Event]) -> bool {
-        let batch = CounterBatch::from_events(&self.config.calendar, new.iter().copied());
-        if batch.is_empty() {
-            return true;
-        }
-        let failed = match timeout(COUNTER_TIMEOUT, self.stores.counters.apply(&batch)).await {
-            Ok(Ok(())) => return true,
-            Ok(Err(error)) => error.to_string(),
-            Err(_) => "timed out".to_owned(),
-        };
-        add(&self.shared.telemetry.counter_failures, 1);
-        tracing::warn!(error = %failed, "applying counters failed; the days are recounted from stored events");
-        false
-    }
-
     /// A batch that could not be stored before the stop deadline: spill it, or count
     /// it lost.
     async fn give_up(&self, events: &[Event]) {
@@ -456,7 +597,7 @@ impl Writers {
     /// Drains the spill buffer, if it may hold events: claim after claim, at full
     /// speed, until it is empty, a store fails, or `DRAIN_CLAIMS` claims are done (then
     /// the writer looks at its queue again).
-    async fn drain_spill(&self) {
+    async fn drain_spill(self: &Arc<Self>) {
         let Some(spill) = &self.stores.spill else {
             return;
         };
@@ -472,6 +613,15 @@ impl Writers {
                 return;
             }
         }
+        if self.draining.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        self.drain_claims(spill).await;
+        self.draining.store(false, Ordering::Release);
+    }
+
+    /// Up to `DRAIN_CLAIMS` claims, stored one after the other.
+    async fn drain_claims(self: &Arc<Self>, spill: &Arc<dyn SpillBuffer>) {
         for _ in 0..DRAIN_CLAIMS {
             match timeout(
                 self.config.store_timeout,
@@ -483,7 +633,7 @@ impl Writers {
                     let Some(settle) = self.store(&claim.events, false).await else {
                         return;
                     };
-                    tokio::spawn(settle.run());
+                    settle.send(self);
                     add(&self.shared.telemetry.drained, claim.events.len() as u64);
                     // If this fails the claim's lease runs out and its events come
                     // back; storing them again is harmless.

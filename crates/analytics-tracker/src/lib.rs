@@ -387,6 +387,44 @@ impl Tracker {
         }
     }
 
+    /// Buffers a batch whole (as [`Tracker::track_events`]) and answers once it is
+    /// committed to the event store, or, while the store is down, written to the spill
+    /// buffer: the durable acknowledgement of `POST /events`. The batch is cut at once
+    /// together with whatever else is buffered, so concurrent callers share a write
+    /// (group commit) and nobody waits for the flush interval.
+    ///
+    /// # Errors
+    ///
+    /// Those of [`Tracker::track_events`] (nothing was taken then), or
+    /// [`TrackError::NotStoredInTime`] when the write did not complete within
+    /// `deadline` (the events stay buffered and are written later; sending them again
+    /// with the same ids counts nothing twice).
+    pub async fn track_events_stored(
+        &self,
+        events: Vec<Event>,
+        deadline: Duration,
+    ) -> Result<(), TrackError> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        self.track_events(events)?;
+        let (ack, done) = oneshot::channel();
+        self.control
+            .send(Control::Flush(ack))
+            .map_err(|_| TrackError::Stopped)?;
+        match tokio::time::timeout(deadline, done).await {
+            Err(_) => Err(TrackError::NotStoredInTime(deadline)),
+            Ok(Err(_)) => Err(TrackError::Stopped),
+            Ok(Ok(())) => Ok(()),
+        }
+    }
+
+    /// How long [`Tracker::flush`] waits (`TrackerConfig::flush_deadline`); `POST
+    /// /events` waits as long for its durable acknowledgement.
+    pub fn flush_deadline(&self) -> Duration {
+        self.flush_deadline
+    }
+
     /// [`Tracker::flush_within`] the configured `flush_deadline`.
     ///
     /// # Errors

@@ -529,7 +529,8 @@ async fn a_full_buffer_answers_503_and_takes_nothing_of_the_batch() {
     let mut statuses = Vec::new();
     for _ in 0..10 {
         let before = tracker.telemetry().tracked;
-        let response = post_json(addr, "/api/analytics/events", None, &batch(50)).await;
+        let response =
+            post_json(addr, "/api/analytics/events?ack=buffered", None, &batch(50)).await;
         let taken = tracker.telemetry().tracked - before;
         match response.status {
             202 => assert_eq!(taken, 50),
@@ -560,4 +561,190 @@ async fn a_full_buffer_answers_503_and_takes_nothing_of_the_batch() {
         "{}",
         flushed.body
     );
+}
+
+/// By default `POST /events` answers 202 once its events are committed: they are in
+/// the database at that moment, no flush needed (a crash right after loses nothing).
+/// `?ack=buffered` answers at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_default_acknowledgement_means_committed() {
+    let db = TestDatabase::new().await;
+    let redis = TestRedis::new().await;
+    let server = Server::start(config(&[
+        ("DATABASE_URL", db.url()),
+        ("REDIS_URL", &analytics_redis::testing::server_url()),
+        ("ANALYTICS_REDIS_PREFIX", redis.prefix()),
+        ("ANALYTICS_BIND", "127.0.0.1:0"),
+        // A batch would otherwise wait a minute for the interval.
+        ("ANALYTICS_FLUSH_INTERVAL_MS", "60000"),
+    ]))
+    .await
+    .unwrap();
+    let addr = server.addr();
+    let stored = || async {
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM analytics_events")
+            .fetch_one(db.store().pool())
+            .await
+            .unwrap()
+    };
+    let mut total = 0;
+    for round in 0..5 {
+        let events = envelopes();
+        total += events.len() as i64;
+        let response = post_json(
+            addr,
+            "/api/analytics/events",
+            None,
+            &json!({"events": events}),
+        )
+        .await;
+        assert_eq!(response.status, 202, "{}", response.body);
+        assert_eq!(
+            stored().await,
+            total,
+            "round {round}: committed when answered"
+        );
+    }
+    let buffered = envelopes();
+    let n_buffered = buffered.len() as i64;
+    let response = post_json(
+        addr,
+        "/api/analytics/events?ack=buffered",
+        None,
+        &json!({"events": buffered}),
+    )
+    .await;
+    assert_eq!(response.status, 202, "{}", response.body);
+    assert_eq!(
+        stored().await,
+        total,
+        "buffered: answered before the interval"
+    );
+    let bad = post_json(
+        addr,
+        "/api/analytics/events?ack=maybe",
+        None,
+        &json!({"events": []}),
+    )
+    .await;
+    assert_eq!(bad.status, 400);
+    assert!(bad.error().1.contains("stored"), "{}", bad.body);
+    assert!(server.shutdown().await.unwrap().clean);
+    assert_eq!(
+        stored().await,
+        total + n_buffered,
+        "the buffered ones at the stop"
+    );
+}
+
+/// Bodies as SDKs and attackers send them: gzip, other encodings, duplicate keys, long
+/// names echoed back, `Expect: 100-continue` over the limit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn encodings_duplicate_keys_and_echoes_are_handled() {
+    use std::io::Write as _;
+
+    let app = app().await;
+    let addr = app.server.addr();
+    let auth = format!("Bearer {ADMIN}");
+    let post = |body: Vec<u8>, encoding: Option<&'static str>, path: String| {
+        let auth = auth.clone();
+        async move {
+            let mut headers = vec![
+                ("Authorization", auth.as_str()),
+                ("Content-Type", "application/json"),
+            ];
+            if let Some(encoding) = encoding {
+                headers.push(("Content-Encoding", encoding));
+            }
+            request(addr, "POST", &path, &headers, &body).await
+        }
+    };
+    let events = "/api/analytics/events".to_owned();
+    let gzip = |bytes: &[u8]| {
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        encoder.write_all(bytes).unwrap();
+        encoder.finish().unwrap()
+    };
+    let sent = envelopes();
+    let n = sent.len();
+    let batch = json!({"events": sent}).to_string().into_bytes();
+
+    let zipped = post(gzip(&batch), Some("gzip"), events.clone()).await;
+    assert_eq!(zipped.status, 202, "{}", zipped.body);
+    assert_eq!(zipped.json()["accepted"], n);
+
+    let long = "x".repeat(300);
+    let cases = [
+        (post(batch.clone(), Some("br"), events.clone()).await, 415, "unsupported_media_type", "gzip"),
+        (post(b"not gzip".to_vec(), Some("gzip"), events.clone()).await, 400, "malformed_gzip", "gzip"),
+        (
+            post(gzip(&vec![b' '; 2 * 1024 * 1024]), Some("gzip"), events.clone()).await,
+            413, "too_large", "decompressed",
+        ),
+        (
+            post(b"{\"events\": [], \"events\": []}".to_vec(), None, events.clone()).await,
+            400, "malformed_json", "duplicate key \"events\"",
+        ),
+        (
+            post(
+                br#"{"events": [{"event": "agent.login", "properties": {"agent_id": "a", "agent_id": "b"}}]}"#.to_vec(),
+                None,
+                events.clone(),
+            )
+            .await,
+            400, "malformed_json", "duplicate key \"agent_id\"",
+        ),
+        (
+            post(b"{\"events\": []}".to_vec(), None, format!("/api/analytics/events?{long}=1")).await,
+            400, "unknown_parameter", "xxxx…",
+        ),
+    ];
+    for (response, status, code, words) in cases {
+        assert_eq!(response.status, status, "{}", response.body);
+        let (got, message) = response.error();
+        assert_eq!(got, code, "{message}");
+        assert!(
+            message.contains(words),
+            "{message:?} should mention {words:?}"
+        );
+        assert!(!message.contains(&long), "echoed in full: {message}");
+    }
+
+    // `Expect: 100-continue` with a body over the limit: 413 at once, before the body.
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let head = format!(
+        "POST /api/analytics/events HTTP/1.1\r\nHost: {addr}\r\nAuthorization: {auth}\r\n\
+         Content-Type: application/json\r\nContent-Length: 5000000\r\nExpect: 100-continue\r\n\r\n"
+    );
+    tokio::io::AsyncWriteExt::write_all(&mut stream, head.as_bytes())
+        .await
+        .unwrap();
+    let mut answer = vec![0u8; 512];
+    let n = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        tokio::io::AsyncReadExt::read(&mut stream, &mut answer),
+    )
+    .await
+    .expect("an answer without the body")
+    .unwrap();
+    let answer = String::from_utf8_lossy(&answer[..n]);
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+
+    // A chunked body (no Content-Length) over the limit: 413 too.
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let chunk = vec![b' '; 1024 * 1024 + 10];
+    let mut raw = format!(
+        "POST /api/analytics/events HTTP/1.1\r\nHost: {addr}\r\nAuthorization: {auth}\r\n\
+         Content-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n{:x}\r\n",
+        chunk.len()
+    )
+    .into_bytes();
+    raw.extend_from_slice(&chunk);
+    raw.extend_from_slice(b"\r\n0\r\n\r\n");
+    let _ = tokio::io::AsyncWriteExt::write_all(&mut stream, &raw).await;
+    let mut answer = Vec::new();
+    let _ = tokio::io::AsyncReadExt::read_to_end(&mut stream, &mut answer).await;
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    app.server.shutdown().await.unwrap();
 }

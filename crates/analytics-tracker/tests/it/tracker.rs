@@ -112,7 +112,17 @@ async fn assert_stored_once_and_counted(setup: &Setup, expected: usize) {
     assert_eq!(stored.len(), expected, "stored events");
     let ids: std::collections::HashSet<_> = stored.iter().map(Event::id).collect();
     assert_eq!(ids.len(), expected, "no event twice");
-    let (counters, sums) = daily_counters_and_sums(setup.counters.as_ref(), &stored).await;
+    // Counters follow the commit off the writers' path: give them a moment.
+    let mut last = None;
+    for _ in 0..250 {
+        let (counters, sums) = daily_counters_and_sums(setup.counters.as_ref(), &stored).await;
+        if counters == sums {
+            return;
+        }
+        last = Some((counters, sums));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (counters, sums) = last.unwrap();
     assert_eq!(counters, sums, "counters match the stored events");
 }
 
@@ -490,12 +500,13 @@ async fn counters_are_applied_after_storage_and_only_for_new_events() {
     tracker.flush().await.unwrap();
     let t = tracker.telemetry();
     assert_eq!((t.stored, t.duplicates), (1, 1));
+    // The stop waits for the counters that follow the commit.
+    tracker.stop(Duration::from_secs(1)).await;
     assert_eq!(
         *settled.lock().unwrap(),
         Some(true),
         "the write settles as applied after its counters"
     );
-    tracker.stop(Duration::from_secs(1)).await;
 }
 
 /// Pending counters that record how they were settled.
