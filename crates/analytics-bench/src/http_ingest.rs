@@ -20,6 +20,69 @@ use crate::{Row, Scale, workload};
 const CLIENTS: usize = 8;
 const PER_REQUEST: usize = 100;
 
+/// A client's keep-alive connection, as SDKs hold one.
+struct Client {
+    addr: SocketAddr,
+    stream: Option<tokio::io::BufReader<TcpStream>>,
+}
+
+impl Client {
+    fn new(addr: SocketAddr) -> Client {
+        Client { addr, stream: None }
+    }
+
+    /// One POST on the client's connection (opened again if the server closed it);
+    /// returns the status.
+    async fn post(&mut self, path: &str, body: &[u8]) -> anyhow::Result<u16> {
+        use tokio::io::AsyncBufReadExt;
+        if self.stream.is_none() {
+            let stream = TcpStream::connect(self.addr).await?;
+            stream.set_nodelay(true)?;
+            self.stream = Some(tokio::io::BufReader::new(stream));
+        }
+        let Some(stream) = self.stream.as_mut() else {
+            anyhow::bail!("no connection");
+        };
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            self.addr,
+            body.len()
+        );
+        let mut request = head.into_bytes();
+        request.extend_from_slice(body);
+        stream.get_mut().write_all(&request).await?;
+        let mut status = 0;
+        let mut length = 0usize;
+        let mut close = false;
+        let mut line = String::new();
+        loop {
+            line.clear();
+            if stream.read_line(&mut line).await? == 0 {
+                anyhow::bail!("the server closed the connection");
+            }
+            let trimmed = line.trim_end();
+            if trimmed.is_empty() {
+                break;
+            }
+            if status == 0 {
+                status = trimmed.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+            } else if let Some((name, value)) = trimmed.split_once(':') {
+                if name.eq_ignore_ascii_case("content-length") {
+                    length = value.trim().parse().unwrap_or(0);
+                } else if name.eq_ignore_ascii_case("connection") {
+                    close = value.trim().eq_ignore_ascii_case("close");
+                }
+            }
+        }
+        let mut response = vec![0; length];
+        stream.read_exact(&mut response).await?;
+        if close {
+            self.stream = None;
+        }
+        Ok(status)
+    }
+}
+
 /// One POST on a fresh connection; returns the status.
 async fn post(addr: SocketAddr, path: &str, body: &[u8]) -> anyhow::Result<u16> {
     let mut stream = TcpStream::connect(addr).await?;
@@ -99,9 +162,10 @@ async fn measure(scale: Scale, path: &'static str) -> anyhow::Result<f64> {
     for share in bodies.chunks(per_client).map(<[Vec<u8>]>::to_vec) {
         clients.push(tokio::spawn(async move {
             let mut retries = 0u64;
+            let mut client = Client::new(addr);
             for body in share {
                 loop {
-                    match post(addr, path, &body).await? {
+                    match client.post(path, &body).await? {
                         202 => break,
                         503 => {
                             retries += 1;
