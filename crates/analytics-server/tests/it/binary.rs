@@ -567,3 +567,100 @@ async fn logs_until(database: &str, redis: Option<&str>, expect: &str) -> String
     let _ = child.kill().await;
     stderr
 }
+
+/// `kill -9` during ingest: every event answered 202 under the default (durable)
+/// acknowledgement is in the store afterwards — on PostgreSQL and on the embedded
+/// default. The flush interval is a minute, so nothing would be stored by then
+/// without the acknowledgement's own write.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_loses_nothing_that_was_answered_202() {
+    let db = TestDatabase::new().await;
+    let dir = std::env::temp_dir().join(format!("analytics-kill-{}", uuid::Uuid::now_v7().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let embedded = format!("sqlite://{}?mode=rwc", dir.join("analytics.db").display());
+    for database in [db.url().to_owned(), embedded.clone()] {
+        let addr = free_addr();
+        let child = serve(
+            addr,
+            &dir,
+            &[("DATABASE_URL", &database), ("ANALYTICS_FLUSH_INTERVAL_MS", "60000")],
+        )
+        .await;
+        let mut clients = Vec::new();
+        for task in 0..4 {
+            clients.push(tokio::spawn(async move {
+                let mut answered = Vec::new();
+                for n in 0..10_000 {
+                    let body = batch(task, n);
+                    let ids: Vec<String> = body["events"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|e| e["event_id"].as_str().unwrap().to_owned())
+                        .collect();
+                    let Ok(Ok(response)) = tokio::time::timeout(
+                        Duration::from_secs(5),
+                        tokio::spawn(async move {
+                            post_json(addr, "/api/analytics/events", None, &body).await
+                        }),
+                    )
+                    .await
+                    else {
+                        break;
+                    };
+                    if response.status != 202 {
+                        break;
+                    }
+                    answered.extend(ids);
+                }
+                answered
+            }));
+        }
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        let pid = child.id().unwrap().to_string();
+        assert!(
+            std::process::Command::new("kill")
+                .args(["-KILL", &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+        let mut answered: Vec<String> = Vec::new();
+        for client in clients {
+            answered.extend(client.await.unwrap());
+        }
+        assert!(answered.len() >= 100, "some batches were answered before the kill");
+
+        // What the store holds, read by a new process (the server restarted).
+        let ids: Vec<uuid::Uuid> = answered.iter().map(|id| id.parse().unwrap()).collect();
+        let stored = if database.starts_with("postgres") {
+            let n: i64 = sqlx::query_scalar("SELECT count(*) FROM analytics_events WHERE event_id = ANY($1)")
+                .bind(&ids)
+                .fetch_one(db.store().pool())
+                .await
+                .unwrap();
+            n as usize
+        } else {
+            let store = analytics::embedded::EmbeddedStore::open(
+                &embedded,
+                analytics::core::time::Calendar::default(),
+            )
+            .await
+            .unwrap();
+            let mut n = 0;
+            for chunk in answered.chunks(500) {
+                let list = chunk.iter().map(|id| format!("'{id}'")).collect::<Vec<_>>().join(",");
+                let count: i64 = sqlx::query_scalar(&format!(
+                    "SELECT count(*) FROM analytics_events WHERE event_id IN ({list})"
+                ))
+                .fetch_one(store.pool())
+                .await
+                .unwrap();
+                n += count as usize;
+            }
+            n
+        };
+        assert_eq!(stored, answered.len(), "{database}: every event answered 202 is stored");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
