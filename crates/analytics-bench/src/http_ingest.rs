@@ -65,7 +65,11 @@ impl Client {
                 break;
             }
             if status == 0 {
-                status = trimmed.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+                status = trimmed
+                    .split(' ')
+                    .nth(1)
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(0);
             } else if let Some((name, value)) = trimmed.split_once(':') {
                 if name.eq_ignore_ascii_case("content-length") {
                     length = value.trim().parse().unwrap_or(0);

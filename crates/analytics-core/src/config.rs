@@ -308,6 +308,16 @@ pub struct Config {
     /// `ANALYTICS_JOBS_INTERVAL_MS`, default 60000 ms: how often `serve` runs the
     /// scheduled jobs (not in SPEC §10; for operators and tests).
     pub jobs_interval: Duration,
+    /// `ANALYTICS_HEADER_TIMEOUT_MS`, default 10000 ms: how long a client may take to
+    /// send a request's headers, and how long a kept-alive connection may wait idle
+    /// for its next request.
+    pub header_timeout: Duration,
+    /// `ANALYTICS_BODY_TIMEOUT_MS`, default 30000 ms: how long a client may take to
+    /// send a request's body.
+    pub body_timeout: Duration,
+    /// `ANALYTICS_MAX_CONNECTIONS`, default 1024: connections served at once; more wait
+    /// in the listen queue.
+    pub max_connections: usize,
 }
 
 impl Default for Config {
@@ -324,6 +334,9 @@ impl Default for Config {
             flush_interval: Duration::from_millis(5000),
             retention_days: 90,
             jobs_interval: Duration::from_secs(60),
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(30),
+            max_connections: 1024,
         }
     }
 }
@@ -409,6 +422,15 @@ impl Config {
         }
         if let Some(ms) = parse_number(&get, "ANALYTICS_JOBS_INTERVAL_MS", 100, 86_400_000)? {
             config.jobs_interval = Duration::from_millis(ms);
+        }
+        if let Some(ms) = parse_number(&get, "ANALYTICS_HEADER_TIMEOUT_MS", 100, 3_600_000)? {
+            config.header_timeout = Duration::from_millis(ms);
+        }
+        if let Some(ms) = parse_number(&get, "ANALYTICS_BODY_TIMEOUT_MS", 100, 3_600_000)? {
+            config.body_timeout = Duration::from_millis(ms);
+        }
+        if let Some(n) = parse_number(&get, "ANALYTICS_MAX_CONNECTIONS", 1, 1_000_000)? {
+            config.max_connections = n as usize;
         }
         Ok(config)
     }

@@ -51,6 +51,8 @@ struct Inner {
     stats: Stats,
     keys: Vec<ApiKey>,
     jobs: Option<Jobs>,
+    /// How long a client may take to send a body.
+    body_timeout: std::time::Duration,
     requests_rejected_events: AtomicU64,
 }
 
@@ -63,19 +65,28 @@ impl AppState {
                 stats,
                 keys,
                 jobs: None,
+                body_timeout: std::time::Duration::from_secs(30),
                 requests_rejected_events: AtomicU64::new(0),
             }),
         }
     }
 
-    /// [`AppState::new`], with the scheduled jobs whose runs `/metrics` reports.
-    pub fn with_jobs(tracker: Tracker, stats: Stats, keys: Vec<ApiKey>, jobs: Jobs) -> AppState {
+    /// [`AppState::new`], with the scheduled jobs whose runs `/metrics` reports, and
+    /// the time a client may take to send a body.
+    pub fn with_jobs(
+        tracker: Tracker,
+        stats: Stats,
+        keys: Vec<ApiKey>,
+        jobs: Jobs,
+        body_timeout: std::time::Duration,
+    ) -> AppState {
         AppState {
             inner: Arc::new(Inner {
                 tracker,
                 stats,
                 keys,
                 jobs: Some(jobs),
+                body_timeout,
                 requests_rejected_events: AtomicU64::new(0),
             }),
         }
@@ -200,8 +211,15 @@ async fn ingest(
     if declared.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
         return Err(too_large());
     }
-    let body = axum::body::to_bytes(body, MAX_BODY_BYTES)
+    let body_timeout = state.inner.body_timeout;
+    let body = tokio::time::timeout(body_timeout, axum::body::to_bytes(body, MAX_BODY_BYTES))
         .await
+        .map_err(|_| {
+            ApiError::timeout(format!(
+                "the body did not arrive within {} s; send it again",
+                body_timeout.as_secs_f64()
+            ))
+        })?
         .map_err(|error| {
             let over = std::error::Error::source(&error)
                 .is_some_and(|source| source.is::<http_body_util::LengthLimitError>());

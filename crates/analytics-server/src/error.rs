@@ -72,6 +72,11 @@ impl ApiError {
         ApiError::new(StatusCode::SERVICE_UNAVAILABLE, code, message)
     }
 
+    /// 408: the client took too long to send its request.
+    pub fn timeout(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::REQUEST_TIMEOUT, "request_timeout", message)
+    }
+
     /// 500: our failure. The cause is logged here and not shown to the caller.
     pub fn internal(error: &dyn std::error::Error) -> ApiError {
         tracing::error!(error = %ErrorChain(error), "request failed");

@@ -66,6 +66,16 @@ struct Settings {
     /// ANALYTICS_JOBS_INTERVAL_MS: how often `serve` runs the scheduled jobs (default: 60000).
     #[arg(long, global = true)]
     jobs_interval_ms: Option<String>,
+    /// ANALYTICS_HEADER_TIMEOUT_MS: time to send a request's headers, and the idle
+    /// keep-alive timeout (default: 10000).
+    #[arg(long, global = true)]
+    header_timeout_ms: Option<String>,
+    /// ANALYTICS_BODY_TIMEOUT_MS: time to send a request's body (default: 30000).
+    #[arg(long, global = true)]
+    body_timeout_ms: Option<String>,
+    /// ANALYTICS_MAX_CONNECTIONS: connections served at once (default: 1024).
+    #[arg(long, global = true)]
+    max_connections: Option<String>,
 }
 
 impl Settings {
@@ -83,6 +93,9 @@ impl Settings {
             ("ANALYTICS_FLUSH_INTERVAL_MS", &self.flush_interval_ms),
             ("ANALYTICS_RETENTION_DAYS", &self.retention_days),
             ("ANALYTICS_JOBS_INTERVAL_MS", &self.jobs_interval_ms),
+            ("ANALYTICS_HEADER_TIMEOUT_MS", &self.header_timeout_ms),
+            ("ANALYTICS_BODY_TIMEOUT_MS", &self.body_timeout_ms),
+            ("ANALYTICS_MAX_CONNECTIONS", &self.max_connections),
         ];
         Config::from_lookup(|name| {
             flags

@@ -86,6 +86,7 @@ impl Server {
             stats,
             config.api_keys.clone(),
             jobs.clone(),
+            config.body_timeout,
         ));
         let jobs_task = tokio::spawn(async move {
             jobs.run_periodically(every, async move {
@@ -93,13 +94,12 @@ impl Server {
             })
             .await;
         });
+        let limits = Limits {
+            header_timeout: config.header_timeout,
+            max_connections: config.max_connections,
+        };
         let task = tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = signal.wait_for(|stop| *stop).await;
-                })
-                .await
-                .context("the HTTP server failed")?;
+            serve(listener, app, limits, &mut signal).await;
             let _ = jobs_task.await;
             tracing::info!("stopped taking requests; writing what the tracker holds");
             let report = tracker.stop(STOP_DEADLINE).await;
@@ -153,4 +153,80 @@ pub async fn termination() {
         () = ctrl_c => tracing::info!("Ctrl-C: shutting down"),
         () = terminate => tracing::info!("SIGTERM: shutting down"),
     }
+}
+
+/// The HTTP server's limits against slow or idle clients.
+#[derive(Debug, Clone, Copy)]
+struct Limits {
+    header_timeout: Duration,
+    max_connections: usize,
+}
+
+/// Serves HTTP/1 connections until `signal` says stop, then lets the requests in
+/// flight finish. hyper's own settings do the work: a header read timeout (which also
+/// closes a kept-alive connection that sends nothing), and at most `max_connections`
+/// connections at once (the rest wait in the listen queue). The body timeout is the
+/// handler's (`POST /events` reads its body within `ANALYTICS_BODY_TIMEOUT_MS`).
+async fn serve(
+    listener: TcpListener,
+    app: axum::Router,
+    limits: Limits,
+    signal: &mut watch::Receiver<bool>,
+) {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use hyper_util::service::TowerToHyperService;
+
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let permits = Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout)
+        .keep_alive(true);
+    loop {
+        let permit = tokio::select! {
+            biased;
+            () = stopped(signal) => break,
+            permit = permits.clone().acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => break,
+            },
+        };
+        let stream = tokio::select! {
+            biased;
+            () = stopped(signal) => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(error) => {
+                    // Out of file descriptors and the like: pause rather than spin.
+                    tracing::warn!(%error, "accepting a connection failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let connection =
+            builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(app.clone()));
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(%error, "connection ended with an error");
+            }
+            drop(permit);
+        });
+    }
+    drop(listener);
+    // Requests in flight finish; idle connections close.
+    if tokio::time::timeout(STOP_DEADLINE, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("connections still open at the stop deadline; closing them");
+    }
+}
+
+/// Completes once `signal` says stop.
+async fn stopped(signal: &mut watch::Receiver<bool>) {
+    let _ = signal.wait_for(|stop| *stop).await;
 }

@@ -575,7 +575,8 @@ async fn logs_until(database: &str, redis: Option<&str>, expect: &str) -> String
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_loses_nothing_that_was_answered_202() {
     let db = TestDatabase::new().await;
-    let dir = std::env::temp_dir().join(format!("analytics-kill-{}", uuid::Uuid::now_v7().simple()));
+    let dir =
+        std::env::temp_dir().join(format!("analytics-kill-{}", uuid::Uuid::now_v7().simple()));
     std::fs::create_dir_all(&dir).unwrap();
     let embedded = format!("sqlite://{}?mode=rwc", dir.join("analytics.db").display());
     for database in [db.url().to_owned(), embedded.clone()] {
@@ -583,7 +584,10 @@ async fn kill_9_loses_nothing_that_was_answered_202() {
         let child = serve(
             addr,
             &dir,
-            &[("DATABASE_URL", &database), ("ANALYTICS_FLUSH_INTERVAL_MS", "60000")],
+            &[
+                ("DATABASE_URL", &database),
+                ("ANALYTICS_FLUSH_INTERVAL_MS", "60000"),
+            ],
         )
         .await;
         let mut clients = Vec::new();
@@ -629,16 +633,21 @@ async fn kill_9_loses_nothing_that_was_answered_202() {
         for client in clients {
             answered.extend(client.await.unwrap());
         }
-        assert!(answered.len() >= 100, "some batches were answered before the kill");
+        assert!(
+            answered.len() >= 100,
+            "some batches were answered before the kill"
+        );
 
         // What the store holds, read by a new process (the server restarted).
         let ids: Vec<uuid::Uuid> = answered.iter().map(|id| id.parse().unwrap()).collect();
         let stored = if database.starts_with("postgres") {
-            let n: i64 = sqlx::query_scalar("SELECT count(*) FROM analytics_events WHERE event_id = ANY($1)")
-                .bind(&ids)
-                .fetch_one(db.store().pool())
-                .await
-                .unwrap();
+            let n: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM analytics_events WHERE event_id = ANY($1)",
+            )
+            .bind(&ids)
+            .fetch_one(db.store().pool())
+            .await
+            .unwrap();
             n as usize
         } else {
             let store = analytics::embedded::EmbeddedStore::open(
@@ -649,7 +658,11 @@ async fn kill_9_loses_nothing_that_was_answered_202() {
             .unwrap();
             let mut n = 0;
             for chunk in answered.chunks(500) {
-                let list = chunk.iter().map(|id| format!("'{id}'")).collect::<Vec<_>>().join(",");
+                let list = chunk
+                    .iter()
+                    .map(|id| format!("'{id}'"))
+                    .collect::<Vec<_>>()
+                    .join(",");
                 let count: i64 = sqlx::query_scalar(&format!(
                     "SELECT count(*) FROM analytics_events WHERE event_id IN ({list})"
                 ))
@@ -660,7 +673,11 @@ async fn kill_9_loses_nothing_that_was_answered_202() {
             }
             n
         };
-        assert_eq!(stored, answered.len(), "{database}: every event answered 202 is stored");
+        assert_eq!(
+            stored,
+            answered.len(),
+            "{database}: every event answered 202 is stored"
+        );
     }
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -7,3 +7,4 @@
 mod api;
 mod binary;
 mod http;
+mod limits;
