@@ -294,6 +294,75 @@ pub async fn event_store_tracks_uncounted_writes(store: &dyn EventStore) {
     );
 }
 
+/// Dead letters are kept with their reason and listed newest first; they are not
+/// events (never summarized).
+pub async fn event_store_keeps_dead_letters(store: &dyn EventStore) {
+    let events = december_first();
+    let first = at("2025-12-02T00:00:00Z");
+    let later = at("2025-12-02T00:00:01Z");
+    store
+        .dead_letter(&events[..2], "value too long: \u{0}", first)
+        .await
+        .unwrap_or_else(|e| panic!("dead_letter: {e}"));
+    store
+        .dead_letter(&events[2..3], "refused", later)
+        .await
+        .unwrap_or_else(|e| panic!("dead_letter: {e}"));
+    let dead = store
+        .dead_letters(10)
+        .await
+        .unwrap_or_else(|e| panic!("dead_letters: {e}"));
+    assert_eq!(dead.len(), 3);
+    assert_eq!(dead[0].event_id, events[2].id(), "newest first");
+    assert_eq!(dead[0].reason, "refused");
+    assert_eq!(dead[0].dead_lettered_at, later);
+    let mut older: Vec<_> = dead[1..]
+        .iter()
+        .map(|d| (d.event_id, d.event.clone()))
+        .collect();
+    older.sort();
+    let mut expected: Vec<_> = events[..2]
+        .iter()
+        .map(|e| (e.id(), e.name().to_owned()))
+        .collect();
+    expected.sort();
+    assert_eq!(older, expected);
+    let envelope: serde_json::Value = serde_json::from_str(&dead[0].envelope)
+        .unwrap_or_else(|e| panic!("the envelope is JSON: {e}"));
+    assert_eq!(envelope["event_id"], events[2].id().to_string());
+    assert_eq!(
+        store
+            .dead_letters(1)
+            .await
+            .unwrap_or_else(|e| panic!("dead_letters: {e}"))
+            .len(),
+        1
+    );
+    // Kept once per id (a retried batch refuses the same event again).
+    store
+        .dead_letter(&events[2..3], "refused again", later)
+        .await
+        .unwrap_or_else(|e| panic!("dead_letter: {e}"));
+    assert_eq!(
+        store
+            .dead_letters(10)
+            .await
+            .unwrap_or_else(|e| panic!("dead_letters: {e}"))
+            .len(),
+        3,
+        "once per id"
+    );
+    let summary = store
+        .summarize(Calendar::default().day_window(date("2025-12-01")))
+        .await
+        .unwrap_or_else(|e| panic!("summarize: {e}"));
+    assert_eq!(
+        summary,
+        DaySummary::default(),
+        "dead letters are not events"
+    );
+}
+
 /// `purge_before` removes the detail of the days before the cutoff day, and only that.
 pub async fn event_store_purges_before(store: &dyn EventStore) {
     let calendar = Calendar::default();

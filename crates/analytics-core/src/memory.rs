@@ -16,7 +16,7 @@ use crate::error::Result;
 use crate::event::Event;
 use crate::metrics::{DaySummary, Sums};
 use crate::store::{
-    Bucket, CounterBatch, CounterRecount, CounterStore, DirtyDay, EventStore, JobLock,
+    Bucket, CounterBatch, CounterRecount, CounterStore, DeadLetter, DirtyDay, EventStore, JobLock,
     PendingCounters, Period, SpillBuffer, SpillClaim, StatsStore, Written,
 };
 use crate::time::{Calendar, DateRange, DayWindow};
@@ -46,6 +46,8 @@ struct Events {
     /// Uncounted marks: the version and day of each write whose counters are not
     /// known to be applied.
     uncounted: Vec<(u64, NaiveDate)>,
+    /// Events refused for good, oldest first.
+    dead: Vec<DeadLetter>,
     version: u64,
 }
 
@@ -178,6 +180,33 @@ impl EventStore for MemoryStore {
         days.sort_unstable();
         days.dedup();
         Ok(days)
+    }
+
+    async fn dead_letter(&self, events: &[Event], reason: &str, at: DateTime<Utc>) -> Result<()> {
+        let mut stored = lock(&self.events);
+        for event in events {
+            if stored.dead.iter().any(|d| d.event_id == event.id()) {
+                continue;
+            }
+            stored.dead.push(DeadLetter {
+                event_id: event.id(),
+                event: event.name().to_owned(),
+                dead_lettered_at: at,
+                reason: reason.to_owned(),
+                envelope: serde_json::to_string(event).unwrap_or_default(),
+            });
+        }
+        Ok(())
+    }
+
+    async fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>> {
+        Ok(lock(&self.events)
+            .dead
+            .iter()
+            .rev()
+            .take(limit)
+            .cloned()
+            .collect())
     }
 
     async fn lock_counters(&self, date: NaiveDate) -> Result<Box<dyn CounterRecount>> {

@@ -104,6 +104,22 @@ pub trait EventStore: Send + Sync {
     /// A store error.
     async fn lock_counters(&self, date: NaiveDate) -> Result<Box<dyn CounterRecount>>;
 
+    /// Keeps events the store refused for a reason that retrying cannot fix (their data),
+    /// with the reason and when, apart from the events: they are never counted, and
+    /// `analytics dead-letters` lists them.
+    ///
+    /// # Errors
+    ///
+    /// A store error; nothing was kept then.
+    async fn dead_letter(&self, events: &[Event], reason: &str, at: DateTime<Utc>) -> Result<()>;
+
+    /// The dead letters, newest first, at most `limit`.
+    ///
+    /// # Errors
+    ///
+    /// A store error.
+    async fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>>;
+
     /// Gets the store ready for events of these days (PostgreSQL creates partitions);
     /// a no-op by default.
     ///
@@ -161,6 +177,21 @@ pub trait CounterRecount: Send + Sync {
     ///
     /// A store error; the lock is released anyway and the marks stay.
     async fn finish(self: Box<Self>) -> Result<()>;
+}
+
+/// An event the store refused for good (see [`EventStore::dead_letter`]).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct DeadLetter {
+    /// The event's id.
+    pub event_id: uuid::Uuid,
+    /// The event's name.
+    pub event: String,
+    /// When it was set aside.
+    pub dead_lettered_at: DateTime<Utc>,
+    /// Why the store refused it.
+    pub reason: String,
+    /// The whole event as JSON (the envelope of SPEC §3).
+    pub envelope: String,
 }
 
 /// A dirty business day (see [`EventStore::dirty_days`]).

@@ -47,18 +47,25 @@ pub enum Error {
 }
 
 impl Error {
-    /// Whether retrying later may succeed: the database is busy or locked, or the pool
-    /// timed out.
+    /// Whether retrying later may succeed: every query error that is not about the
+    /// data — busy or locked, a full disk, an I/O error or a read-only file
+    /// (SQLITE_FULL, SQLITE_IOERR, SQLITE_READONLY: retried until fixed, nothing counted
+    /// stored meanwhile), the pool or the driver.
     pub fn is_transient(&self) -> bool {
         match self {
-            Error::Query(sqlx::Error::PoolTimedOut | sqlx::Error::Io(_)) => true,
-            // SQLITE_BUSY (5) and SQLITE_LOCKED (6), with their extended codes.
-            Error::Query(sqlx::Error::Database(db)) => db
-                .code()
-                .and_then(|code| code.parse::<i32>().ok())
-                .is_some_and(|code| matches!(code & 0xff, 5 | 6)),
+            Error::Query(sqlx::Error::Database(_)) => !self.is_rejected_data(),
+            Error::Query(_) => true,
             _ => false,
         }
+    }
+
+    /// Whether SQLite refused the data itself (SQLITE_TOOBIG, SQLITE_CONSTRAINT,
+    /// SQLITE_MISMATCH, with their extended codes): the same rows will be refused again.
+    pub fn is_rejected_data(&self) -> bool {
+        matches!(self, Error::Query(sqlx::Error::Database(db))
+            if db.code()
+                .and_then(|code| code.parse::<i32>().ok())
+                .is_some_and(|code| matches!(code & 0xff, 18..=20)))
     }
 }
 

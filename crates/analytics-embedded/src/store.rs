@@ -8,7 +8,7 @@ use analytics_core::event::Event;
 use analytics_core::memory::{DayLocks, ProcessLocks};
 use analytics_core::metrics::{DaySummary, Field, Measure, Sums, days_from_rows};
 use analytics_core::store::{
-    CounterRecount, DirtyDay, EventStore, JobLock, PendingCounters, StatsStore, Written,
+    CounterRecount, DeadLetter, DirtyDay, EventStore, JobLock, PendingCounters, StatsStore, Written,
 };
 use analytics_core::time::{Calendar, DateRange, DayWindow};
 use async_trait::async_trait;
@@ -283,6 +283,52 @@ impl EventStore for EmbeddedStore {
         }
         tx.commit().await.map_err(Error::from)?;
         Ok(())
+    }
+
+    async fn dead_letter(
+        &self,
+        events: &[Event],
+        reason: &str,
+        at: DateTime<Utc>,
+    ) -> analytics_core::Result<()> {
+        let mut tx = self.writer.begin().await.map_err(Error::from)?;
+        for event in events {
+            sqlx::query(
+                "INSERT OR IGNORE INTO analytics_dead_letters \
+                     (event_id, event, dead_lettered_at, reason, envelope) VALUES (?, ?, ?, ?, ?)",
+            )
+            .bind(event.id().to_string())
+            .bind(event.name())
+            .bind(micros(at))
+            .bind(reason)
+            .bind(serde_json::to_string(event).unwrap_or_default())
+            .execute(&mut *tx)
+            .await
+            .map_err(Error::from)?;
+        }
+        tx.commit().await.map_err(Error::from)?;
+        Ok(())
+    }
+
+    async fn dead_letters(&self, limit: usize) -> analytics_core::Result<Vec<DeadLetter>> {
+        let rows: Vec<(String, String, i64, String, String)> = sqlx::query_as(
+            "SELECT event_id, event, dead_lettered_at, reason, envelope FROM analytics_dead_letters \
+             ORDER BY dead_lettered_at DESC LIMIT ?",
+        )
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(Error::from)?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, event, at, reason, envelope)| DeadLetter {
+                event_id: id.parse().unwrap_or_default(),
+                event,
+                dead_lettered_at: DateTime::from_timestamp_micros(at).unwrap_or_default(),
+                reason,
+                envelope,
+            })
+            .collect())
     }
 
     async fn uncounted_days(&self) -> analytics_core::Result<Vec<NaiveDate>> {

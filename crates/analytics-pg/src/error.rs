@@ -52,11 +52,28 @@ impl Error {
             if matches!(db.code().as_deref(), Some("40001" | "40P01")))
     }
 
-    /// Whether retrying later may succeed: the server is unreachable, restarting or
-    /// overloaded.
+    /// Whether PostgreSQL refused the data itself (SQLSTATE class 22, data exception;
+    /// class 23, integrity constraint violation; class 54, program limit exceeded):
+    /// the same rows will be refused again, so a batch holding them is split until they
+    /// are isolated and dead-lettered.
+    pub fn is_rejected_data(&self) -> bool {
+        matches!(self, Error::Query(sqlx::Error::Database(db))
+        if db.code().is_some_and(|code| {
+            code.starts_with("22") || code.starts_with("23") || code.starts_with("54")
+        }))
+    }
+
+    /// Whether retrying later may succeed: the server is unreachable, restarting,
+    /// overloaded — or answers with an error that is not about the data (a missing
+    /// table, a permission): retrying is then the way not to lose events while an
+    /// operator looks.
     pub fn is_transient(&self) -> bool {
         match self {
-            Error::Query(error) => is_transient(error),
+            Error::Query(sqlx::Error::Database(_)) => {
+                !self.is_rejected_data() && !self.is_contention()
+            }
+            // The connection, the pool, the protocol: not the data's fault.
+            Error::Query(_) => true,
             Error::Migrate(sqlx::migrate::MigrateError::Execute(error)) => is_transient(error),
             _ => false,
         }

@@ -13,7 +13,7 @@ use std::time::Duration;
 use analytics_core::event::Event;
 use analytics_core::metrics::{DaySummary, Field, Measure, Sums, days_from_rows};
 use analytics_core::store::{
-    CounterRecount, DirtyDay, EventStore, JobLock, PendingCounters, StatsStore, Written,
+    CounterRecount, DeadLetter, DirtyDay, EventStore, JobLock, PendingCounters, StatsStore, Written,
 };
 use analytics_core::time::{Calendar, DateRange, DayWindow};
 use async_trait::async_trait;
@@ -734,6 +734,60 @@ impl EventStore for PgStore {
             .await
             .map_err(Error::from)?;
         Ok(())
+    }
+
+    async fn dead_letter(
+        &self,
+        events: &[Event],
+        reason: &str,
+        at: DateTime<Utc>,
+    ) -> analytics_core::Result<()> {
+        // Text that PostgreSQL would refuse (a NUL) is escaped: the letter must be kept.
+        let clean = |s: &str| s.replace('\0', "\\u0000");
+        let ids: Vec<Uuid> = events.iter().map(Event::id).collect();
+        let names: Vec<String> = events.iter().map(|e| clean(e.name())).collect();
+        let envelopes: Vec<String> = events
+            .iter()
+            .map(|e| clean(&serde_json::to_string(e).unwrap_or_default()))
+            .collect();
+        sqlx::query(
+            "INSERT INTO analytics_dead_letters (event_id, event, dead_lettered_at, reason, envelope) \
+             SELECT id, name, $3, $4, envelope FROM UNNEST($1::uuid[], $2::text[], $5::text[]) \
+                 AS t(id, name, envelope) \
+             ON CONFLICT (event_id) DO NOTHING",
+        )
+        .bind(&ids)
+        .bind(&names)
+        .bind(at)
+        .bind(clean(reason))
+        .bind(&envelopes)
+        .execute(&self.pool)
+        .await
+        .map_err(Error::from)?;
+        Ok(())
+    }
+
+    async fn dead_letters(&self, limit: usize) -> analytics_core::Result<Vec<DeadLetter>> {
+        let rows: Vec<(Uuid, String, DateTime<Utc>, String, String)> = sqlx::query_as(
+            "SELECT event_id, event, dead_lettered_at, reason, envelope FROM analytics_dead_letters \
+             ORDER BY dead_lettered_at DESC LIMIT $1",
+        )
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(Error::from)?;
+        Ok(rows
+            .into_iter()
+            .map(
+                |(event_id, event, dead_lettered_at, reason, envelope)| DeadLetter {
+                    event_id,
+                    event,
+                    dead_lettered_at,
+                    reason,
+                    envelope,
+                },
+            )
+            .collect())
     }
 
     async fn uncounted_days(&self) -> analytics_core::Result<Vec<NaiveDate>> {

@@ -149,6 +149,13 @@ enum Command {
     },
     /// Drop event detail older than the retention window (daily statistics stay).
     Cleanup,
+    /// List the events the store refused for good (their data), newest first, as JSON:
+    /// id, name, when, the store's reason and the whole event.
+    DeadLetters {
+        /// At most this many.
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+    },
     /// Fill the configured store with a realistic synthetic month and print its case study.
     Demo {
         /// The month to fill, YYYY-MM (default: last month; it must be within retention).
@@ -247,6 +254,11 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                 JobOutcome::Ran(days) => println!("analytics: aggregated {days} day(s)"),
                 JobOutcome::Skipped => anyhow::bail!("another process is aggregating; try again"),
             }
+        }
+        Command::DeadLetters { limit } => {
+            let backends = analytics::connect(&config).await?;
+            let letters = backends.events.dead_letters(limit).await?;
+            println!("{}", serde_json::to_string_pretty(&letters)?);
         }
         Command::Cleanup => {
             let jobs = Jobs::new(stats(&config).await?);

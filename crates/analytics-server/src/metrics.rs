@@ -49,6 +49,11 @@ pub fn render(
         t.retries as f64,
     );
     counter(
+        "analytics_events_dead_lettered_total",
+        "Events the store refused for good (their data), kept in the dead letters (`analytics dead-letters`).",
+        t.dead_lettered as f64,
+    );
+    counter(
         "analytics_store_contention_retries_total",
         "Writes that lost a race with another writer (a deadlock or serialization failure) and were retried at once; not an outage.",
         t.contention_retries as f64,

@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use analytics_core::error::{Error, StoreErrorKind};
 use analytics_core::event::Event;
-use analytics_core::store::{CounterBatch, CounterStore, PendingCounters, SpillBuffer};
+use analytics_core::store::{CounterBatch, CounterStore, PendingCounters, SpillBuffer, Written};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, MissedTickBehavior, timeout};
@@ -53,21 +53,20 @@ struct Job {
 
 /// What is left of a stored batch: applying the counters of its new events, then
 /// settling its pending counters (as applied or not) with the event store.
-struct Settle(Option<(Box<dyn PendingCounters>, CounterBatch)>);
+struct Settle(Vec<(Box<dyn PendingCounters>, CounterBatch)>);
 
 impl Settle {
     /// Hands the counters to the counter task, off the writer's path: the batch is
     /// stored (and answered) already; until its counters are settled its days read from
     /// detail, which is exact too. The stop waits for them.
     fn send(self, writers: &Writers) {
-        let Some(work) = self.0 else {
-            return;
-        };
-        writers.counting.begin();
-        if let Err(mpsc::error::SendError((pending, _))) = writers.counter_work.send(work) {
-            // The counter task is gone (the runtime is ending): the marks stay.
-            writers.counting.end(1);
-            drop(pending);
+        for work in self.0 {
+            writers.counting.begin();
+            if let Err(mpsc::error::SendError((pending, _))) = writers.counter_work.send(work) {
+                // The counter task is gone (the runtime is ending): the marks stay.
+                writers.counting.end(1);
+                drop(pending);
+            }
         }
     }
 }
@@ -526,22 +525,18 @@ impl Writers {
         loop {
             match timeout(self.config.store_timeout, self.stores.events.write(events)).await {
                 Ok(Ok(written)) => {
-                    let new: Vec<&Event> = events
-                        .iter()
-                        .zip(&written.new)
-                        .filter_map(|(event, new)| new.then_some(event))
-                        .collect();
                     self.store_failing.store(false, Ordering::Release);
-                    let telemetry = &self.shared.telemetry;
-                    add(&telemetry.stored, new.len() as u64);
-                    add(&telemetry.duplicates, (events.len() - new.len()) as u64);
-                    telemetry.record_flush(started.elapsed());
-                    let settle = written.pending.map(|pending| {
-                        let batch =
-                            CounterBatch::from_events(&self.config.calendar, new.iter().copied());
-                        (pending, batch)
-                    });
-                    return Some(Settle(settle));
+                    self.shared.telemetry.record_flush(started.elapsed());
+                    return Some(Settle(self.account(events, written).into_iter().collect()));
+                }
+                Ok(Err(Error::Store(error))) if error.kind == StoreErrorKind::Failed => {
+                    // The store refused the data itself: isolate what it refuses.
+                    tracing::warn!(error = %chain(&error), n_events = events.len(), "the store refused a batch; isolating the events it refuses");
+                    if let Some(settle) = self.isolate(events).await {
+                        self.store_failing.store(false, Ordering::Release);
+                        self.shared.telemetry.record_flush(started.elapsed());
+                        return Some(settle);
+                    }
                 }
                 Ok(Err(Error::Store(error)))
                     if error.kind == StoreErrorKind::Contention && contention < MAX_CONTENTION =>
@@ -572,6 +567,77 @@ impl Writers {
             tokio::time::sleep_until(deadline.map_or(wake, |deadline| wake.min(deadline))).await;
             pause = (pause * 2).min(self.config.retry_max);
         }
+    }
+
+    /// Counts a write in the telemetry; returns its counters to apply, if any.
+    fn account(
+        &self,
+        events: &[Event],
+        written: Written,
+    ) -> Option<(Box<dyn PendingCounters>, CounterBatch)> {
+        let new: Vec<&Event> = events
+            .iter()
+            .zip(&written.new)
+            .filter_map(|(event, new)| new.then_some(event))
+            .collect();
+        let telemetry = &self.shared.telemetry;
+        add(&telemetry.stored, new.len() as u64);
+        add(&telemetry.duplicates, (events.len() - new.len()) as u64);
+        written.pending.map(|pending| {
+            let batch = CounterBatch::from_events(&self.config.calendar, new.iter().copied());
+            (pending, batch)
+        })
+    }
+
+    /// Stores a batch the store refused by halves, and halves of halves, until the
+    /// events it refuses are alone: those go to the dead letters with the reason, the
+    /// rest is stored (each part's counters go to the counter task at once, which lets
+    /// its connection go). Returns `None` when a part failed for another reason (the
+    /// store went away): the caller retries the whole batch (its stored parts then come
+    /// back as duplicates, and dead letters are kept once per id).
+    async fn isolate(&self, events: &[Event]) -> Option<Settle> {
+        let mut parts: Vec<&[Event]> = vec![events];
+        while let Some(part) = parts.pop() {
+            let attempt = timeout(self.config.store_timeout, self.stores.events.write(part)).await;
+            match attempt {
+                Ok(Ok(done)) => Settle(self.account(part, done).into_iter().collect()).send(self),
+                Ok(Err(Error::Store(error))) if error.kind == StoreErrorKind::Contention => {
+                    add(&self.shared.telemetry.contention_retries, 1);
+                    parts.push(part);
+                }
+                Ok(Err(Error::Store(error)))
+                    if error.kind == StoreErrorKind::Failed && part.len() > 1 =>
+                {
+                    let (first, second) = part.split_at(part.len() / 2);
+                    parts.push(second);
+                    parts.push(first);
+                }
+                Ok(Err(Error::Store(error))) if error.kind == StoreErrorKind::Failed => {
+                    let reason = chain(&error);
+                    let kept = timeout(
+                        self.config.store_timeout,
+                        self.stores
+                            .events
+                            .dead_letter(part, &reason, chrono::Utc::now()),
+                    )
+                    .await;
+                    if !matches!(kept, Ok(Ok(()))) {
+                        return None;
+                    }
+                    add(&self.shared.telemetry.dead_lettered, part.len() as u64);
+                    for event in part {
+                        tracing::error!(
+                            event_id = %event.id(),
+                            event = event.name(),
+                            reason,
+                            "the store refused an event for good; kept in the dead letters"
+                        );
+                    }
+                }
+                _ => return None,
+            }
+        }
+        Some(Settle(Vec::new()))
     }
 
     /// A batch that could not be stored before the stop deadline: spill it, or count
@@ -658,4 +724,16 @@ impl Writers {
             }
         }
     }
+}
+
+/// An error and its causes, on one line.
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }

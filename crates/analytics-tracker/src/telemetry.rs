@@ -17,6 +17,7 @@ pub(crate) struct Telemetry {
     pub(crate) drained: AtomicU64,
     pub(crate) retries: AtomicU64,
     pub(crate) contention_retries: AtomicU64,
+    pub(crate) dead_lettered: AtomicU64,
     pub(crate) counter_failures: AtomicU64,
     pub(crate) flushes: AtomicU64,
     pub(crate) flush_nanos: AtomicU64,
@@ -49,6 +50,7 @@ impl Telemetry {
             drained: get(&self.drained),
             retries: get(&self.retries),
             contention_retries: get(&self.contention_retries),
+            dead_lettered: get(&self.dead_lettered),
             counter_failures: get(&self.counter_failures),
             queue_depth,
             flushes: get(&self.flushes),
@@ -86,6 +88,8 @@ pub struct Snapshot {
     /// Writes that lost a race with another writer (a deadlock or serialization
     /// failure) and were retried at once: not an outage.
     pub contention_retries: u64,
+    /// Events the store refused for good (their data), kept in the dead letters.
+    pub dead_lettered: u64,
     /// Failed attempts to apply counters (the write's days stay uncounted until the
     /// counter repair recounts them).
     pub counter_failures: u64,

@@ -473,6 +473,20 @@ impl analytics::core::store::EventStore for Stuck {
     async fn uncounted_days(&self) -> analytics::core::Result<Vec<chrono::NaiveDate>> {
         Ok(Vec::new())
     }
+    async fn dead_letter(
+        &self,
+        _: &[analytics::core::event::Event],
+        _: &str,
+        _: chrono::DateTime<Utc>,
+    ) -> analytics::core::Result<()> {
+        std::future::pending().await
+    }
+    async fn dead_letters(
+        &self,
+        _: usize,
+    ) -> analytics::core::Result<Vec<analytics::core::store::DeadLetter>> {
+        Ok(Vec::new())
+    }
     async fn lock_counters(
         &self,
         _: chrono::NaiveDate,

@@ -208,7 +208,15 @@ async fn report(dir: &Path) -> Value {
 
 #[tokio::test]
 async fn every_command_has_help_and_bad_input_is_named() {
-    for command in ["serve", "migrate", "report", "aggregate", "cleanup", "demo"] {
+    for command in [
+        "serve",
+        "migrate",
+        "report",
+        "aggregate",
+        "cleanup",
+        "demo",
+        "dead-letters",
+    ] {
         let output = Command::new(env!("CARGO_BIN_EXE_analytics"))
             .args([command, "--help"])
             .output()
@@ -680,4 +688,41 @@ async fn kill_9_loses_nothing_that_was_answered_202() {
         );
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `analytics dead-letters` lists the events the store refused, as JSON.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_letters_are_listed_by_the_command() {
+    use analytics::core::store::EventStore;
+
+    let db = TestDatabase::new().await;
+    let event = analytics_core::testing::event(
+        "session.start",
+        chrono::Utc::now(),
+        json!({"session_id": "s-1"}),
+    );
+    db.store()
+        .dead_letter(
+            std::slice::from_ref(&event),
+            "value refused",
+            chrono::Utc::now(),
+        )
+        .await
+        .unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_analytics"))
+        .args(["dead-letters", "--limit", "5"])
+        .env("DATABASE_URL", db.url())
+        .env_remove("REDIS_URL")
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let listed: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(listed[0]["event_id"], event.id().to_string());
+    assert_eq!(listed[0]["reason"], "value refused");
+    assert_eq!(listed[0]["event"], "session.start");
 }

@@ -43,6 +43,20 @@ impl EventStore for Counting {
     async fn uncounted_days(&self) -> analytics_core::Result<Vec<NaiveDate>> {
         self.inner.uncounted_days().await
     }
+    async fn dead_letter(
+        &self,
+        events: &[Event],
+        reason: &str,
+        at: DateTime<Utc>,
+    ) -> analytics_core::Result<()> {
+        self.inner.dead_letter(events, reason, at).await
+    }
+    async fn dead_letters(
+        &self,
+        limit: usize,
+    ) -> analytics_core::Result<Vec<analytics_core::store::DeadLetter>> {
+        self.inner.dead_letters(limit).await
+    }
     async fn lock_counters(
         &self,
         date: NaiveDate,

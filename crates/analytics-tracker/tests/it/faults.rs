@@ -80,12 +80,16 @@ impl Faults {
     }
 }
 
-/// A [`MemoryStore`] whose inserts fail on command.
+/// A [`MemoryStore`] whose inserts fail on command, and that refuses for good (as a
+/// database refuses data) any batch holding an event of the session `poison`.
 #[derive(Debug)]
 pub(crate) struct FaultyEvents {
     pub(crate) inner: MemoryStore,
     pub(crate) faults: Faults,
 }
+
+/// The session whose events [`FaultyEvents`] refuses.
+pub(crate) const POISON: &str = "poison";
 
 impl FaultyEvents {
     pub(crate) fn new() -> FaultyEvents {
@@ -104,6 +108,9 @@ impl EventStore for FaultyEvents {
             _ => None,
         };
         self.faults.call("events").await?;
+        if events.iter().any(|e| e.session_id() == Some(POISON)) {
+            return Err(StoreError::failed("events", "a value the store refuses").into());
+        }
         let written = self.inner.write(events).await?;
         if let Some(pause) = late {
             tokio::time::sleep(pause).await;
@@ -124,6 +131,20 @@ impl EventStore for FaultyEvents {
     }
     async fn uncounted_days(&self) -> analytics_core::Result<Vec<NaiveDate>> {
         self.inner.uncounted_days().await
+    }
+    async fn dead_letter(
+        &self,
+        events: &[Event],
+        reason: &str,
+        at: DateTime<Utc>,
+    ) -> analytics_core::Result<()> {
+        self.inner.dead_letter(events, reason, at).await
+    }
+    async fn dead_letters(
+        &self,
+        limit: usize,
+    ) -> analytics_core::Result<Vec<analytics_core::store::DeadLetter>> {
+        self.inner.dead_letters(limit).await
     }
     async fn lock_counters(
         &self,

@@ -274,6 +274,50 @@ async fn a_commit_answered_too_late_leaves_its_days_uncounted() {
     assert!(s.tracker.stop(Duration::from_secs(1)).await.clean);
 }
 
+/// A batch the store refuses for good (its data) never blocks the others: it is split
+/// until the refused events are alone, those are dead-lettered with the reason, and
+/// everything else is stored and counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_events_are_isolated_and_dead_lettered_and_the_rest_stored() {
+    let s = setup(TrackerConfig {
+        batch_size: 1_000,
+        ..config()
+    });
+    let mut poisoned = Vec::new();
+    for i in 0..1_000 {
+        let event = if i % 333 == 7 {
+            let event = analytics_core::testing::event(
+                "session.start",
+                chrono::Utc::now(),
+                json!({"session_id": crate::faults::POISON}),
+            );
+            poisoned.push(event.id());
+            event
+        } else {
+            analytics_core::testing::event(
+                "session.start",
+                chrono::Utc::now(),
+                json!({"session_id": format!("s-{i}")}),
+            )
+        };
+        s.tracker.track_event(event).unwrap();
+    }
+    s.tracker.flush().await.unwrap();
+    assert_stored_once_and_counted(&s, 1_000 - poisoned.len()).await;
+    let dead = s.events.inner.dead_letters(10).await.unwrap();
+    let mut dead_ids: Vec<_> = dead.iter().map(|d| d.event_id).collect();
+    dead_ids.sort();
+    poisoned.sort();
+    assert_eq!(dead_ids, poisoned, "exactly the refused events");
+    assert!(
+        dead.iter().all(|d| d.reason.contains("refuses")),
+        "{dead:?}"
+    );
+    let t = s.tracker.telemetry();
+    assert_eq!((t.dead_lettered, t.retries, t.spilled), (3, 0, 0), "{t:?}");
+    assert!(s.tracker.stop(Duration::from_secs(1)).await.clean);
+}
+
 /// A write that lost a race with another writer (a deadlock) is retried at once: it is
 /// counted apart from outages and sends nothing to the spill buffer.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -118,3 +118,65 @@ async fn a_hundred_thousand_events_from_many_tasks_are_stored_and_counted_exactl
     }
     assert_eq!(total, 100_000);
 }
+
+/// PostgreSQL refuses some events for good (here a CHECK constraint the test adds; in
+/// the field a value it cannot store): the batch is split until they are alone, they
+/// are kept in `analytics_dead_letters` with PostgreSQL's reason, and every other event
+/// of the batch is stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_postgres_refuses_are_dead_lettered_and_the_rest_stored() {
+    let db = TestDatabase::new().await;
+    sqlx::query(
+        "ALTER TABLE analytics_events ADD CONSTRAINT no_poison \
+         CHECK (session_id IS DISTINCT FROM 'poison')",
+    )
+    .execute(db.store().pool())
+    .await
+    .unwrap();
+    let store = Arc::new(analytics_pg::PgStore::new(
+        db.store().pool().clone(),
+        *db.store().calendar(),
+    ));
+    let tracker = Tracker::start(
+        TrackerConfig {
+            batch_size: 1_000,
+            ..TrackerConfig::default()
+        },
+        Stores {
+            events: store.clone(),
+            counters: Arc::new(analytics::core::memory::MemoryCounters::new()),
+            spill: None,
+        },
+    );
+    let mut events = Vec::new();
+    for i in 0..999 {
+        let session_id = if i == 500 || i == 17 {
+            "poison".to_owned()
+        } else {
+            format!("s-{i}")
+        };
+        events.push(EventData::SessionStart {
+            session_id,
+            customer_id: None,
+            channel: None,
+            user_agent: None,
+        });
+    }
+    for event in events {
+        tracker.track(event).unwrap();
+    }
+    tracker.flush().await.unwrap();
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM analytics_events")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(stored, 997);
+    let dead = store.dead_letters(10).await.unwrap();
+    assert_eq!(dead.len(), 2, "{dead:#?}");
+    assert!(
+        dead.iter().all(|d| d.reason.contains("no_poison")),
+        "{dead:?}"
+    );
+    assert_eq!(tracker.telemetry().dead_lettered, 2);
+    assert!(tracker.stop(Duration::from_secs(10)).await.clean);
+}
