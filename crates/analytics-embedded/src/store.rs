@@ -144,6 +144,70 @@ async fn summarize(conn: &mut SqliteConnection, window: DayWindow) -> Result<Day
     Ok(summary)
 }
 
+/// Writes the events in one transaction: the ids not stored yet, the dirty and
+/// uncounted marks of their days. Returns the flags, the days, and the write id (none
+/// when nothing was new).
+async fn write_events(
+    conn: &mut SqliteConnection,
+    calendar: &Calendar,
+    events: &[Event],
+) -> Result<(Vec<bool>, BTreeSet<NaiveDate>, Option<i64>)> {
+    use sqlx::Connection as _;
+    let mut tx = conn.begin().await?;
+    let received = micros(Utc::now());
+    let mut flags = Vec::with_capacity(events.len());
+    let mut days = BTreeSet::new();
+    for event in events {
+        let measure = Measure::of(event);
+        let inserted = sqlx::query(
+            "INSERT INTO analytics_events (event_id, occurred_at, event, product, \
+                 session_id, agent_id, ticket_id, value_micros, sla_met, properties, \
+                 received_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+             ON CONFLICT (event_id) DO NOTHING",
+        )
+        .bind(event.id().to_string())
+        .bind(micros(event.timestamp()))
+        .bind(event.name())
+        .bind(event.product().map(|p| p.as_str()))
+        .bind(event.session_id())
+        .bind(event.agent_id())
+        .bind(event.ticket_id())
+        // Validated values are at most 1e15 millionths: they fit.
+        .bind(measure.value_micros.map(|v| v as i64))
+        .bind(measure.sla_met)
+        .bind(event.properties_json())
+        .bind(received)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        if inserted {
+            days.insert(calendar.date(event.timestamp()));
+        }
+        flags.push(inserted);
+    }
+    if days.is_empty() {
+        return Ok((flags, days, None));
+    }
+    let mut write = None;
+    for day in &days {
+        let version = sqlx::query("INSERT INTO analytics_dirty_days (day) VALUES (?)")
+            .bind(day)
+            .execute(&mut *tx)
+            .await?
+            .last_insert_rowid();
+        let write = *write.get_or_insert(version);
+        sqlx::query("INSERT INTO analytics_uncounted (write_id, day) VALUES (?, ?)")
+            .bind(write)
+            .bind(day)
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    Ok((flags, days, write))
+}
+
 #[async_trait]
 impl EventStore for EmbeddedStore {
     async fn write(&self, events: &[Event]) -> analytics_core::Result<Written> {
@@ -155,69 +219,30 @@ impl EventStore for EmbeddedStore {
             .collect();
         let batch_days: Vec<NaiveDate> = batch_days.into_iter().collect();
         let guards = self.day_locks.share(&batch_days).await;
-        let mut tx = self.writer.begin().await.map_err(Error::from)?;
-        let received = micros(Utc::now());
-        let mut flags = Vec::with_capacity(events.len());
-        let mut days = BTreeSet::new();
-        for event in events {
-            let measure = Measure::of(event);
-            let inserted = sqlx::query(
-                "INSERT INTO analytics_events (event_id, occurred_at, event, product, \
-                     session_id, agent_id, ticket_id, value_micros, sla_met, properties, \
-                     received_at) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
-                 ON CONFLICT (event_id) DO NOTHING",
-            )
-            .bind(event.id().to_string())
-            .bind(micros(event.timestamp()))
-            .bind(event.name())
-            .bind(event.product().map(|p| p.as_str()))
-            .bind(event.session_id())
-            .bind(event.agent_id())
-            .bind(event.ticket_id())
-            // Validated values are at most 1e15 millionths: they fit.
-            .bind(measure.value_micros.map(|v| v as i64))
-            .bind(measure.sla_met)
-            .bind(event.properties_json())
-            .bind(received)
-            .execute(&mut *tx)
-            .await
-            .map_err(Error::from)?
-            .rows_affected()
-                == 1;
-            if inserted {
-                days.insert(self.calendar.date(event.timestamp()));
+        // A transaction whose commit failed (a full disk: SQLITE_FULL) stays open on its
+        // connection, and later writes would go into it and "succeed" without ever
+        // reaching the file: after any error the connection is closed, which rolls the
+        // transaction back, and the next write opens a new one.
+        let mut conn = self.writer.acquire().await.map_err(Error::from)?;
+        let result = write_events(&mut conn, &self.calendar, events).await;
+        let (flags, days, write) = match result {
+            Ok(done) => done,
+            Err(error) => {
+                conn.close_on_drop();
+                return Err(error.into());
             }
-            flags.push(inserted);
-        }
-        if days.is_empty() {
+        };
+        let Some(write) = write else {
             return Ok(Written {
                 new: flags,
                 pending: None,
             });
-        }
-        let mut write = None;
-        for day in &days {
-            let version = sqlx::query("INSERT INTO analytics_dirty_days (day) VALUES (?)")
-                .bind(day)
-                .execute(&mut *tx)
-                .await
-                .map_err(Error::from)?
-                .last_insert_rowid();
-            let write = *write.get_or_insert(version);
-            sqlx::query("INSERT INTO analytics_uncounted (write_id, day) VALUES (?, ?)")
-                .bind(write)
-                .bind(day)
-                .execute(&mut *tx)
-                .await
-                .map_err(Error::from)?;
-        }
-        tx.commit().await.map_err(Error::from)?;
+        };
         Ok(Written {
             new: flags,
             pending: Some(Box::new(EmbeddedPending {
                 writer: self.writer.clone(),
-                write: write.unwrap_or_default(),
+                write,
                 days: days.into_iter().collect(),
                 _guards: guards,
             })),

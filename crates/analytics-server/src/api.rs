@@ -465,7 +465,9 @@ async fn healthz() -> Json<Value> {
 async fn readyz(State(state): State<AppState>) -> Response {
     let stats = &state.inner.stats;
     let today = DateRange::day(stats.today());
-    let database = stats.stores().stats.days(today).await.is_ok();
+    // Reading is not enough: a full disk refuses writes while reads work.
+    let writing = state.inner.tracker.store_error();
+    let database = writing.is_none() && stats.stores().stats.days(today).await.is_ok();
     let counters = stats.stores().counters.online_agents().await.is_ok();
     let status = if database && counters {
         StatusCode::OK
@@ -479,6 +481,7 @@ async fn readyz(State(state): State<AppState>) -> Response {
             "status": if status == StatusCode::OK { "ready" } else { "unavailable" },
             "database": word(database),
             "counters": word(counters),
+            "writing": writing.unwrap_or_else(|| "ok".to_owned()),
         })),
     )
         .into_response()

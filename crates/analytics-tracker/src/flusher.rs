@@ -526,6 +526,7 @@ impl Writers {
             match timeout(self.config.store_timeout, self.stores.events.write(events)).await {
                 Ok(Ok(written)) => {
                     self.store_failing.store(false, Ordering::Release);
+                    self.set_store_error(None);
                     self.shared.telemetry.record_flush(started.elapsed());
                     return Some(Settle(self.account(events, written).into_iter().collect()));
                 }
@@ -534,6 +535,7 @@ impl Writers {
                     tracing::warn!(error = %chain(&error), n_events = events.len(), "the store refused a batch; isolating the events it refuses");
                     if let Some(settle) = self.isolate(events).await {
                         self.store_failing.store(false, Ordering::Release);
+                        self.set_store_error(None);
                         self.shared.telemetry.record_flush(started.elapsed());
                         return Some(settle);
                     }
@@ -547,10 +549,13 @@ impl Writers {
                     continue;
                 }
                 Ok(Err(error)) => {
-                    tracing::warn!(%error, n_events = events.len(), "storing a batch failed");
+                    let why = chain(&error);
+                    tracing::warn!(error = %why, n_events = events.len(), "storing a batch failed");
+                    self.set_store_error(Some(why));
                 }
                 Err(_) => {
                     tracing::warn!(n_events = events.len(), "storing a batch timed out");
+                    self.set_store_error(Some("storing a batch timed out".to_owned()));
                 }
             }
             self.store_failing.store(true, Ordering::Release);
@@ -567,6 +572,14 @@ impl Writers {
             tokio::time::sleep_until(deadline.map_or(wake, |deadline| wake.min(deadline))).await;
             pause = (pause * 2).min(self.config.retry_max);
         }
+    }
+
+    fn set_store_error(&self, error: Option<String>) {
+        *self
+            .shared
+            .store_error
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = error;
     }
 
     /// Counts a write in the telemetry; returns its counters to apply, if any.

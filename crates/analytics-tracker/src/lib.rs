@@ -161,6 +161,8 @@ struct Shared {
     telemetry: Telemetry,
     /// Wakes a writer to drain the spill buffer now (a `flush()` is waiting for it).
     drain_now: tokio::sync::Notify,
+    /// Why the last attempt to store a batch failed, while it is the last attempt.
+    store_error: Mutex<Option<String>>,
     accepting: AtomicBool,
     /// Set by `stop()`: writers stop retrying after it.
     deadline: Mutex<Option<Instant>>,
@@ -219,6 +221,7 @@ impl Tracker {
         let shared = Arc::new(Shared {
             telemetry: Telemetry::default(),
             drain_now: tokio::sync::Notify::new(),
+            store_error: Mutex::new(None),
             accepting: AtomicBool::new(true),
             deadline: Mutex::new(None),
         });
@@ -417,6 +420,16 @@ impl Tracker {
             Ok(Err(_)) => Err(TrackError::Stopped),
             Ok(Ok(())) => Ok(()),
         }
+    }
+
+    /// Why the event store refuses writes, while the last attempt to store a batch
+    /// failed (a full disk, an outage); `None` once a batch is stored again.
+    pub fn store_error(&self) -> Option<String> {
+        self.shared
+            .store_error
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     /// How long [`Tracker::flush`] waits (`TrackerConfig::flush_deadline`); `POST
