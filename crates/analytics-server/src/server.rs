@@ -103,10 +103,31 @@ impl Server {
             let _ = jobs_task.await;
             tracing::info!("stopped taking requests; writing what the tracker holds");
             let report = tracker.stop(STOP_DEADLINE).await;
-            if report.clean {
-                tracing::info!("every accepted event is stored");
+            // Exactly where the events went.
+            let t = tracker.telemetry();
+            let spilled = t.spilled.saturating_sub(t.drained);
+            let dead = t.dead_lettered;
+            if report.clean && spilled == 0 {
+                tracing::info!(
+                    stored = t.stored,
+                    duplicates = t.duplicates,
+                    dead_lettered = dead,
+                    "stopped: every accepted event is in the event store"
+                );
+            } else if report.clean {
+                tracing::warn!(
+                    stored = t.stored,
+                    in_spill_buffer = spilled,
+                    dead_lettered = dead,
+                    "stopped: the event store did not take everything; the rest is in the Redis spill buffer and is written by the next start"
+                );
             } else {
-                tracing::error!(lost = report.lost, "events were lost at shutdown");
+                tracing::error!(
+                    stored = t.stored,
+                    in_spill_buffer = spilled,
+                    lost = report.lost,
+                    "stopped: events were lost (neither the event store nor the spill buffer took them before the deadline)"
+                );
             }
             Ok(report)
         });
