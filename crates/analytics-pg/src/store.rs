@@ -804,21 +804,34 @@ impl EventStore for PgStore {
         date: NaiveDate,
     ) -> analytics_core::Result<Box<dyn CounterRecount>> {
         let mut conn = Guarded::new(self.pool.acquire().await.map_err(Error::from)?);
-        // Writes in flight settle within the tracker's store and counter timeouts; a
-        // lock that does not come within a minute is an error, retried at the next run.
-        sqlx::query("SET lock_timeout = '60s'")
-            .execute(&mut **conn.get())
-            .await
-            .map_err(Error::from)?;
-        sqlx::query("SELECT pg_advisory_lock(1634623853, analytics_counter_lock_key($1))")
+        // Writes in flight hold the day's lock shared until their counters are settled.
+        // An exclusive request waiting in PostgreSQL's queue would hold every new write
+        // to the day behind it, so the lock is tried without queueing for a while, and
+        // only then waited for, briefly.
+        let until = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let locked: bool = sqlx::query_scalar(
+                "SELECT pg_try_advisory_lock(1634623853, analytics_counter_lock_key($1))",
+            )
             .bind(date)
-            .execute(&mut **conn.get())
+            .fetch_one(&mut **conn.get())
             .await
             .map_err(Error::from)?;
-        sqlx::query("RESET lock_timeout")
-            .execute(&mut **conn.get())
-            .await
-            .map_err(Error::from)?;
+            if locked {
+                break;
+            }
+            if tokio::time::Instant::now() >= until {
+                simple(conn.get(), "SET lock_timeout = '2s'").await?;
+                sqlx::query("SELECT pg_advisory_lock(1634623853, analytics_counter_lock_key($1))")
+                    .bind(date)
+                    .execute(&mut **conn.get())
+                    .await
+                    .map_err(Error::from)?;
+                simple(conn.get(), "RESET lock_timeout").await?;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         Ok(Box::new(PgRecount {
             conn: Some(conn.done()),
             day: date,

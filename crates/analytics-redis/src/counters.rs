@@ -168,6 +168,20 @@ fn sums_from_hash(key: &str, hash: &HashMap<String, i64>, agent: Option<&str>) -
     Ok(sums)
 }
 
+/// The `run_id` of `INFO server`: it changes with every start of Redis.
+fn run_id(info: &str) -> Option<&str> {
+    info.lines()
+        .find_map(|line| line.strip_prefix("run_id:"))
+        .map(str::trim)
+}
+
+/// Whether the intact marker was set by a rebuild in this run of Redis: a restart that
+/// restores a snapshot (RDB or AOF) brings the marker back with counters as old as the
+/// snapshot, and must not pass for whole counters.
+fn is_intact(marker: Option<&str>, info: &str) -> bool {
+    marker.is_some_and(|marker| Some(marker) == run_id(info))
+}
+
 /// Reads a per-agent hash (`{field}|{agent}` fields) into sums by agent.
 fn agents_from_hash(key: &str, hash: &HashMap<String, i64>) -> Result<BTreeMap<String, Sums>> {
     let mut agents = BTreeMap::<String, Sums>::new();
@@ -186,10 +200,10 @@ fn agents_from_hash(key: &str, hash: &HashMap<String, i64>) -> Result<BTreeMap<S
 }
 
 /// Marks the counters intact if the rebuild's token is still there (no loss since it
-/// began). KEYS: rebuilding token, intact marker. ARGV: the token.
+/// began). KEYS: rebuilding token, intact marker. ARGV: the token, the server's run id.
 const FINISH_REBUILD_SCRIPT: &str = r"
 if redis.call('GET', KEYS[1]) == ARGV[1] then
-  redis.call('SET', KEYS[2], 1)
+  redis.call('SET', KEYS[2], ARGV[2])
   redis.call('DEL', KEYS[1])
   return 1
 end
@@ -312,7 +326,8 @@ impl CounterStore for RedisStore {
         keys.dedup();
         let mut pipe = redis::pipe();
         pipe.atomic();
-        pipe.cmd("EXISTS").arg(self.keys.intact());
+        pipe.cmd("GET").arg(self.keys.intact());
+        pipe.cmd("INFO").arg("server");
         for key in &keys {
             pipe.cmd("HGETALL").arg(key);
         }
@@ -320,20 +335,19 @@ impl CounterStore for RedisStore {
         let (intact, hashes): (bool, Vec<HashMap<String, i64>>) = {
             let mut values: Vec<redis::Value> =
                 pipe.query_async(&mut conn).await.map_err(Error::from)?;
-            if values.is_empty() {
-                return Err(Error::Unexpected {
-                    key: self.keys.intact(),
-                    what: "an empty answer to EXISTS".to_owned(),
-                }
-                .into());
-            }
-            let rest = values.split_off(1);
             let unexpected = |what: String| Error::Unexpected {
                 key: self.keys.intact(),
                 what,
             };
-            let intact: bool = redis::from_redis_value(values.remove(0))
-                .map_err(|e| unexpected(format!("EXISTS answered {e}")))?;
+            if values.len() < 2 {
+                return Err(unexpected("a short answer to GET and INFO".to_owned()).into());
+            }
+            let rest = values.split_off(2);
+            let info: String = redis::from_redis_value(values.remove(1))
+                .map_err(|e| unexpected(format!("INFO answered {e}")))?;
+            let marker: Option<String> = redis::from_redis_value(values.remove(0))
+                .map_err(|e| unexpected(format!("GET answered {e}")))?;
+            let intact = is_intact(marker.as_deref(), &info);
             let hashes = rest
                 .into_iter()
                 .map(redis::from_redis_value)
@@ -362,16 +376,18 @@ impl CounterStore for RedisStore {
     ) -> analytics_core::Result<Option<BTreeMap<String, Sums>>> {
         let key = self.keys.bucket(&Bucket::agent(period, "")).0;
         let mut conn = self.connection().await?;
-        let (intact, hash): (bool, HashMap<String, i64>) = redis::pipe()
+        let (marker, info, hash): (Option<String>, String, HashMap<String, i64>) = redis::pipe()
             .atomic()
-            .cmd("EXISTS")
+            .cmd("GET")
             .arg(self.keys.intact())
+            .cmd("INFO")
+            .arg("server")
             .cmd("HGETALL")
             .arg(&key)
             .query_async(&mut conn)
             .await
             .map_err(Error::from)?;
-        if !intact {
+        if !is_intact(marker.as_deref(), &info) {
             return Ok(None);
         }
         Ok(Some(agents_from_hash(&key, &hash)?))
@@ -379,12 +395,15 @@ impl CounterStore for RedisStore {
 
     async fn intact(&self) -> analytics_core::Result<bool> {
         let mut conn = self.connection().await?;
-        let exists: bool = redis::cmd("EXISTS")
+        let (marker, info): (Option<String>, String) = redis::pipe()
+            .cmd("GET")
             .arg(self.keys.intact())
+            .cmd("INFO")
+            .arg("server")
             .query_async(&mut conn)
             .await
             .map_err(Error::from)?;
-        Ok(exists)
+        Ok(is_intact(marker.as_deref(), &info))
     }
 
     async fn begin_rebuild(&self) -> analytics_core::Result<String> {
@@ -403,12 +422,25 @@ impl CounterStore for RedisStore {
 
     async fn finish_rebuild(&self, token: &str) -> analytics_core::Result<bool> {
         let mut conn = self.connection().await?;
+        let info: String = redis::cmd("INFO")
+            .arg("server")
+            .query_async(&mut conn)
+            .await
+            .map_err(Error::from)?;
+        let Some(run) = run_id(&info) else {
+            return Err(Error::Unexpected {
+                key: self.keys.intact(),
+                what: "INFO server names no run_id".to_owned(),
+            }
+            .into());
+        };
         let done: i64 = redis::cmd("EVAL")
             .arg(FINISH_REBUILD_SCRIPT)
             .arg(2)
             .arg(self.keys.rebuilding())
             .arg(self.keys.intact())
             .arg(token)
+            .arg(run)
             .query_async(&mut conn)
             .await
             .map_err(Error::from)?;

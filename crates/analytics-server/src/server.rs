@@ -100,6 +100,10 @@ impl Server {
         };
         let task = tokio::spawn(async move {
             serve(listener, app, limits, &mut signal).await;
+            // A job run can take long (a counter lock waits for writers): the jobs are
+            // idempotent and give their locks back with their connections, so the stop
+            // does not wait for them.
+            jobs_task.abort();
             let _ = jobs_task.await;
             tracing::info!("stopped taking requests; writing what the tracker holds");
             let report = tracker.stop(STOP_DEADLINE).await;

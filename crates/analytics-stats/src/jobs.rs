@@ -209,8 +209,9 @@ impl Jobs {
     ///   for in-process counters), today and yesterday are rebuilt, then the counters
     ///   are marked intact — unless they were lost again meanwhile;
     /// - a day left uncounted (a write whose counters failed, or whose process died
-    ///   after its commit) is rebuilt when recent, and just marked counted otherwise
-    ///   (older days' counters are never read).
+    ///   after its commit) is rebuilt when recent or ahead of today (events may be
+    ///   dated five minutes ahead), and just marked counted otherwise (older days'
+    ///   counters are never read).
     ///
     /// A day is rebuilt under its counter lock ([`EventStore::lock_counters`]): no
     /// write to it is between its commit and its counters meanwhile, so detail and
@@ -239,12 +240,15 @@ impl Jobs {
             let mut days: std::collections::BTreeSet<NaiveDate> =
                 stores.events.uncounted_days().await?.into_iter().collect();
             if rebuild.is_some() {
-                days.extend(recent_from.iter_days().take_while(|d| *d <= today));
+                // Tomorrow too: events may be dated up to five minutes ahead.
+                days.extend(recent_from.iter_days().take_while(|d| *d <= today + TimeDelta::days(1)));
             }
             let mut replaced = 0;
             for day in days {
                 let recount = stores.events.lock_counters(day).await?;
-                if day >= recent_from && day <= today {
+                // Recent days, and days after today (dated a few minutes ahead: they
+                // become today), are rebuilt; older days' counters are never read.
+                if day >= recent_from {
                     let truth = stores
                         .events
                         .summarize(self.stats.config.calendar.day_window(day))

@@ -37,6 +37,10 @@ const COUNTER_TIMEOUT: Duration = Duration::from_secs(2);
 /// nothing: another process may have spilled and died.
 const SPILL_CHECK_INTERVAL: Duration = Duration::from_secs(60);
 
+/// The longest a flush waits for a free writer before it cuts anyway: long enough for
+/// concurrent requests to share a write, short enough not to be felt.
+const GROUP_WAIT: Duration = Duration::from_millis(5);
+
 /// How many claims a writer drains in a row before it looks at its queue again.
 const DRAIN_CLAIMS: usize = 64;
 
@@ -103,6 +107,11 @@ async fn apply_counters_in_groups(
     counting: Arc<Counting>,
     mut work: mpsc::UnboundedReceiver<(Box<dyn PendingCounters>, CounterBatch)>,
 ) {
+    // After a failure the counters are not tried for a while (doubling up to 5 s): the
+    // writes settle as uncounted at once instead of each holding its connection for the
+    // counter timeout while Redis does not answer.
+    let mut resting_until: Option<Instant> = None;
+    let mut rest = Duration::from_millis(100);
     while let Some(first) = work.recv().await {
         let mut group = vec![first];
         while group.len() < COUNTER_GROUP {
@@ -117,7 +126,18 @@ async fn apply_counters_in_groups(
             batch.merge(counters);
             pending.push(write);
         }
-        let applied = apply_counters(counters.as_ref(), &shared, &batch).await;
+        let applied = if resting_until.is_some_and(|until| Instant::now() < until) {
+            add(&shared.telemetry.counter_failures, 1);
+            false
+        } else if apply_counters(counters.as_ref(), &shared, &batch).await {
+            resting_until = None;
+            rest = Duration::from_millis(100);
+            true
+        } else {
+            resting_until = Some(Instant::now() + rest);
+            rest = (rest * 2).min(Duration::from_secs(5));
+            false
+        };
         for write in pending {
             let counting = counting.clone();
             tokio::spawn(async move {
@@ -230,6 +250,7 @@ pub(crate) fn spawn(
         next_id: 0,
         waiters: Vec::new(),
         cut_waiters: Vec::new(),
+        cut_deadline: None,
     };
     tokio::spawn(flusher.run())
 }
@@ -255,6 +276,9 @@ struct Flusher {
     /// is free — so concurrent requests share a write (group commit) instead of each
     /// cutting a small batch of its own.
     cut_waiters: Vec<oneshot::Sender<()>>,
+    /// When the flushes waiting for a cut get one whether a writer is free or not (so
+    /// that they always make progress, however busy the writers and the buffer are).
+    cut_deadline: Option<Instant>,
 }
 
 impl Flusher {
@@ -270,6 +294,8 @@ impl Flusher {
                         self.cut_waiters.push(ack);
                         if self.writer_free() {
                             self.cut_for_waiters().await;
+                        } else if self.cut_deadline.is_none() {
+                            self.cut_deadline = Some(Instant::now() + GROUP_WAIT);
                         }
                     }
                     Control::Stop(ack) => {
@@ -283,6 +309,10 @@ impl Flusher {
                     if self.writer_free() {
                         self.cut_for_waiters().await;
                     }
+                }
+                () = tokio::time::sleep_until(self.cut_deadline.unwrap_or_else(Instant::now)),
+                    if self.cut_deadline.is_some() => {
+                    self.cut_for_waiters().await;
                 }
                 event = self.queue.recv() => match event {
                     Some(event) => {
@@ -323,6 +353,7 @@ impl Flusher {
 
     /// Cuts what is buffered for the flushes waiting for a cut.
     async fn cut_for_waiters(&mut self) {
+        self.cut_deadline = None;
         self.cut().await;
         for ack in std::mem::take(&mut self.cut_waiters) {
             self.wait_for_cut(ack);
@@ -610,11 +641,23 @@ impl Writers {
     /// back as duplicates, and dead letters are kept once per id).
     async fn isolate(&self, events: &[Event]) -> Option<Settle> {
         let mut parts: Vec<&[Event]> = vec![events];
+        let mut contention = 0;
         while let Some(part) = parts.pop() {
+            // Past the stop deadline the caller spills what is left, or counts it lost.
+            if self
+                .shared
+                .deadline()
+                .is_some_and(|deadline| Instant::now() >= deadline)
+            {
+                return None;
+            }
             let attempt = timeout(self.config.store_timeout, self.stores.events.write(part)).await;
             match attempt {
                 Ok(Ok(done)) => Settle(self.account(part, done).into_iter().collect()).send(self),
-                Ok(Err(Error::Store(error))) if error.kind == StoreErrorKind::Contention => {
+                Ok(Err(Error::Store(error)))
+                    if error.kind == StoreErrorKind::Contention && contention < MAX_CONTENTION =>
+                {
+                    contention += 1;
                     add(&self.shared.telemetry.contention_retries, 1);
                     parts.push(part);
                 }

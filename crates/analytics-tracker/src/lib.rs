@@ -410,6 +410,7 @@ impl Tracker {
         if events.is_empty() {
             return Ok(());
         }
+        let lost_before = self.lost();
         self.track_events(events)?;
         let (ack, done) = oneshot::channel();
         self.control
@@ -418,6 +419,9 @@ impl Tracker {
         match tokio::time::timeout(deadline, done).await {
             Err(_) => Err(TrackError::NotStoredInTime(deadline)),
             Ok(Err(_)) => Err(TrackError::Stopped),
+            // Events are lost only at a stop past its deadline; then no acknowledgement
+            // in flight says stored (the client sends again; nothing counts twice).
+            Ok(Ok(())) if self.lost() > lost_before => Err(TrackError::Stopped),
             Ok(Ok(())) => Ok(()),
         }
     }
@@ -430,6 +434,14 @@ impl Tracker {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
+    }
+
+    /// Events lost so far (at a stop past its deadline).
+    fn lost(&self) -> u64 {
+        self.shared
+            .telemetry
+            .dropped_shutdown
+            .load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// How long [`Tracker::flush`] waits (`TrackerConfig::flush_deadline`); `POST
