@@ -43,6 +43,7 @@ const BENCHMARKS: &[&str] = &[
     "memory",
     "pg-insert",
     "redis-counters",
+    "spill-drain",
 ];
 
 #[tokio::main]
@@ -86,6 +87,7 @@ async fn main() -> anyhow::Result<()> {
             "memory" => rows.push(memory::run(scale).await?),
             "pg-insert" => rows.extend(pg_insert::run(scale).await?),
             "redis-counters" => rows.push(redis_counters::run(scale).await?),
+            "spill-drain" => rows.push(tracker::spill_drain(scale).await?),
             _ => unreachable!("names are checked above"),
         }
     }
