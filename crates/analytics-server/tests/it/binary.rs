@@ -190,14 +190,18 @@ async fn the_embedded_default_serves_keeps_its_data_and_reports_the_same_case_st
 
 /// `analytics report` (this month, JSON) on the embedded default in `dir`.
 async fn report(dir: &Path) -> Value {
-    let output = Command::new(env!("CARGO_BIN_EXE_analytics"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_analytics"));
+    command
         .arg("report")
         .current_dir(dir)
         .env_remove("DATABASE_URL")
-        .env_remove("REDIS_URL")
-        .output()
-        .await
-        .unwrap();
+        .env_remove("REDIS_URL");
+    json_of(command).await
+}
+
+/// Runs a command that prints JSON; fails with its stderr when it fails.
+async fn json_of(mut command: Command) -> Value {
+    let output = command.output().await.unwrap();
     assert!(
         output.status.success(),
         "{}",
@@ -709,19 +713,12 @@ async fn dead_letters_are_listed_by_the_command() {
         )
         .await
         .unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_analytics"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_analytics"));
+    command
         .args(["dead-letters", "--limit", "5"])
         .env("DATABASE_URL", db.url())
-        .env_remove("REDIS_URL")
-        .output()
-        .await
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let listed: Value = serde_json::from_slice(&output.stdout).unwrap();
+        .env_remove("REDIS_URL");
+    let listed = json_of(command).await;
     assert_eq!(listed[0]["event_id"], event.id().to_string());
     assert_eq!(listed[0]["reason"], "value refused");
     assert_eq!(listed[0]["event"], "session.start");

@@ -23,6 +23,26 @@ fn day() -> NaiveDate {
     NaiveDate::from_ymd_opt(2025, 12, 1).unwrap()
 }
 
+/// Statistics and jobs over the test database, "now" two days after the day of the
+/// tests (so that it is read from statistics or detail, not counters).
+fn statistics_on(db: &TestDatabase) -> (Arc<PgStore>, Stats, Jobs) {
+    let pg = Arc::new(PgStore::new(
+        db.store().pool().clone(),
+        *db.store().calendar(),
+    ));
+    let stats = Stats::new(
+        StatsStores {
+            events: pg.clone(),
+            stats: pg.clone(),
+            counters: Arc::new(MemoryCounters::new()),
+        },
+        Arc::new(FixedClock::new(at("2025-12-03T04:00:00Z"))),
+        StatsConfig::from_config(&Config::default()),
+    );
+    let jobs = Jobs::new(stats.clone());
+    (pg, stats, jobs)
+}
+
 /// Waits until some session of this database waits for a lock on `table`.
 async fn until_waiting_on(db: &TestDatabase, table: &str) {
     for _ in 0..500 {
@@ -51,21 +71,7 @@ async fn until_waiting_on(db: &TestDatabase, table: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_write_that_commits_during_the_refresh_keeps_its_day_dirty() {
     let db = TestDatabase::new().await;
-    let pg = Arc::new(PgStore::new(
-        db.store().pool().clone(),
-        *db.store().calendar(),
-    ));
-    // "Now" is two days later: the day is read from statistics or detail, not counters.
-    let stats = Stats::new(
-        StatsStores {
-            events: pg.clone(),
-            stats: pg.clone(),
-            counters: Arc::new(MemoryCounters::new()),
-        },
-        Arc::new(FixedClock::new(at("2025-12-03T04:00:00Z"))),
-        StatsConfig::from_config(&Config::default()),
-    );
-    let jobs = Jobs::new(stats.clone());
+    let (pg, stats, jobs) = statistics_on(&db);
     pg.prepare_days(DateRange::day(day())).await.unwrap();
 
     // A: an open transaction with one event and its (earlier) mark. It also holds the
@@ -138,20 +144,7 @@ async fn a_write_that_commits_during_the_refresh_keeps_its_day_dirty() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn aggregating_a_range_rebuilds_clean_days_too() {
     let db = TestDatabase::new().await;
-    let pg = Arc::new(PgStore::new(
-        db.store().pool().clone(),
-        *db.store().calendar(),
-    ));
-    let stats = Stats::new(
-        StatsStores {
-            events: pg.clone(),
-            stats: pg.clone(),
-            counters: Arc::new(MemoryCounters::new()),
-        },
-        Arc::new(FixedClock::new(at("2025-12-03T04:00:00Z"))),
-        StatsConfig::from_config(&Config::default()),
-    );
-    let jobs = Jobs::new(stats.clone());
+    let (pg, stats, jobs) = statistics_on(&db);
     let events: Vec<_> = (0..5)
         .map(|i| {
             event(
