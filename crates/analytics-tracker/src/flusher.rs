@@ -8,11 +8,15 @@
 //! batch up to the last one it cut is stored or spilled, and `Tracker::flush` then waits
 //! for the spill buffer to be drained too.
 //!
+//! A flush waiting while every writer is busy cuts when one is free (or after
+//! `GROUP_WAIT`), so concurrent durable acknowledgements share a write.
+//!
 //! A writer stores its batch, retrying with backoff and jitter until it succeeds or the
-//! stop deadline passes (a lost race is retried at once), then applies the counters of
-//! the new events and settles the write's pending counters with the event store. An
-//! idle writer, or one woken by a waiting `flush()`, drains the spill buffer, claim
-//! after claim.
+//! stop deadline passes (a lost race is retried at once; data the store refuses is
+//! isolated and dead-lettered), and hands the counters of the new events to the counter
+//! task, which applies them in groups and settles each write's pending counters with
+//! the event store. An idle writer, or one woken by a waiting `flush()`, drains the
+//! spill buffer, claim after claim.
 
 use std::collections::BTreeSet;
 use std::hash::{BuildHasher, Hasher};
