@@ -127,6 +127,34 @@ impl RedisStore {
         Ok(pipe)
     }
 
+    /// The distinct hashes that hold these buckets, sorted.
+    fn hash_keys(&self, buckets: &[Bucket]) -> Vec<String> {
+        let mut keys: Vec<String> = buckets.iter().map(|b| self.keys.bucket(b).0).collect();
+        keys.sort();
+        keys.dedup();
+        keys
+    }
+
+    /// Each bucket's sums, from the hashes read for `keys` (in their order).
+    fn bucket_sums(
+        &self,
+        buckets: &[Bucket],
+        keys: &[String],
+        hashes: &[HashMap<String, i64>],
+    ) -> Result<Vec<Sums>> {
+        let by_key: HashMap<&str, &HashMap<String, i64>> =
+            keys.iter().map(String::as_str).zip(hashes).collect();
+        let empty = HashMap::new();
+        buckets
+            .iter()
+            .map(|bucket| {
+                let key = self.keys.bucket(bucket).0;
+                let hash = by_key.get(key.as_str()).copied().unwrap_or(&empty);
+                sums_from_hash(&key, hash, bucket.agent.as_deref())
+            })
+            .collect()
+    }
+
     /// How many commands [`CounterStore::apply`] sends for `batch` (without `MULTI` and
     /// `EXEC`): bounded by the keys and fields it touches, not by its events.
     ///
@@ -226,9 +254,7 @@ impl CounterStore for RedisStore {
 
     async fn read(&self, buckets: &[Bucket]) -> analytics_core::Result<Vec<Sums>> {
         // One HGETALL per distinct hash: per-agent buckets of a period share one.
-        let mut keys: Vec<String> = buckets.iter().map(|b| self.keys.bucket(b).0).collect();
-        keys.sort();
-        keys.dedup();
+        let keys = self.hash_keys(buckets);
         if keys.is_empty() {
             return Ok(Vec::new());
         }
@@ -239,19 +265,7 @@ impl CounterStore for RedisStore {
         let mut conn = self.connection().await?;
         let hashes: Vec<HashMap<String, i64>> =
             pipe.query_async(&mut conn).await.map_err(Error::from)?;
-        let by_key: HashMap<&str, &HashMap<String, i64>> =
-            keys.iter().map(String::as_str).zip(&hashes).collect();
-        let mut out = Vec::with_capacity(buckets.len());
-        for bucket in buckets {
-            let key = self.keys.bucket(bucket).0;
-            let hash = by_key
-                .get(key.as_str())
-                .copied()
-                .cloned()
-                .unwrap_or_default();
-            out.push(sums_from_hash(&key, &hash, bucket.agent.as_deref())?);
-        }
-        Ok(out)
+        Ok(self.bucket_sums(buckets, &keys, &hashes)?)
     }
 
     async fn replace(&self, bucket: &Bucket, sums: &Sums) -> analytics_core::Result<()> {
@@ -321,9 +335,7 @@ impl CounterStore for RedisStore {
     async fn read_whole(&self, buckets: &[Bucket]) -> analytics_core::Result<Option<Vec<Sums>>> {
         // The marker and the hashes in one transaction: a loss between two reads
         // cannot pass for whole counters.
-        let mut keys: Vec<String> = buckets.iter().map(|b| self.keys.bucket(b).0).collect();
-        keys.sort();
-        keys.dedup();
+        let keys = self.hash_keys(buckets);
         let mut pipe = redis::pipe();
         pipe.atomic();
         pipe.cmd("GET").arg(self.keys.intact());
@@ -358,16 +370,7 @@ impl CounterStore for RedisStore {
         if !intact {
             return Ok(None);
         }
-        let by_key: HashMap<&str, &HashMap<String, i64>> =
-            keys.iter().map(String::as_str).zip(&hashes).collect();
-        let empty = HashMap::new();
-        let mut out = Vec::with_capacity(buckets.len());
-        for bucket in buckets {
-            let key = self.keys.bucket(bucket).0;
-            let hash = by_key.get(key.as_str()).copied().unwrap_or(&empty);
-            out.push(sums_from_hash(&key, hash, bucket.agent.as_deref())?);
-        }
-        Ok(Some(out))
+        Ok(Some(self.bucket_sums(buckets, &keys, &hashes)?))
     }
 
     async fn read_agents_whole(

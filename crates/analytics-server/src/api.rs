@@ -59,16 +59,13 @@ struct Inner {
 impl AppState {
     /// The state of an app over this tracker and these statistics, with these keys.
     pub fn new(tracker: Tracker, stats: Stats, keys: Vec<ApiKey>) -> AppState {
-        AppState {
-            inner: Arc::new(Inner {
-                tracker,
-                stats,
-                keys,
-                jobs: None,
-                body_timeout: std::time::Duration::from_secs(30),
-                requests_rejected_events: AtomicU64::new(0),
-            }),
-        }
+        AppState::build(
+            tracker,
+            stats,
+            keys,
+            None,
+            std::time::Duration::from_secs(30),
+        )
     }
 
     /// [`AppState::new`], with the scheduled jobs whose runs `/metrics` reports, and
@@ -80,12 +77,22 @@ impl AppState {
         jobs: Jobs,
         body_timeout: std::time::Duration,
     ) -> AppState {
+        AppState::build(tracker, stats, keys, Some(jobs), body_timeout)
+    }
+
+    fn build(
+        tracker: Tracker,
+        stats: Stats,
+        keys: Vec<ApiKey>,
+        jobs: Option<Jobs>,
+        body_timeout: std::time::Duration,
+    ) -> AppState {
         AppState {
             inner: Arc::new(Inner {
                 tracker,
                 stats,
                 keys,
-                jobs: Some(jobs),
+                jobs,
                 body_timeout,
                 requests_rejected_events: AtomicU64::new(0),
             }),

@@ -363,15 +363,7 @@ impl Tracker {
     /// [`TrackError::Stopped`] after [`Tracker::stop`].
     pub async fn flush_within(&self, deadline: Duration) -> Result<(), TrackError> {
         let until = Instant::now() + deadline;
-        let (ack, done) = oneshot::channel();
-        self.control
-            .send(Control::Flush(ack))
-            .map_err(|_| TrackError::Stopped)?;
-        match tokio::time::timeout_at(until, done).await {
-            Err(_) => return Err(TrackError::NotStoredInTime(deadline)),
-            Ok(Err(_)) => return Err(TrackError::Stopped),
-            Ok(Ok(())) => {}
-        }
+        self.cut_and_wait(until, deadline, self.lost()).await?;
         let Some(spill) = &self.spill else {
             return Ok(());
         };
@@ -412,15 +404,27 @@ impl Tracker {
         }
         let lost_before = self.lost();
         self.track_events(events)?;
+        self.cut_and_wait(Instant::now() + deadline, deadline, lost_before)
+            .await
+    }
+
+    /// Has the flusher cut what is buffered, and waits (until `until`) for every batch
+    /// cut so far to be stored or spilled. Events are lost only at a stop past its
+    /// deadline; if any were lost since `lost_before`, nothing in flight is reported
+    /// stored (the caller sends again; nothing counts twice).
+    async fn cut_and_wait(
+        &self,
+        until: Instant,
+        deadline: Duration,
+        lost_before: u64,
+    ) -> Result<(), TrackError> {
         let (ack, done) = oneshot::channel();
         self.control
             .send(Control::Flush(ack))
             .map_err(|_| TrackError::Stopped)?;
-        match tokio::time::timeout(deadline, done).await {
+        match tokio::time::timeout_at(until, done).await {
             Err(_) => Err(TrackError::NotStoredInTime(deadline)),
             Ok(Err(_)) => Err(TrackError::Stopped),
-            // Events are lost only at a stop past its deadline; then no acknowledgement
-            // in flight says stored (the client sends again; nothing counts twice).
             Ok(Ok(())) if self.lost() > lost_before => Err(TrackError::Stopped),
             Ok(Ok(())) => Ok(()),
         }

@@ -12,7 +12,8 @@ use analytics::tracker::{Tracker, TrackerConfig};
 use analytics_pg::testing::TestDatabase;
 use analytics_redis::testing::TestRedis;
 
-fn config(vars: &[(&str, &str)]) -> Config {
+/// A configuration from these variables alone.
+pub(crate) fn config(vars: &[(&str, &str)]) -> Config {
     let vars: HashMap<String, String> = vars
         .iter()
         .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))

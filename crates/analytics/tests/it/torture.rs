@@ -15,7 +15,7 @@
 //!
 //! Bounded: a few thousand events per round, a few rounds, well under a minute.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -35,15 +35,9 @@ use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 use tokio::sync::watch;
 
-const SENDERS: usize = 4;
+use crate::backends::config;
 
-fn config(vars: &[(&str, &str)]) -> Config {
-    let vars: HashMap<String, String> = vars
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-        .collect();
-    Config::from_lookup(|name| vars.get(name).cloned()).unwrap()
-}
+const SENDERS: usize = 4;
 
 /// Counters whose `apply` fails every few calls: those writes stay uncounted until the
 /// repair recounts their days.
