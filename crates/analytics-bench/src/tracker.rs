@@ -190,13 +190,15 @@ pub(crate) async fn end_to_end(scale: Scale) -> anyhow::Result<Row> {
     );
     let (rate, refused) = drive(&tracker, scale.events, PRODUCERS).await?;
 
-    sqlx::query("TRUNCATE analytics_events")
+    let copy = pg_insert::keyed_copy(&db, &reference_events).await?;
+    sqlx::query("TRUNCATE analytics_events, analytics_event_ids")
         .execute(pg.pool())
         .await?;
-    let copy = pg_insert::copy(&db, &reference_events).await?;
+    let keyless = pg_insert::copy(&db, &reference_events).await?;
     let ratio = rate / copy;
     eprintln!(
-        "end-to-end: {rate:.0} events/s ({refused} retries after a full buffer); raw COPY {copy:.0} events/s; ratio {ratio:.2}"
+        "end-to-end: {rate:.0} events/s ({refused} retries after a full buffer); raw COPY \
+         (keyed) {copy:.0} events/s; ratio {ratio:.2}; COPY without a key {keyless:.0} events/s"
     );
     Ok(Row {
         benchmark: format!(
@@ -204,8 +206,12 @@ pub(crate) async fn end_to_end(scale: Scale) -> anyhow::Result<Row> {
             scale.events
         ),
         figure: format!("{rate:.0} events/s"),
-        reference: format!("raw COPY {copy:.0} events/s (ratio {ratio:.2})"),
-        target: "≥ 100,000 events/s and ≥ 0.6 × raw COPY".to_owned(),
+        reference: format!(
+            "raw COPY into partitions keyed on event_id {copy:.0} events/s (ratio {ratio:.2}); \
+             without a key {keyless:.0} events/s (ratio {:.2})",
+            rate / keyless
+        ),
+        target: "≥ 100,000 events/s and ≥ 0.6 × raw COPY (keyed)".to_owned(),
         met: rate >= 100_000.0 && ratio >= 0.6,
     })
 }

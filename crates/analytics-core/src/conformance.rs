@@ -13,7 +13,7 @@ use crate::metrics::{DaySummary, Sums};
 use crate::store::{
     Bucket, CounterBatch, CounterStore, EventStore, Period, SpillBuffer, StatsStore,
 };
-use crate::testing::{at, event};
+use crate::testing::{at, event, event_with_id};
 use crate::time::{Calendar, DateRange, YearMonth};
 
 fn date(s: &str) -> NaiveDate {
@@ -91,6 +91,30 @@ pub async fn event_store_keeps_each_id_once(store: &dyn EventStore) {
         .unwrap_or_else(|e| panic!("insert: {e}"));
     let expected: Vec<bool> = (0..events.len()).map(|i| i >= 2).collect();
     assert_eq!(flags, expected, "a later batch repeating two events");
+    // The same id re-sent without its timestamp, stamped anew on a later business day
+    // (a client retrying across midnight): still stored once, on the first day only.
+    let later = a.timestamp() + TimeDelta::days(3);
+    let resent = event_with_id(
+        a.id(),
+        a.name(),
+        later,
+        serde_json::Value::Object(a.properties()),
+    );
+    let other = event("session.start", later, json!({"session_id": "s-late"}));
+    let flags = store
+        .insert(&[resent, other.clone()])
+        .await
+        .unwrap_or_else(|e| panic!("insert: {e}"));
+    assert_eq!(flags, [false, true], "an id stored on another day");
+    let later_day = store
+        .summarize(Calendar::default().day_window(Calendar::default().date(later)))
+        .await
+        .unwrap_or_else(|e| panic!("summarize: {e}"));
+    assert_eq!(
+        later_day,
+        summary_of(&[other]),
+        "the re-sent id is not counted"
+    );
     assert!(
         store
             .insert(&[])

@@ -336,3 +336,111 @@ async fn writers_sharing_ids_in_opposite_orders_never_deadlock() {
         total as i64
     );
 }
+
+/// Writers storing the same ids dated on different business days at once (clients
+/// retrying across midnight on several instances): each id is stored once, on one day,
+/// and every writer learns which of its events were new.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_writers_store_an_id_once_across_days() {
+    let db = TestDatabase::new().await;
+    let store = Arc::new(analytics_pg::PgStore::new(
+        db.store().pool().clone(),
+        *db.store().calendar(),
+    ));
+    let ids: Vec<Uuid> = (0..1000).map(|_| Uuid::now_v7()).collect();
+    let mut tasks = Vec::new();
+    let go = Arc::new(tokio::sync::Barrier::new(4));
+    for writer in 0..4i64 {
+        let store = store.clone();
+        let go = go.clone();
+        // Writer w dates every event on day w, and half of its ids are its own.
+        let batch: Vec<_> = ids
+            .iter()
+            .enumerate()
+            .map(|(i, id)| {
+                let id = if i % 2 == 0 { *id } else { Uuid::now_v7() };
+                event_with_id(
+                    id,
+                    "session.start",
+                    at("2025-12-01T02:00:00Z") + TimeDelta::days(writer),
+                    json!({"session_id": format!("{writer}-{i}")}),
+                )
+            })
+            .collect();
+        tasks.push(tokio::spawn(async move {
+            go.wait().await;
+            let flags = store.insert(&batch).await.unwrap();
+            batch
+                .iter()
+                .zip(flags)
+                .filter(|(_, new)| *new)
+                .map(|(e, _)| e.id())
+                .collect::<Vec<Uuid>>()
+        }));
+    }
+    let mut new = Vec::new();
+    for task in tasks {
+        new.extend(task.await.unwrap());
+    }
+    let distinct: HashSet<Uuid> = new.iter().copied().collect();
+    assert_eq!(new.len(), distinct.len(), "no id reported new twice");
+    assert_eq!(
+        new.len(),
+        500 + 4 * 500,
+        "the shared ids once, the own ones each"
+    );
+    assert_eq!(
+        count(&db, "SELECT count(*) FROM analytics_events").await,
+        new.len() as i64
+    );
+    assert_eq!(
+        count(&db, "SELECT count(DISTINCT event_id) FROM analytics_events").await,
+        new.len() as i64
+    );
+}
+
+/// Retention forgets the ids of the days it drops (with their events), and only those.
+#[tokio::test]
+async fn retention_drops_the_ids_of_the_days_it_drops() {
+    let db = TestDatabase::new().await;
+    let store = db.store();
+    let old = event(
+        "session.start",
+        at("2025-12-01T02:00:00Z"),
+        json!({"session_id": "old"}),
+    );
+    let kept = event(
+        "session.start",
+        at("2025-12-03T02:00:00Z"),
+        json!({"session_id": "kept"}),
+    );
+    assert_eq!(
+        store.insert(&[old.clone(), kept.clone()]).await.unwrap(),
+        [true, true]
+    );
+    assert_eq!(
+        store
+            .purge_before(at("2025-12-02T16:00:00Z"))
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        count(&db, "SELECT count(*) FROM analytics_event_ids").await,
+        1
+    );
+    // The dropped day's id is unknown again; the kept day's is still a duplicate.
+    let later = at("2025-12-05T02:00:00Z");
+    let again = |e: &analytics_core::event::Event| {
+        event_with_id(
+            e.id(),
+            "session.start",
+            later,
+            json!({"session_id": "again"}),
+        )
+    };
+    assert_eq!(
+        store.insert(&[again(&old), again(&kept)]).await.unwrap(),
+        [true, false]
+    );
+}

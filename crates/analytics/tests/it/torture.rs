@@ -25,7 +25,7 @@ use analytics::core::config::Config;
 use analytics::core::event::{Event, FixedClock, RawEvent, Validator};
 use analytics::core::metrics::{AgentMetrics, BusinessMetrics, DaySummary, Sums, TicketMetrics};
 use analytics::core::store::{Bucket, CounterBatch, CounterStore, Period};
-use analytics::core::testing::{Rng, any_event};
+use analytics::core::testing::{Rng, any_event, event_with_id};
 use analytics::core::time::{DateRange, YearMonth};
 use analytics::stats::{Jobs, Stats, StatsConfig};
 use analytics::tracker::{TrackError, Tracker, TrackerConfig};
@@ -422,6 +422,22 @@ async fn round(config: &Config, redis: Option<&TestRedis>, seed: u64) {
     }
     service.halt_jobs().await;
     phase(&[&service.tracker], &lists, 0.75, 1.0, &mut accepted).await;
+    service.tracker.flush().await.unwrap();
+    // Clients retrying across midnight: stored ids re-sent, stamped a day earlier. None
+    // is stored or counted again (the recount keeps each id's first acceptance).
+    let restamped: Vec<Event> = accepted
+        .iter()
+        .step_by(25)
+        .map(|e| {
+            event_with_id(
+                e.id(),
+                e.name(),
+                e.timestamp() - TimeDelta::days(1),
+                serde_json::Value::Object(e.properties()),
+            )
+        })
+        .collect();
+    accepted.extend(send(service.tracker.clone(), restamped).await);
     service.tracker.flush().await.unwrap();
 
     let recount = Recount::of(config, &accepted);
