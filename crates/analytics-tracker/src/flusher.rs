@@ -507,8 +507,25 @@ fn jitter(pause: Duration) -> Duration {
 
 impl Writers {
     async fn run(self: Arc<Self>) {
+        // Whether there is more to drain now (at start, when the last drain stopped at its
+        // claim limit, or when a batch was just stored while events wait in the spill
+        // buffer): then the writer drains as soon as its queue is empty, not an interval
+        // later.
+        let mut more = self.spill_pending.load(Ordering::Acquire);
         loop {
-            let next = {
+            let next = if more {
+                // A batch waiting goes first. If another writer holds the queue it is
+                // waiting for batches itself (and would hold it for up to an interval):
+                // drain.
+                match self.jobs.try_lock() {
+                    Ok(mut jobs) => match jobs.try_recv() {
+                        Ok(job) => Some(Some(job)),
+                        Err(mpsc::error::TryRecvError::Empty) => None,
+                        Err(mpsc::error::TryRecvError::Disconnected) => Some(None),
+                    },
+                    Err(_) => None,
+                }
+            } else {
                 let mut jobs = self.jobs.lock().await;
                 tokio::select! {
                     job = jobs.recv() => Some(job),
@@ -524,7 +541,9 @@ impl Writers {
             }
             match next {
                 Some(Some(job)) => {
-                    match self.store(&job.events, true).await {
+                    let settle = self.store(&job.events, true).await;
+                    let stored = settle.is_some();
+                    match settle {
                         Some(settle) => {
                             // Committed: the batch is done for `flush()` and the durable
                             // acknowledgement; its counters follow off the writer's path.
@@ -538,9 +557,12 @@ impl Writers {
                     }
                     self.busy.fetch_sub(1, Ordering::AcqRel);
                     self.freed.notify_one();
+                    // A batch stored while the spill buffer holds events (storage is
+                    // back after an outage): drain it as soon as the queue is empty.
+                    more = stored && self.spill_pending.load(Ordering::Acquire);
                 }
                 Some(None) => return,
-                None => self.drain_spill().await,
+                None => more = self.drain_spill().await,
             }
         }
     }
@@ -722,13 +744,14 @@ impl Writers {
 
     /// Drains the spill buffer, if it may hold events: claim after claim, at full
     /// speed, until it is empty, a store fails, or `DRAIN_CLAIMS` claims are done (then
-    /// the writer looks at its queue again).
-    async fn drain_spill(self: &Arc<Self>) {
+    /// the writer looks at its queue again, and comes back at once). Returns whether it
+    /// stopped at that limit.
+    async fn drain_spill(self: &Arc<Self>) -> bool {
         let Some(spill) = &self.stores.spill else {
-            return;
+            return false;
         };
         if self.shared.deadline().is_some() {
-            return;
+            return false;
         }
         if !self.spill_pending.load(Ordering::Acquire) {
             let checked = *self
@@ -736,18 +759,20 @@ impl Writers {
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner);
             if checked.elapsed() < SPILL_CHECK_INTERVAL {
-                return;
+                return false;
             }
         }
         if self.draining.swap(true, Ordering::AcqRel) {
-            return;
+            return false;
         }
-        self.drain_claims(spill).await;
+        let more = self.drain_claims(spill).await;
         self.draining.store(false, Ordering::Release);
+        more
     }
 
-    /// Up to `DRAIN_CLAIMS` claims, stored one after the other.
-    async fn drain_claims(self: &Arc<Self>, spill: &Arc<dyn SpillBuffer>) {
+    /// Up to `DRAIN_CLAIMS` claims, stored one after the other. Returns whether all of
+    /// them were taken and stored (the buffer may hold more).
+    async fn drain_claims(self: &Arc<Self>, spill: &Arc<dyn SpillBuffer>) -> bool {
         for _ in 0..DRAIN_CLAIMS {
             match timeout(
                 self.config.store_timeout,
@@ -757,7 +782,7 @@ impl Writers {
             {
                 Ok(Ok(Some(claim))) => {
                     let Some(settle) = self.store(&claim.events, false).await else {
-                        return;
+                        return false;
                     };
                     settle.send(self);
                     add(&self.shared.telemetry.drained, claim.events.len() as u64);
@@ -771,18 +796,19 @@ impl Writers {
                         .spill_checked
                         .lock()
                         .unwrap_or_else(PoisonError::into_inner) = Instant::now();
-                    return;
+                    return false;
                 }
                 Ok(Err(error)) => {
                     tracing::warn!(%error, "reading the spill buffer failed");
-                    return;
+                    return false;
                 }
                 Err(_) => {
                     tracing::warn!("reading the spill buffer timed out");
-                    return;
+                    return false;
                 }
             }
         }
+        true
     }
 }
 

@@ -6,7 +6,9 @@
 //!
 //! When the event store fails, writers retry with exponential backoff and jitter while
 //! holding their batch; batches that find every writer busy go to the spill buffer, and
-//! idle writers drain it back once the store answers again. When the spill buffer fails
+//! idle writers drain it back once the store answers again: from their start, and as
+//! soon as a batch was stored while the buffer holds events, claim after claim (one
+//! writer at a time), not one round per flush interval. When the spill buffer fails
 //! too, the flusher stops taking events and `track()` reports a full buffer: memory
 //! stays bounded by configuration. A write that lost a race with another writer (a
 //! deadlock) is retried at once and is not a failure. Counter failures never hold up

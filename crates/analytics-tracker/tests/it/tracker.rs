@@ -191,6 +191,48 @@ async fn while_the_store_is_down_batches_spill_and_are_drained_after_recovery() 
     assert!(s.tracker.stop(Duration::from_secs(1)).await.clean);
 }
 
+/// Once the store answers again, the spill buffer is drained claim after claim, without
+/// waiting for a flush interval between claims or rounds of claims, and without anyone
+/// calling `flush` (the drain used to take one batch per interval: ~200 events/s).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_spill_drains_at_full_speed_once_the_store_is_back() {
+    let s = setup(TrackerConfig {
+        batch_size: 10,
+        flush_interval: Duration::from_secs(2),
+        ..config()
+    });
+    s.events.faults.set(Fault::Down);
+    track_many(&s.tracker, 8_000, 2).await;
+    // Batches are cut at each interval (or when full); wait until most were spilled.
+    tokio::time::timeout(Duration::from_secs(20), async {
+        while s.spill.len().await.unwrap() < 7_000 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("batches spill while the store is down");
+
+    s.events.faults.set(Fault::None);
+    // About 800 claims of 10: at a round of 64 claims per 2 s interval this took 25 s
+    // (one claim per interval before that); now well under a second.
+    tokio::time::timeout(Duration::from_secs(5), async {
+        while s.events.inner.len() < 8_000 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| {
+        panic!(
+            "the spill buffer drains without waiting for intervals: {} stored, {:?}",
+            s.events.inner.len(),
+            s.tracker.telemetry()
+        )
+    });
+    assert!(s.spill.is_empty().await.unwrap());
+    assert_stored_once_and_counted(&s, 8_000).await;
+    assert!(s.tracker.stop(Duration::from_secs(1)).await.clean);
+}
+
 /// `flush` means stored: spilled events count only once drained back into the event
 /// store (it used to answer as soon as every batch was stored *or spilled*).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
