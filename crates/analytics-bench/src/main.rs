@@ -4,6 +4,11 @@
 //! it is judged against in the same run, and adds a row to a Markdown table printed to
 //! stdout and written to `target/bench/report.md`.
 
+/// The allocator of the `analytics` binary, whose server the HTTP benchmarks run in
+/// this process (the other figures are taken with it too).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod case_study;
 mod http_ingest;
 mod memory;

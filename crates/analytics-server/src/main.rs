@@ -4,6 +4,12 @@
 
 mod demo;
 
+/// mimalloc rather than the system allocator: ingest allocates per event (JSON values,
+/// strings), and glibc's malloc took 15 % of the machine's CPU under HTTP load
+/// (BENCHMARKS.md, "Allocator").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
