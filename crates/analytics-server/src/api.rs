@@ -116,6 +116,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/analytics/agents", get(agents))
         .route("/api/analytics/tickets", get(tickets))
         .route("/api/analytics/openapi.json", get(openapi))
+        .route("/", get(crate::dashboard::index))
+        .route("/assets/{name}", get(crate::dashboard::asset))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))

@@ -1,10 +1,12 @@
-//! The `analytics` service: the HTTP API of SPEC §9 ([`api`]), its authentication,
+//! The `analytics` service: the HTTP API of SPEC §9 ([`api`]), the dashboard at `/`
+//! ([`dashboard`]), its authentication,
 //! errors and metrics, and the server lifecycle ([`server`]). The binary in `main.rs`
 //! adds the command line of SPEC §11.
 #![deny(missing_docs)]
 
 pub mod api;
 pub mod auth;
+pub mod dashboard;
 pub mod error;
 pub mod metrics;
 pub mod server;

@@ -12,14 +12,14 @@ use tokio::process::{Child, Command};
 
 use crate::http::{get, post_json};
 
-fn free_addr() -> SocketAddr {
+pub(crate) fn free_addr() -> SocketAddr {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     listener.local_addr().unwrap()
 }
 
 /// Starts `analytics serve` on `addr` in `dir`, with these variables on top of a clean
 /// environment of the service's variables.
-async fn serve(addr: SocketAddr, dir: &Path, vars: &[(&str, &str)]) -> Child {
+pub(crate) async fn serve(addr: SocketAddr, dir: &Path, vars: &[(&str, &str)]) -> Child {
     let mut command = Command::new(env!("CARGO_BIN_EXE_analytics"));
     command
         .arg("serve")
@@ -287,7 +287,7 @@ fn metric(text: &str, name_and_labels: &str) -> u64 {
 
 /// One client's events: sessions (some escalated), agents taking sessions over and
 /// tickets closed, over the last 30 hours (today and yesterday).
-fn traffic(client: u64, n: u64, now: chrono::DateTime<chrono::Utc>) -> Vec<Value> {
+pub(crate) fn traffic(client: u64, n: u64, now: chrono::DateTime<chrono::Utc>) -> Vec<Value> {
     (0..n)
         .map(|i| {
             let at = (now - chrono::TimeDelta::minutes(((i * 7 + client * 13) % 1_800) as i64 + 1))

@@ -6,5 +6,6 @@
 
 mod api;
 mod binary;
+mod dashboard;
 mod http;
 mod limits;
