@@ -10,6 +10,7 @@
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod case_study;
+mod embedded;
 mod http_ingest;
 mod memory;
 mod pg_insert;

@@ -1,6 +1,6 @@
 //! [`EmbeddedStore`]: event detail and daily statistics in one SQLite file.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -17,6 +17,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
     SqliteSynchronous,
 };
+use uuid::Uuid;
 
 use crate::MIGRATOR;
 use crate::error::{Error, Result};
@@ -41,6 +42,23 @@ fn micros(ts: DateTime<Utc>) -> i64 {
 }
 
 impl EmbeddedStore {
+    /// How the store opens its file (the benchmarks' plain-SQLite reference opens it
+    /// the same way): WAL, `synchronous = NORMAL` (a commit is durable against a crash
+    /// of the process, not of the machine: SQLite's recommended setting for WAL), and
+    /// SQLite's default checkpoint every 1,000 pages of WAL (4,000 measured no faster
+    /// end to end: BENCHMARKS.md).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Query`] when `url` is not an `sqlite:` URL.
+    pub fn connect_options(url: &str) -> Result<SqliteConnectOptions> {
+        Ok(SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(5)))
+    }
+
     /// Opens (creating if needed) the database at an `sqlite:` URL, applies the schema,
     /// and records or checks the business time zone.
     ///
@@ -50,11 +68,7 @@ impl EmbeddedStore {
     /// schema cannot be applied, [`Error::TimeZoneMismatch`] when the database was set
     /// up for another zone.
     pub async fn open(url: &str, calendar: Calendar) -> Result<EmbeddedStore> {
-        let options = SqliteConnectOptions::from_str(url)?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(Duration::from_secs(5));
+        let options = EmbeddedStore::connect_options(url)?;
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .acquire_timeout(Duration::from_secs(30))
@@ -147,6 +161,29 @@ async fn summarize(conn: &mut SqliteConnection, window: DayWindow) -> Result<Day
 /// Writes the events in one transaction: the ids not stored yet, the dirty and
 /// uncounted marks of their days. Returns the flags, the days, and the write id (none
 /// when nothing was new).
+/// Rows per `INSERT` statement: 11 parameters a row, well under SQLite's 32,766.
+const INSERT_ROWS: usize = 1_000;
+
+/// The `INSERT` of `rows` events (`rows` ≤ [`INSERT_ROWS`]), answering the ids it
+/// inserted (the full size built once; the connection prepares each text once).
+fn insert_sql(rows: usize) -> std::borrow::Cow<'static, str> {
+    static FULL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    fn build(rows: usize) -> String {
+        let row = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+        format!(
+            "INSERT INTO analytics_events (event_id, occurred_at, event, product, session_id, \
+                 agent_id, ticket_id, value_micros, sla_met, properties, received_at) \
+             VALUES {} ON CONFLICT (event_id) DO NOTHING RETURNING event_id",
+            vec![row; rows].join(", ")
+        )
+    }
+    if rows == INSERT_ROWS {
+        std::borrow::Cow::Borrowed(FULL.get_or_init(|| build(INSERT_ROWS)))
+    } else {
+        std::borrow::Cow::Owned(build(rows))
+    }
+}
+
 async fn write_events(
     conn: &mut SqliteConnection,
     calendar: &Calendar,
@@ -155,37 +192,47 @@ async fn write_events(
     use sqlx::Connection as _;
     let mut tx = conn.begin().await?;
     let received = micros(Utc::now());
+    // Multi-row statements (one prepared statement per size, reused), each answering
+    // the ids it inserted: an id already stored, or repeated in the batch, is skipped.
+    let mut inserted: HashSet<Uuid> = HashSet::with_capacity(events.len());
+    for chunk in events.chunks(INSERT_ROWS) {
+        let sql = insert_sql(chunk.len());
+        let mut query = sqlx::query(&sql);
+        for event in chunk {
+            let measure = Measure::of(event);
+            query = query
+                .bind(event.id().as_bytes().to_vec())
+                .bind(micros(event.timestamp()))
+                .bind(event.name())
+                .bind(event.product().map(|p| p.as_str()))
+                .bind(event.session_id())
+                .bind(event.agent_id())
+                .bind(event.ticket_id())
+                // Validated values are at most 1e15 millionths: they fit.
+                .bind(measure.value_micros.map(|v| v as i64))
+                .bind(measure.sla_met)
+                .bind(event.properties_json())
+                .bind(received);
+        }
+        let ids: Vec<Vec<u8>> = query
+            .try_map(|row: sqlx::sqlite::SqliteRow| sqlx::Row::try_get::<Vec<u8>, _>(&row, 0))
+            .fetch_all(&mut *tx)
+            .await?;
+        for id in ids {
+            if let Ok(id) = Uuid::from_slice(&id) {
+                inserted.insert(id);
+            }
+        }
+    }
+    // The first occurrence of an inserted id is the one stored.
     let mut flags = Vec::with_capacity(events.len());
     let mut days = BTreeSet::new();
     for event in events {
-        let measure = Measure::of(event);
-        let inserted = sqlx::query(
-            "INSERT INTO analytics_events (event_id, occurred_at, event, product, \
-                 session_id, agent_id, ticket_id, value_micros, sla_met, properties, \
-                 received_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
-             ON CONFLICT (event_id) DO NOTHING",
-        )
-        .bind(event.id().to_string())
-        .bind(micros(event.timestamp()))
-        .bind(event.name())
-        .bind(event.product().map(|p| p.as_str()))
-        .bind(event.session_id())
-        .bind(event.agent_id())
-        .bind(event.ticket_id())
-        // Validated values are at most 1e15 millionths: they fit.
-        .bind(measure.value_micros.map(|v| v as i64))
-        .bind(measure.sla_met)
-        .bind(event.properties_json())
-        .bind(received)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected()
-            == 1;
-        if inserted {
+        let new = inserted.remove(&event.id());
+        if new {
             days.insert(calendar.date(event.timestamp()));
         }
-        flags.push(inserted);
+        flags.push(new);
     }
     if days.is_empty() {
         return Ok((flags, days, None));

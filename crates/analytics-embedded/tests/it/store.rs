@@ -75,3 +75,98 @@ async fn a_database_keeps_the_time_zone_it_was_set_up_with() {
         .unwrap_err();
     assert!(matches!(error, Error::TimeZoneMismatch { .. }), "{error}");
 }
+
+/// A file written before ids were kept as 16-byte blobs (migration 0004) keeps its
+/// events: their ids are converted, so re-sending one is still recognized.
+#[tokio::test]
+async fn a_file_with_text_ids_is_converted_and_keeps_recognizing_them() {
+    use sqlx::Connection as _;
+    let path = std::env::temp_dir().join(format!(
+        "analytics-test-{}.db",
+        uuid::Uuid::now_v7().simple()
+    ));
+    let url = format!("sqlite://{}", path.display());
+    let stored = event(
+        "session.start",
+        at("2025-12-01T02:00:00Z"),
+        json!({"session_id": "s-old"}),
+    );
+    {
+        // The schema as it was before 0004, with one event in it.
+        let options = EmbeddedStore::connect_options(&url).unwrap();
+        let mut conn = sqlx::SqliteConnection::connect_with(&options)
+            .await
+            .unwrap();
+        for migration in analytics_embedded::MIGRATOR
+            .iter()
+            .filter(|m| m.version < 4)
+        {
+            sqlx::raw_sql(&migration.sql)
+                .execute(&mut conn)
+                .await
+                .unwrap();
+        }
+        sqlx::query(
+            "INSERT INTO analytics_events (event_id, occurred_at, event, session_id, \
+             properties, received_at) VALUES (?, ?, 'session.start', 's-old', '{}', 0)",
+        )
+        .bind(stored.id().to_string())
+        .bind(stored.timestamp().timestamp_micros())
+        .execute(&mut conn)
+        .await
+        .unwrap();
+        // What sqlx records of the migrations it ran.
+        sqlx::raw_sql(
+            "CREATE TABLE _sqlx_migrations (version BIGINT PRIMARY KEY, description TEXT NOT NULL, \
+             installed_on TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP, success BOOLEAN NOT NULL, \
+             checksum BLOB NOT NULL, execution_time BIGINT NOT NULL)",
+        )
+        .execute(&mut conn)
+        .await
+        .unwrap();
+        for migration in analytics_embedded::MIGRATOR
+            .iter()
+            .filter(|m| m.version < 4)
+        {
+            sqlx::query(
+                "INSERT INTO _sqlx_migrations (version, description, success, checksum, \
+                 execution_time) VALUES (?, ?, TRUE, ?, 0)",
+            )
+            .bind(migration.version)
+            .bind(&*migration.description)
+            .bind(&*migration.checksum)
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        }
+        conn.close().await.unwrap();
+    }
+    let store = EmbeddedStore::open(&url, Calendar::default())
+        .await
+        .unwrap();
+    let again = event(
+        "session.start",
+        at("2025-12-03T02:00:00Z"),
+        json!({"session_id": "s-new"}),
+    );
+    let resent = analytics_core::testing::event_with_id(
+        stored.id(),
+        "session.start",
+        at("2025-12-02T02:00:00Z"),
+        json!({"session_id": "s-old"}),
+    );
+    assert_eq!(
+        store.insert(&[resent, again]).await.unwrap(),
+        [false, true],
+        "the converted id is still a duplicate"
+    );
+    let ids: Vec<Vec<u8>> = sqlx::query_scalar("SELECT event_id FROM analytics_events")
+        .fetch_all(store.pool())
+        .await
+        .unwrap();
+    assert!(ids.iter().all(|id| id.len() == 16), "ids are 16 bytes");
+    assert!(ids.contains(&stored.id().as_bytes().to_vec()));
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+    }
+}

@@ -672,7 +672,8 @@ async fn kill_9_loses_nothing_that_was_answered_202() {
             for chunk in answered.chunks(500) {
                 let list = chunk
                     .iter()
-                    .map(|id| format!("'{id}'"))
+                    // The embedded store keeps ids as their 16 bytes.
+                    .map(|id| format!("X'{}'", uuid::Uuid::parse_str(id).unwrap().simple()))
                     .collect::<Vec<_>>()
                     .join(",");
                 let count: i64 = sqlx::query_scalar(&format!(
