@@ -62,6 +62,13 @@ async fn main() -> anyhow::Result<()> {
             .unwrap_or(1_000_000);
         return memory::worker(n).await;
     }
+    if args.first().map(String::as_str) == Some("memory-embedded-worker") {
+        let n = args
+            .get(1)
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(1_000_000);
+        return memory::embedded_worker(n).await;
+    }
     let mut quick = false;
     let mut selected = Vec::new();
     for arg in std::env::args().skip(1) {
@@ -90,7 +97,10 @@ async fn main() -> anyhow::Result<()> {
             "embedded-ingest" => rows.push(tracker::embedded(scale).await?),
             "http-ingest" => rows.extend(http_ingest::run(scale).await?),
             "case-study" => rows.push(case_study::run(scale).await?),
-            "memory" => rows.push(memory::run(scale).await?),
+            "memory" => {
+                rows.push(memory::run(scale).await?);
+                rows.push(memory::run_embedded(scale).await?);
+            }
             "pg-insert" => rows.extend(pg_insert::run(scale).await?),
             "redis-counters" => rows.push(redis_counters::run(scale).await?),
             "spill-drain" => rows.push(tracker::spill_drain(scale).await?),

@@ -30,6 +30,114 @@ fn peak_rss_kib() -> u64 {
         .unwrap_or(0)
 }
 
+/// The process's resident set now, in KiB (`VmRSS`).
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|line| line.strip_prefix("VmRSS:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// The embedded worker: a burst of `n` events from 8 tasks into a tracker on the
+/// embedded store (a fresh file) as fast as it takes them, then the resident set once
+/// everything is stored and the process has been idle a second.
+pub(crate) async fn embedded_worker(n: usize) -> anyhow::Result<()> {
+    let db = analytics_embedded::testing::TestEmbedded::new().await;
+    let tracker = Tracker::start(
+        TrackerConfig::default(),
+        Stores {
+            events: Arc::new(db.store().clone()),
+            counters: Arc::new(MemoryCounters::new()),
+            spill: None,
+        },
+    );
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let start = rss_kib();
+    let mut tasks = Vec::new();
+    for task in 0..8 {
+        let tracker = tracker.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut refused = 0u64;
+            for i in (task..n).step_by(8) {
+                loop {
+                    let data = EventData::SessionMessage {
+                        session_id: format!("session-{}", i % 100_000),
+                        response_time_ms: 800.0 + (i % 2000) as f64,
+                        tokens: Some(i as u64 % 500),
+                    };
+                    match tracker.track(data) {
+                        Ok(_) => break,
+                        Err(TrackError::BufferFull) => {
+                            refused += 1;
+                            tokio::time::sleep(Duration::from_millis(1)).await;
+                        }
+                        Err(other) => return Err(anyhow::Error::from(other)),
+                    }
+                }
+                if i % 1_000 < 8 {
+                    tokio::task::yield_now().await;
+                }
+            }
+            Ok(refused)
+        }));
+    }
+    let mut refused = 0;
+    for task in tasks {
+        refused += task.await??;
+    }
+    tracker.flush().await?;
+    let drained = rss_kib();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let idle = rss_kib();
+    let out = json!({
+        "start_kib": start, "peak_kib": peak_rss_kib(), "drained_kib": drained,
+        "idle_kib": idle, "offered": n, "retries": refused,
+        "stored": tracker.telemetry().stored,
+    });
+    println!("{out}");
+    tracker.stop(Duration::from_secs(10)).await;
+    Ok(())
+}
+
+/// `memory` on the embedded store: the resident set after a burst, against the one at
+/// start.
+pub(crate) async fn run_embedded(scale: Scale) -> anyhow::Result<Row> {
+    let output = tokio::process::Command::new(std::env::current_exe()?)
+        .args(["memory-embedded-worker", &scale.events.to_string()])
+        .output()
+        .await
+        .context("cannot run the embedded memory worker")?;
+    anyhow::ensure!(
+        output.status.success(),
+        "the embedded memory worker failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let result: Value =
+        serde_json::from_slice(&output.stdout).context("the embedded memory worker's output")?;
+    eprintln!("memory (embedded): {result}");
+    let mib = |key: &str| result[key].as_u64().unwrap_or(0) as f64 / 1024.0;
+    let (start, peak, idle) = (mib("start_kib"), mib("peak_kib"), mib("idle_kib"));
+    Ok(Row {
+        benchmark: format!(
+            "Memory after a burst of {} events from 8 tasks into the embedded store",
+            result["offered"]
+        ),
+        figure: format!(
+            "RSS {idle:.0} MiB a second after the queue drained (at start {start:.0} MiB, \
+             peak {peak:.0} MiB, {} stored)",
+            result["stored"]
+        ),
+        reference: format!("2 × the start-up figure: {:.0} MiB", 2.0 * start),
+        target: "after the burst ≤ 2 × at start".to_owned(),
+        met: idle <= 2.0 * start,
+    })
+}
+
 /// The worker: offers `n` events to a tracker whose PostgreSQL does not answer.
 pub(crate) async fn worker(n: usize) -> anyhow::Result<()> {
     let pool = PgPoolOptions::new()
