@@ -15,6 +15,7 @@ mod http_ingest;
 mod memory;
 mod pg_insert;
 mod redis_counters;
+mod seed;
 mod tracker;
 mod workload;
 
@@ -50,6 +51,7 @@ const BENCHMARKS: &[&str] = &[
     "pg-insert",
     "redis-counters",
     "spill-drain",
+    "seed-peer",
 ];
 
 #[tokio::main]
@@ -97,6 +99,7 @@ async fn main() -> anyhow::Result<()> {
             "embedded-ingest" => rows.push(tracker::embedded(scale).await?),
             "http-ingest" => rows.extend(http_ingest::run(scale).await?),
             "case-study" => rows.push(case_study::run(scale).await?),
+            "seed-peer" => rows.push(seed::run(scale).await?),
             "memory" => {
                 rows.push(memory::run(scale).await?);
                 rows.push(memory::run_embedded(scale).await?);

@@ -17,7 +17,7 @@ use crate::workload::Rng;
 use crate::{Row, Scale, pg_insert};
 
 /// Typed events of the chatbot's and workbench's mix, as products build them.
-fn typed_events(n: usize, seed: u64) -> Vec<EventData> {
+pub(crate) fn typed_events(n: usize, seed: u64) -> Vec<EventData> {
     let mut rng = Rng::new(seed);
     (0..n)
         .map(|_| {
@@ -58,7 +58,7 @@ fn typed_events(n: usize, seed: u64) -> Vec<EventData> {
         .collect()
 }
 
-fn percentile(sorted: &[u64], p: f64) -> u64 {
+pub(crate) fn percentile(sorted: &[u64], p: f64) -> u64 {
     if sorted.is_empty() {
         return 0;
     }
@@ -117,7 +117,7 @@ pub(crate) async fn latency(scale: Scale) -> anyhow::Result<Vec<Row>> {
     Ok(rows)
 }
 
-const PRODUCERS: usize = 8;
+pub(crate) const PRODUCERS: usize = 8;
 
 /// Tracks `n` typed events from `producers` tasks (waiting 1 ms when the buffer is full)
 /// and stops the tracker; returns events per second from the first `track()` until
