@@ -712,3 +712,145 @@ pub async fn spill_buffer_round_trips(spill: &dyn SpillBuffer) {
             .unwrap_or_else(|e| panic!("is_empty: {e}"))
     );
 }
+
+/// `sessions` answers the sessions started in the window, in start order, with their
+/// hand-off, first response, handle time and whether the customer came back within
+/// the return window — across midnight and the window's end — as `sessions_of` does.
+pub async fn event_store_answers_sessions(store: &dyn EventStore) {
+    use crate::store::{RETURN_WINDOW, SessionQuery, sessions_of};
+    use futures_util::StreamExt as _;
+
+    let t = |s: &str| at(s);
+    let events = vec![
+        // s1: escalated, taken over twice (the first takeover's agent and wait count),
+        // released twice (summed); its customer comes back the next day (s3).
+        event(
+            "session.start",
+            t("2025-12-01T02:00:00Z"),
+            json!({"session_id": "s1", "customer_id": "c1", "channel": "web"}),
+        ),
+        event(
+            "session.escalate",
+            t("2025-12-01T02:01:00Z"),
+            json!({"session_id": "s1"}),
+        ),
+        event(
+            "agent.session_takeover",
+            t("2025-12-01T02:02:00Z"),
+            json!({"session_id": "s1", "agent_id": "a1", "wait_duration_seconds": 12.5}),
+        ),
+        event(
+            "agent.session_takeover",
+            t("2025-12-01T02:05:00Z"),
+            json!({"session_id": "s1", "agent_id": "a2", "wait_duration_seconds": 40.0}),
+        ),
+        event(
+            "agent.session_release",
+            t("2025-12-01T02:10:00Z"),
+            json!({"session_id": "s1", "agent_id": "a1", "handle_duration_seconds": 100.0}),
+        ),
+        event(
+            "agent.session_release",
+            t("2025-12-01T02:20:00Z"),
+            json!({"session_id": "s1", "agent_id": "a2", "handle_duration_seconds": 60.25}),
+        ),
+        // s2: the AI alone, no customer id.
+        event(
+            "session.start",
+            t("2025-12-01T03:00:00Z"),
+            json!({"session_id": "s2", "channel": "app"}),
+        ),
+        event(
+            "session.message",
+            t("2025-12-01T03:00:01Z"),
+            json!({"session_id": "s2", "response_time_ms": 900.0}),
+        ),
+        // s3: c1 again, 23 hours after s1, across midnight; escalated after the
+        // window's end (still its own).
+        event(
+            "session.start",
+            t("2025-12-02T01:00:00Z"),
+            json!({"session_id": "s3", "customer_id": "c1"}),
+        ),
+        event(
+            "session.escalate",
+            t("2025-12-02T17:00:00Z"),
+            json!({"session_id": "s3"}),
+        ),
+        // s4: c2, who comes back 25 hours later (not a return) in s5.
+        event(
+            "session.start",
+            t("2025-12-01T05:00:00Z"),
+            json!({"session_id": "s4", "customer_id": "c2"}),
+        ),
+        event(
+            "session.start",
+            t("2025-12-02T06:00:00Z"),
+            json!({"session_id": "s5", "customer_id": "c2"}),
+        ),
+        // s6: before the window; s7: after it, but a return of c3 (s8 inside).
+        event(
+            "session.start",
+            t("2025-11-30T15:00:00Z"),
+            json!({"session_id": "s6", "customer_id": "c3"}),
+        ),
+        event(
+            "session.start",
+            t("2025-12-02T08:00:00Z"),
+            json!({"session_id": "s8", "customer_id": "c3"}),
+        ),
+        event(
+            "session.start",
+            t("2025-12-02T17:30:00Z"),
+            json!({"session_id": "s7", "customer_id": "c3"}),
+        ),
+    ];
+    store
+        .insert(&events)
+        .await
+        .unwrap_or_else(|e| panic!("insert: {e}"));
+    // Business days 2025-12-01 and 2025-12-02 in Asia/Shanghai.
+    let calendar = Calendar::default();
+    let query = SessionQuery {
+        from: calendar.day_start(date("2025-12-01")),
+        to: calendar.day_start(date("2025-12-03")),
+        window: RETURN_WINDOW,
+    };
+    let rows: Vec<_> = store
+        .sessions(query)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .map(|row| row.unwrap_or_else(|e| panic!("sessions: {e}")))
+        .collect();
+    assert_eq!(rows, sessions_of(&events, query), "as sessions_of computes");
+    let ids: Vec<&str> = rows.iter().map(|r| r.session_id.as_str()).collect();
+    assert_eq!(
+        ids,
+        ["s1", "s2", "s4", "s3", "s5", "s8"],
+        "start order"
+    );
+    let s1 = &rows[0];
+    assert!(s1.escalated && s1.returned);
+    assert_eq!(s1.agent_id.as_deref(), Some("a1"));
+    assert_eq!(s1.first_response_micros, Some(12_500_000));
+    assert_eq!(s1.handle_time_micros, Some(160_250_000));
+    assert_eq!(s1.channel.as_deref(), Some("web"));
+    let s2 = &rows[1];
+    assert!(!s2.escalated && !s2.returned && s2.customer_id.is_none());
+    assert_eq!(
+        (
+            s2.agent_id.as_deref(),
+            s2.first_response_micros,
+            s2.handle_time_micros
+        ),
+        (None, None, None)
+    );
+    assert!(!rows[2].returned, "s4: c2 came back after 25 hours");
+    assert!(rows[3].escalated, "s3: escalated after the window's end");
+    assert!(!rows[3].returned && !rows[4].returned);
+    assert!(
+        rows[5].returned,
+        "s8: c3 came back within a day, after the window"
+    );
+}

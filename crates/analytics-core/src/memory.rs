@@ -83,6 +83,11 @@ impl MemoryStore {
 
 #[async_trait]
 impl EventStore for MemoryStore {
+    fn sessions(&self, query: crate::store::SessionQuery) -> crate::store::SessionStream {
+        let rows = crate::store::sessions_of(lock(&self.events).list.iter(), query);
+        Box::pin(futures_util::stream::iter(rows.into_iter().map(Ok)))
+    }
+
     async fn write(&self, events: &[Event]) -> Result<Written> {
         // The days of the batch are locked before it is written, as the embedded store
         // does: a recount of a day waits for the write, and the write for a recount.

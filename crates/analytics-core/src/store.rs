@@ -7,15 +7,173 @@
 //! (`MockEventStore`, …) for tests about calls: retries, ordering, failure injection.
 
 use std::collections::BTreeMap;
+use std::pin::Pin;
 
 use async_trait::async_trait;
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 
 use crate::catalog::{AgentStatus, EventData};
 use crate::error::Result;
 use crate::event::Event;
 use crate::metrics::{DaySummary, Sums};
 use crate::time::{Calendar, DateRange, DayHour, DayWindow, YearMonth};
+
+/// How long after a session a new session of the same customer counts as a return
+/// (the AI funnel and the sessions export, SPEC §5): 24 hours.
+pub const RETURN_WINDOW: TimeDelta = TimeDelta::hours(24);
+
+/// One session, as the sessions export tells it (SPEC §9), from event detail.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionRow {
+    /// The session.
+    pub session_id: String,
+    /// Its `session.start` (the earliest, if it was sent more than once).
+    pub started_at: DateTime<Utc>,
+    /// `channel` of its `session.start`.
+    pub channel: Option<String>,
+    /// `customer_id` of its `session.start`.
+    pub customer_id: Option<String>,
+    /// Whether it was handed to an agent (`session.escalate`).
+    pub escalated: bool,
+    /// The agent of its first `agent.session_takeover`.
+    pub agent_id: Option<String>,
+    /// `wait_duration_seconds` of its first takeover, in millionths of a second.
+    pub first_response_micros: Option<u64>,
+    /// `handle_duration_seconds` of its releases, summed, in millionths of a second.
+    pub handle_time_micros: Option<u64>,
+    /// Whether the same customer started another session within the return window
+    /// after this one (never for a session without `customer_id`).
+    pub returned: bool,
+}
+
+/// What the sessions export reads: the sessions started in `[from, to)`, with their
+/// events up to `to + window` (a hand-off after midnight still belongs to its session)
+/// and returns within `window` of each start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionQuery {
+    /// The first instant.
+    pub from: DateTime<Utc>,
+    /// The end, exclusive.
+    pub to: DateTime<Utc>,
+    /// The return window.
+    pub window: TimeDelta,
+}
+
+/// Sessions in start order (then by id), read as they are consumed: a store sends them
+/// through a bounded channel, so a consumer that writes them out holds a few at a time.
+pub type SessionStream = Pin<Box<dyn futures_core::Stream<Item = Result<SessionRow>> + Send>>;
+
+/// A [`SessionStream`] of what a producer task sends into `rx`.
+pub fn session_stream(rx: tokio::sync::mpsc::Receiver<Result<SessionRow>>) -> SessionStream {
+    Box::pin(futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|row| (row, rx))
+    }))
+}
+
+/// How many sessions a store reads ahead of the consumer.
+pub const SESSION_READ_AHEAD: usize = 256;
+
+/// The sessions of a query computed from events in memory: what every store's query
+/// must answer (the in-memory store uses it; the tests compare with it).
+pub fn sessions_of<'a>(
+    events: impl IntoIterator<Item = &'a Event>,
+    query: SessionQuery,
+) -> Vec<SessionRow> {
+    use crate::catalog::Kind;
+    use crate::metrics::Measure;
+
+    /// A takeover: when, its id (the tie-break), its agent and its wait.
+    type Takeover = (DateTime<Utc>, uuid::Uuid, Option<String>, Option<u64>);
+    #[derive(Default)]
+    struct Acc {
+        started_at: Option<DateTime<Utc>>,
+        channel: Option<String>,
+        customer_id: Option<String>,
+        escalated: bool,
+        first_takeover: Option<Takeover>,
+        handle_time: Option<u64>,
+    }
+    let end = query.to + query.window;
+    let mut sessions = BTreeMap::<String, Acc>::new();
+    for event in events {
+        let (Some(session), Some(kind)) = (event.session_id(), event.kind()) else {
+            continue;
+        };
+        let at = event.timestamp();
+        if at < query.from || at >= end {
+            continue;
+        }
+        let acc = sessions.entry(session.to_owned()).or_default();
+        let value = Measure::of(event).value_micros;
+        let property = |name: &str| {
+            event
+                .properties()
+                .get(name)
+                .and_then(|v| v.as_str().map(str::to_owned))
+        };
+        match kind {
+            Kind::SessionStart => {
+                acc.started_at = Some(acc.started_at.map_or(at, |s| s.min(at)));
+                acc.channel = acc.channel.take().max(property("channel"));
+                acc.customer_id = acc.customer_id.take().max(property("customer_id"));
+            }
+            Kind::SessionEscalate => acc.escalated = true,
+            Kind::AgentSessionTakeover => {
+                let candidate = (at, event.id(), event.agent_id().map(str::to_owned), value);
+                if acc
+                    .first_takeover
+                    .as_ref()
+                    .is_none_or(|first| (candidate.0, candidate.1) < (first.0, first.1))
+                {
+                    acc.first_takeover = Some(candidate);
+                }
+            }
+            Kind::AgentSessionRelease => {
+                acc.handle_time = Some(acc.handle_time.unwrap_or(0) + value.unwrap_or(0));
+            }
+            _ => {}
+        }
+    }
+    // Started sessions in start order, then by id.
+    let mut started: Vec<(DateTime<Utc>, String, Acc)> = sessions
+        .into_iter()
+        .filter_map(|(id, acc)| acc.started_at.map(|at| (at, id, acc)))
+        .collect();
+    started.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+    // Each customer's next start.
+    let mut next_start = vec![None; started.len()];
+    let mut last_of_customer = std::collections::HashMap::<&str, usize>::new();
+    for (i, (at, _, acc)) in started.iter().enumerate() {
+        if let Some(customer) = acc.customer_id.as_deref()
+            && let Some(previous) = last_of_customer.insert(customer, i)
+        {
+            next_start[previous] = Some(*at);
+        }
+    }
+    started
+        .iter()
+        .zip(next_start)
+        .filter(|((at, _, _), _)| *at < query.to)
+        .map(|((at, id, acc), next)| {
+            let (agent_id, first_response_micros) = match &acc.first_takeover {
+                Some((_, _, agent, value)) => (agent.clone(), *value),
+                None => (None, None),
+            };
+            SessionRow {
+                session_id: id.clone(),
+                started_at: *at,
+                channel: acc.channel.clone(),
+                customer_id: acc.customer_id.clone(),
+                escalated: acc.escalated,
+                agent_id,
+                first_response_micros,
+                handle_time_micros: acc.handle_time,
+                returned: acc.customer_id.is_some()
+                    && next.is_some_and(|next| next <= *at + query.window),
+            }
+        })
+        .collect()
+}
 
 /// Event detail: the source of truth (SPEC §7).
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
@@ -58,6 +216,11 @@ pub trait EventStore: Send + Sync {
     ///
     /// A store error.
     async fn summarize(&self, day: DayWindow) -> Result<DaySummary>;
+
+    /// The sessions started in the query's window, from event detail, in start order
+    /// (then by id), read as they are consumed. A failure ends the stream with an
+    /// error item.
+    fn sessions(&self, query: SessionQuery) -> SessionStream;
 
     /// Removes event detail older than `cutoff` (a whole business day boundary), by
     /// dropping whole partitions where the backend has them. Returns how many events

@@ -8,7 +8,8 @@ use analytics_core::event::Event;
 use analytics_core::memory::{DayLocks, ProcessLocks};
 use analytics_core::metrics::{DaySummary, Field, Measure, Sums, days_from_rows};
 use analytics_core::store::{
-    CounterRecount, DeadLetter, DirtyDay, EventStore, JobLock, PendingCounters, StatsStore, Written,
+    CounterRecount, DeadLetter, DirtyDay, EventStore, JobLock, PendingCounters, SESSION_READ_AHEAD,
+    SessionQuery, SessionRow, SessionStream, StatsStore, Written, session_stream,
 };
 use analytics_core::time::{Calendar, DateRange, DayWindow};
 use async_trait::async_trait;
@@ -255,8 +256,90 @@ async fn write_events(
     Ok((flags, days, write))
 }
 
+/// The sessions export's query (see `EventStore::sessions` and `store::sessions_of`,
+/// whose rules it follows).
+const SESSIONS_SQL: &str = r#"WITH ev AS (
+    SELECT session_id, event, occurred_at, agent_id, value_micros, properties,
+           row_number() OVER (PARTITION BY session_id, event ORDER BY occurred_at, event_id) AS nth
+    FROM analytics_events
+    WHERE occurred_at >= ?1 AND occurred_at < ?3 AND session_id IS NOT NULL
+      AND event IN ('session.start', 'session.escalate', 'agent.session_takeover',
+                    'agent.session_release')
+), sessions AS (
+    SELECT session_id,
+           min(occurred_at) FILTER (WHERE event = 'session.start') AS started_at,
+           max(json_extract(properties, '$.channel')) FILTER (WHERE event = 'session.start') AS channel,
+           max(json_extract(properties, '$.customer_id')) FILTER (WHERE event = 'session.start') AS customer_id,
+           max(event = 'session.escalate') AS escalated,
+           max(agent_id) FILTER (WHERE event = 'agent.session_takeover' AND nth = 1) AS agent_id,
+           max(value_micros) FILTER (WHERE event = 'agent.session_takeover' AND nth = 1) AS first_response,
+           sum(value_micros) FILTER (WHERE event = 'agent.session_release') AS handle_time
+    FROM ev GROUP BY session_id
+), started AS (
+    SELECT *, lead(started_at) OVER (PARTITION BY customer_id ORDER BY started_at, session_id) AS next_start
+    FROM sessions WHERE started_at IS NOT NULL
+)
+SELECT session_id, started_at, channel, customer_id, escalated, agent_id, first_response,
+       handle_time,
+       (customer_id IS NOT NULL AND next_start IS NOT NULL AND next_start <= started_at + ?4) AS returned
+FROM started WHERE started_at < ?2
+ORDER BY started_at, session_id"#;
+
+/// One row of [`SESSIONS_SQL`].
+type SessionTuple = (
+    String,
+    i64,
+    Option<String>,
+    Option<String>,
+    bool,
+    Option<String>,
+    Option<i64>,
+    Option<i64>,
+    bool,
+);
+
+fn session_row(row: SessionTuple) -> SessionRow {
+    let (session_id, started, channel, customer_id, escalated, agent_id, first, handle, returned) =
+        row;
+    SessionRow {
+        session_id,
+        started_at: DateTime::from_timestamp_micros(started).unwrap_or_default(),
+        channel,
+        customer_id,
+        escalated,
+        agent_id,
+        first_response_micros: first.map(|v| v.max(0) as u64),
+        handle_time_micros: handle.map(|v| v.max(0) as u64),
+        returned,
+    }
+}
+
 #[async_trait]
 impl EventStore for EmbeddedStore {
+    fn sessions(&self, query: SessionQuery) -> SessionStream {
+        use futures_util::StreamExt as _;
+        let pool = self.pool.clone();
+        let (tx, rx) = tokio::sync::mpsc::channel(SESSION_READ_AHEAD);
+        tokio::spawn(async move {
+            let mut rows = sqlx::query_as::<_, SessionTuple>(SESSIONS_SQL)
+                .bind(micros(query.from))
+                .bind(micros(query.to))
+                .bind(micros(query.to + query.window))
+                .bind(query.window.num_microseconds().unwrap_or(i64::MAX))
+                .fetch(&pool);
+            while let Some(row) = rows.next().await {
+                let item = row
+                    .map(session_row)
+                    .map_err(|error| Error::from(error).into());
+                let failed = item.is_err();
+                if tx.send(item).await.is_err() || failed {
+                    break;
+                }
+            }
+        });
+        session_stream(rx)
+    }
+
     async fn write(&self, events: &[Event]) -> analytics_core::Result<Written> {
         // The counter locks of the batch's days are shared before the transaction
         // begins: a recount holding one never waits for the single writer connection.

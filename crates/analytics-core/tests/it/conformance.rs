@@ -10,6 +10,7 @@ async fn the_memory_store_conforms() {
     suite::event_store_marks_dirty_days(&MemoryStore::new()).await;
     suite::event_store_tracks_uncounted_writes(&MemoryStore::new()).await;
     suite::event_store_keeps_dead_letters(&MemoryStore::new()).await;
+    suite::event_store_answers_sessions(&MemoryStore::new()).await;
     suite::event_store_purges_before(&MemoryStore::new()).await;
     suite::stats_store_replaces_and_reads_days(&MemoryStore::new()).await;
     suite::stats_store_locks_jobs(&MemoryStore::new()).await;

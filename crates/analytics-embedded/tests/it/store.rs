@@ -17,6 +17,7 @@ async fn the_embedded_event_store_conforms() {
     suite::event_store_marks_dirty_days(TestEmbedded::new().await.store()).await;
     suite::event_store_tracks_uncounted_writes(TestEmbedded::new().await.store()).await;
     suite::event_store_keeps_dead_letters(TestEmbedded::new().await.store()).await;
+    suite::event_store_answers_sessions(TestEmbedded::new().await.store()).await;
     suite::event_store_purges_before(TestEmbedded::new().await.store()).await;
 }
 

@@ -10,6 +10,7 @@ async fn the_postgres_event_store_conforms() {
     suite::event_store_marks_dirty_days(TestDatabase::new().await.store()).await;
     suite::event_store_tracks_uncounted_writes(TestDatabase::new().await.store()).await;
     suite::event_store_keeps_dead_letters(TestDatabase::new().await.store()).await;
+    suite::event_store_answers_sessions(TestDatabase::new().await.store()).await;
     suite::event_store_purges_before(TestDatabase::new().await.store()).await;
 }
 

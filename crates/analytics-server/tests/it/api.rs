@@ -449,6 +449,12 @@ struct Stuck;
 
 #[async_trait::async_trait]
 impl analytics::core::store::EventStore for Stuck {
+    fn sessions(
+        &self,
+        _: analytics::core::store::SessionQuery,
+    ) -> analytics::core::store::SessionStream {
+        Box::pin(futures_util::stream::pending())
+    }
     async fn write(
         &self,
         _: &[analytics::core::event::Event],

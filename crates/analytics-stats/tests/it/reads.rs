@@ -27,6 +27,12 @@ impl EventStore for Counting {
     async fn write(&self, events: &[Event]) -> analytics_core::Result<Written> {
         self.inner.write(events).await
     }
+    fn sessions(
+        &self,
+        query: analytics_core::store::SessionQuery,
+    ) -> analytics_core::store::SessionStream {
+        self.inner.sessions(query)
+    }
     async fn summarize(&self, day: DayWindow) -> analytics_core::Result<DaySummary> {
         self.summaries.fetch_add(1, Ordering::Relaxed);
         self.inner.summarize(day).await

@@ -117,6 +117,12 @@ impl EventStore for FaultyEvents {
         }
         Ok(written)
     }
+    fn sessions(
+        &self,
+        query: analytics_core::store::SessionQuery,
+    ) -> analytics_core::store::SessionStream {
+        self.inner.sessions(query)
+    }
     async fn summarize(&self, day: DayWindow) -> analytics_core::Result<DaySummary> {
         self.inner.summarize(day).await
     }
