@@ -825,11 +825,7 @@ pub async fn event_store_answers_sessions(store: &dyn EventStore) {
         .collect();
     assert_eq!(rows, sessions_of(&events, query), "as sessions_of computes");
     let ids: Vec<&str> = rows.iter().map(|r| r.session_id.as_str()).collect();
-    assert_eq!(
-        ids,
-        ["s1", "s2", "s4", "s3", "s5", "s8"],
-        "start order"
-    );
+    assert_eq!(ids, ["s1", "s2", "s4", "s3", "s5", "s8"], "start order");
     let s1 = &rows[0];
     assert!(s1.escalated && s1.returned);
     assert_eq!(s1.agent_id.as_deref(), Some("a1"));

@@ -115,6 +115,9 @@ pub fn router(state: AppState) -> Router {
         .route("/api/analytics/case-study", get(case_study))
         .route("/api/analytics/agents", get(agents))
         .route("/api/analytics/tickets", get(tickets))
+        .route("/api/analytics/export/daily.csv", get(export_daily))
+        .route("/api/analytics/export/agents.csv", get(export_agents))
+        .route("/api/analytics/export/sessions.csv", get(export_sessions))
         .route("/api/analytics/openapi.json", get(openapi))
         .route("/", get(crate::dashboard::index))
         .route("/assets/{name}", get(crate::dashboard::asset))
@@ -461,6 +464,70 @@ async fn tickets(
     let month = month_param(&state.inner.stats, &params)?;
     let tickets = state.inner.stats.tickets(month).await?;
     Ok(Json(Tickets { month, tickets }))
+}
+
+/// A CSV answer, offered as a download named `filename`.
+fn csv_response(body: axum::body::Body, filename: &str) -> Response {
+    let mut response = (StatusCode::OK, body).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static("text/csv; charset=utf-8"),
+    );
+    if let Ok(value) =
+        axum::http::HeaderValue::from_str(&format!("attachment; filename=\"{filename}\""))
+    {
+        headers.insert(header::CONTENT_DISPOSITION, value);
+    }
+    response
+}
+
+fn range_params(params: &HashMap<String, String>) -> Result<DateRange, ApiError> {
+    let (start, end) = (date_param("start", params)?, date_param("end", params)?);
+    Ok(DateRange::new(start, end)?)
+}
+
+async fn export_daily(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    state.authorize(&headers, Scope::Read)?;
+    let range = range_params(&params(query, &["start", "end"])?)?;
+    let days = state.inner.stats.range(range).await?;
+    let csv = crate::export::daily_csv(&days).map_err(|error| ApiError::internal(&error))?;
+    Ok(csv_response(
+        csv.into(),
+        &format!("daily-{}-{}.csv", range.start(), range.end()),
+    ))
+}
+
+async fn export_agents(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    state.authorize(&headers, Scope::Read)?;
+    let params = params(query, &["month"])?;
+    let month = month_param(&state.inner.stats, &params)?;
+    let agents = state.inner.stats.agents(month).await?;
+    let csv = crate::export::agents_csv(&agents).map_err(|error| ApiError::internal(&error))?;
+    Ok(csv_response(csv.into(), &format!("agents-{month}.csv")))
+}
+
+async fn export_sessions(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    state.authorize(&headers, Scope::Read)?;
+    let range = range_params(&params(query, &["start", "end"])?)?;
+    let stats = &state.inner.stats;
+    let body = crate::export::sessions_csv(stats.sessions(range), *stats.calendar());
+    Ok(csv_response(
+        axum::body::Body::from_stream(body),
+        &format!("sessions-{}-{}.csv", range.start(), range.end()),
+    ))
 }
 
 async fn openapi() -> Response {

@@ -8,5 +8,6 @@ pub mod api;
 pub mod auth;
 pub mod dashboard;
 pub mod error;
+pub mod export;
 pub mod metrics;
 pub mod server;

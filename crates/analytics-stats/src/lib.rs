@@ -41,7 +41,10 @@ use analytics_core::event::Clock;
 use analytics_core::metrics::{
     AgentMetrics, BusinessMetrics, CostPerResolution, Sums, TicketMetrics,
 };
-use analytics_core::store::{Bucket, CounterStore, EventStore, Period, StatsStore};
+use analytics_core::store::{
+    Bucket, CounterStore, EventStore, Period, RETURN_WINDOW, SessionQuery, SessionStream,
+    StatsStore,
+};
 use analytics_core::time::{Calendar, DateRange, DayHour, YearMonth};
 use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 use serde::Serialize;
@@ -176,6 +179,23 @@ impl Stats {
     /// The stores.
     pub fn stores(&self) -> &StatsStores {
         &self.stores
+    }
+
+    /// The sessions started on the days of `range`, from event detail, with returns
+    /// within [`RETURN_WINDOW`] (SPEC §9's sessions export), read as they are consumed.
+    pub fn sessions(&self, range: DateRange) -> SessionStream {
+        let calendar = &self.config.calendar;
+        let after = range.end().succ_opt().unwrap_or(range.end());
+        self.stores.events.sessions(SessionQuery {
+            from: calendar.day_start(range.start()),
+            to: calendar.day_start(after),
+            window: RETURN_WINDOW,
+        })
+    }
+
+    /// The business calendar.
+    pub fn calendar(&self) -> &Calendar {
+        &self.config.calendar
     }
 
     /// Today's business date.

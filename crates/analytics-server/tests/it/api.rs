@@ -15,12 +15,12 @@ use serde_json::{Value, json};
 
 use crate::http::{get, post_json, request};
 
-const ADMIN: &str = "admin-key-0123456789";
-const READ: &str = "read-key-0123456789";
+pub(crate) const ADMIN: &str = "admin-key-0123456789";
+pub(crate) const READ: &str = "read-key-0123456789";
 const INGEST: &str = "ingest-key-0123456789";
 
-struct App {
-    server: Server,
+pub(crate) struct App {
+    pub(crate) server: Server,
     _db: TestDatabase,
     _redis: TestRedis,
 }
@@ -34,7 +34,7 @@ fn config(vars: &[(&str, &str)]) -> Config {
 }
 
 /// The real app on port 0, on its own database and Redis prefix, with three keys.
-async fn app() -> App {
+pub(crate) async fn app() -> App {
     let db = TestDatabase::new().await;
     let redis = TestRedis::new().await;
     let keys = format!("admin:{ADMIN},read:{READ},ingest:{INGEST}");

@@ -7,5 +7,6 @@
 mod api;
 mod binary;
 mod dashboard;
+mod export;
 mod http;
 mod limits;

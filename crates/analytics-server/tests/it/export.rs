@@ -1,0 +1,254 @@
+//! The CSV exports, parsed back and compared with the JSON answers and, for sessions,
+//! with a plain computation over the events sent.
+
+use analytics::core::event::{Event, RawEvent};
+use analytics::core::store::{RETURN_WINDOW, SessionQuery, sessions_of};
+use analytics::core::time::Calendar;
+use chrono::{DateTime, TimeDelta, Utc};
+use serde_json::{Value, json};
+
+use crate::api::{ADMIN, READ, app};
+use crate::http::{get, post_json};
+
+/// Sessions over the last two days: customers coming back, hand-offs, releases.
+fn traffic(now: DateTime<Utc>) -> Vec<Value> {
+    let mut events = Vec::new();
+    for i in 0..60i64 {
+        let start = now - TimeDelta::minutes(40 * i + 7);
+        let s = format!("s{i}");
+        let mut properties =
+            json!({"session_id": s, "channel": if i % 2 == 0 { "web" } else { "app" }});
+        if i % 5 != 0 {
+            properties["customer_id"] = json!(format!("c{}", i % 9));
+        }
+        let mut push = |at: DateTime<Utc>, event: &str, properties: Value| {
+            events.push(json!({
+                "event_id": uuid::Uuid::now_v7().to_string(),
+                "event": event,
+                // Stores keep microseconds.
+                "timestamp": at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+                "properties": properties,
+            }));
+        };
+        push(start, "session.start", properties);
+        push(
+            start + TimeDelta::seconds(5),
+            "session.message",
+            json!({"session_id": s, "response_time_ms": 800.0 + i as f64}),
+        );
+        if i % 3 == 0 {
+            let agent = format!("a{}", i % 4);
+            push(
+                start + TimeDelta::seconds(20),
+                "session.escalate",
+                json!({"session_id": s}),
+            );
+            push(
+                start + TimeDelta::seconds(50),
+                "agent.session_takeover",
+                json!({"session_id": s, "agent_id": agent, "wait_duration_seconds": 10.25 + i as f64}),
+            );
+            push(
+                start + TimeDelta::seconds(400),
+                "agent.session_release",
+                json!({"session_id": s, "agent_id": agent, "handle_duration_seconds": 300.5}),
+            );
+        }
+    }
+    events
+}
+
+fn csv_rows(body: &str) -> (Vec<String>, Vec<Vec<String>>) {
+    let mut reader = csv::Reader::from_reader(body.as_bytes());
+    let header = reader
+        .headers()
+        .unwrap()
+        .iter()
+        .map(str::to_owned)
+        .collect();
+    let rows = reader
+        .records()
+        .map(|r| r.unwrap().iter().map(str::to_owned).collect())
+        .collect();
+    (header, rows)
+}
+
+/// A CSV field against its JSON value: the same number, string or null.
+fn same(field: &str, json: &Value, what: &str) {
+    match json {
+        Value::Null => assert_eq!(field, "", "{what}: null is empty"),
+        Value::Number(n) if n.is_u64() => {
+            assert_eq!(field.parse::<u64>().unwrap(), n.as_u64().unwrap(), "{what}")
+        }
+        Value::Number(n) => assert_eq!(
+            field.parse::<f64>().unwrap(),
+            n.as_f64().unwrap(),
+            "{what}: the same number, unformatted"
+        ),
+        Value::String(s) => assert_eq!(field, s, "{what}"),
+        other => panic!("{what}: unexpected {other}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_exports_say_what_the_json_answers_say() {
+    let app = app().await;
+    let addr = app.server.addr();
+    let now = Utc::now();
+    let envelopes = traffic(now);
+    for chunk in envelopes.chunks(100) {
+        let answer = post_json(
+            addr,
+            "/api/analytics/events",
+            Some(ADMIN),
+            &json!({"events": chunk}),
+        )
+        .await;
+        assert_eq!(answer.status, 202, "{}", answer.body);
+    }
+    let calendar = Calendar::default();
+    let today = calendar.date(now);
+    let start = today - TimeDelta::days(2);
+
+    // daily.csv against /range.
+    let range = get(
+        addr,
+        &format!("/api/analytics/range?start={start}&end={today}"),
+        Some(READ),
+    )
+    .await
+    .json();
+    let answer = get(
+        addr,
+        &format!("/api/analytics/export/daily.csv?start={start}&end={today}"),
+        Some(READ),
+    )
+    .await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    assert_eq!(
+        answer.header("content-type"),
+        Some("text/csv; charset=utf-8")
+    );
+    let (header, rows) = csv_rows(&answer.body);
+    let days = range["days"].as_array().unwrap();
+    assert_eq!(rows.len(), days.len());
+    assert_eq!(header[0], "date");
+    for (row, day) in rows.iter().zip(days) {
+        assert_eq!(row[0], day["date"].as_str().unwrap());
+        for (name, field) in header.iter().zip(row).skip(1) {
+            same(field, &day["raw"][name], name);
+        }
+    }
+    assert!(rows.iter().any(|r| r[1] != "0"), "the days have sessions");
+
+    // agents.csv against /agents.
+    let month = today.format("%Y-%m").to_string();
+    let agents = get(
+        addr,
+        &format!("/api/analytics/agents?month={month}"),
+        Some(READ),
+    )
+    .await
+    .json();
+    let answer = get(
+        addr,
+        &format!("/api/analytics/export/agents.csv?month={month}"),
+        Some(READ),
+    )
+    .await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    let (header, rows) = csv_rows(&answer.body);
+    let agents = agents["agents"].as_array().unwrap();
+    assert_eq!(rows.len(), agents.len());
+    for (row, agent) in rows.iter().zip(agents) {
+        for (name, field) in header.iter().zip(row) {
+            same(field, &agent[name], name);
+        }
+    }
+
+    // sessions.csv against a plain computation over the events sent.
+    let answer = get(
+        addr,
+        &format!("/api/analytics/export/sessions.csv?start={start}&end={today}"),
+        Some(READ),
+    )
+    .await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    let (header, rows) = csv_rows(&answer.body);
+    assert_eq!(
+        header,
+        [
+            "session_id",
+            "started_at",
+            "date",
+            "channel",
+            "customer_id",
+            "ai_handled",
+            "escalated",
+            "agent_id",
+            "first_response_seconds",
+            "handle_time_seconds",
+            "returned"
+        ]
+    );
+    let events: Vec<Event> = envelopes
+        .iter()
+        .map(|e| Event::restore(RawEvent::from_json(e.clone()).unwrap()).unwrap())
+        .collect();
+    let expected = sessions_of(
+        &events,
+        SessionQuery {
+            from: calendar.day_start(start),
+            to: calendar.day_start(today + TimeDelta::days(1)),
+            window: RETURN_WINDOW,
+        },
+    );
+    assert_eq!(rows.len(), expected.len());
+    assert_eq!(rows.len(), 60, "every session of the two days");
+    let seconds = |micros: Option<u64>| micros.map(|m| m as f64 / 1e6);
+    for (row, want) in rows.iter().zip(&expected) {
+        let what = &want.session_id;
+        assert_eq!(row[0], want.session_id);
+        assert_eq!(
+            DateTime::parse_from_rfc3339(&row[1]).unwrap().to_utc(),
+            want.started_at,
+            "{what}"
+        );
+        assert_eq!(row[2], calendar.date(want.started_at).to_string());
+        assert_eq!(row[3], want.channel.clone().unwrap_or_default(), "{what}");
+        assert_eq!(
+            row[4],
+            want.customer_id.clone().unwrap_or_default(),
+            "{what}"
+        );
+        assert_eq!(row[5], (!want.escalated).to_string(), "{what}");
+        assert_eq!(row[6], want.escalated.to_string(), "{what}");
+        assert_eq!(row[7], want.agent_id.clone().unwrap_or_default(), "{what}");
+        let number = |field: &str| (!field.is_empty()).then(|| field.parse::<f64>().unwrap());
+        assert_eq!(
+            number(&row[8]),
+            seconds(want.first_response_micros),
+            "{what}"
+        );
+        assert_eq!(number(&row[9]), seconds(want.handle_time_micros), "{what}");
+        assert_eq!(row[10], want.returned.to_string(), "{what}");
+    }
+    assert!(expected.iter().any(|s| s.returned) && expected.iter().any(|s| !s.returned));
+    assert!(expected.iter().any(|s| s.escalated));
+
+    // Bad input and keys.
+    let answer = get(
+        addr,
+        "/api/analytics/export/sessions.csv?start=2025-13-01&end=2025-12-31",
+        Some(READ),
+    )
+    .await;
+    assert_eq!(answer.status, 400, "{}", answer.body);
+    let answer = get(
+        addr,
+        "/api/analytics/export/daily.csv?start=2025-01-01&end=2025-01-02",
+        None,
+    )
+    .await;
+    assert_eq!(answer.status, 401);
+}
