@@ -1,4 +1,5 @@
-//! The `analytics` binary: `serve | migrate | report | aggregate | cleanup | demo`
+//! The `analytics` binary: `serve | migrate | report | aggregate | cleanup | dead-letters |
+//! export | demo`
 //! (SPEC §11). Every setting comes from the environment (SPEC §10); a flag of the same
 //! name overrides it.
 
@@ -162,12 +163,85 @@ enum Command {
         #[arg(long, default_value_t = 100)]
         limit: usize,
     },
+    /// Write a CSV export to standard output, as the API's /export endpoints do.
+    Export {
+        #[command(subcommand)]
+        what: ExportWhat,
+    },
     /// Fill the configured store with a realistic synthetic month and print its case study.
     Demo {
         /// The month to fill, YYYY-MM (default: last month; it must be within retention).
         #[arg(long)]
         month: Option<String>,
     },
+}
+
+/// What `analytics export` writes.
+#[derive(Debug, Subcommand)]
+enum ExportWhat {
+    /// The daily figures of a range of days (`daily.csv`).
+    Daily {
+        /// First day, YYYY-MM-DD.
+        #[arg(long)]
+        start: String,
+        /// Last day, YYYY-MM-DD.
+        #[arg(long)]
+        end: String,
+    },
+    /// A month's agents (`agents.csv`).
+    Agents {
+        /// The month, YYYY-MM (default: the current month).
+        #[arg(long)]
+        month: Option<String>,
+    },
+    /// One row per session started in a range of days, from event detail (`sessions.csv`).
+    Sessions {
+        /// First day, YYYY-MM-DD.
+        #[arg(long)]
+        start: String,
+        /// Last day, YYYY-MM-DD.
+        #[arg(long)]
+        end: String,
+    },
+}
+
+/// Writes an export to standard output as it is produced.
+async fn export(stats: &Stats, what: ExportWhat) -> anyhow::Result<()> {
+    use futures_util::StreamExt as _;
+    use std::io::Write as _;
+    let range = |start: &str, end: &str| -> anyhow::Result<DateRange> {
+        Ok(DateRange::new(
+            parse_date("start", start)?,
+            parse_date("end", end)?,
+        )?)
+    };
+    let mut out = std::io::stdout().lock();
+    match what {
+        ExportWhat::Daily { start, end } => {
+            let days = stats.range(range(&start, &end)?).await?;
+            out.write_all(&analytics_server::export::daily_csv(&days)?)?;
+        }
+        ExportWhat::Agents { month } => {
+            let month = match month {
+                Some(month) => month.parse()?,
+                None => YearMonth::of(stats.today()),
+            };
+            let agents = stats.agents(month).await?;
+            out.write_all(&analytics_server::export::agents_csv(&agents)?)?;
+        }
+        ExportWhat::Sessions { start, end } => {
+            let sessions = stats.sessions(range(&start, &end)?);
+            let mut chunks = std::pin::pin!(analytics_server::export::sessions_csv(
+                sessions,
+                *stats.calendar()
+            ));
+            while let Some(chunk) = chunks.next().await {
+                out.write_all(&chunk?)?;
+            }
+        }
+    }
+    out.flush()?;
+    Ok(())
 }
 
 fn init_logging(format: LogFormat) {
@@ -277,6 +351,10 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                     anyhow::bail!("another process is applying retention; try again")
                 }
             }
+        }
+        Command::Export { what } => {
+            let stats = stats(&config).await?;
+            export(&stats, what).await?;
         }
         Command::Demo { month } => {
             let month = month.map(|m| m.parse::<YearMonth>()).transpose()?;

@@ -724,3 +724,80 @@ async fn dead_letters_are_listed_by_the_command() {
     assert_eq!(listed[0]["reason"], "value refused");
     assert_eq!(listed[0]["event"], "session.start");
 }
+
+/// `analytics export` writes the same CSV as the API: over the demo's month on the
+/// embedded default, a row per day, per agent and per session the case study counts.
+#[tokio::test]
+async fn export_writes_the_csv_of_the_demo_month() {
+    let dir = std::env::temp_dir().join(format!("analytics-export-{}", uuid::Uuid::now_v7()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let run = |args: Vec<String>| {
+        let dir = dir.clone();
+        async move {
+            let output = Command::new(env!("CARGO_BIN_EXE_analytics"))
+                .args(&args)
+                .current_dir(&dir)
+                .env_remove("DATABASE_URL")
+                .env_remove("REDIS_URL")
+                .output()
+                .await
+                .unwrap();
+            assert!(
+                output.status.success(),
+                "{args:?}: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+            String::from_utf8(output.stdout).unwrap()
+        }
+    };
+    let today = analytics::core::time::Calendar::default().date(chrono::Utc::now());
+    let first = {
+        use chrono::Datelike as _;
+        let end_of_last = today.with_day(1).unwrap() - chrono::TimeDelta::days(1);
+        end_of_last.with_day(1).unwrap()
+    };
+    let month = first.format("%Y-%m").to_string();
+    let last = {
+        use chrono::Datelike as _;
+        (first + chrono::TimeDelta::days(40)).with_day(1).unwrap() - chrono::TimeDelta::days(1)
+    };
+    run(vec!["demo".into(), "--month".into(), month.clone()]).await;
+    let study: Value =
+        serde_json::from_str(&run(vec!["report".into(), "--month".into(), month.clone()]).await)
+            .unwrap();
+    let rows = |csv: &str| csv.lines().count() - 1;
+    let sessions = run(vec![
+        "export".into(),
+        "sessions".into(),
+        "--start".into(),
+        first.to_string(),
+        "--end".into(),
+        last.to_string(),
+    ])
+    .await;
+    assert!(sessions.starts_with("session_id,started_at,date,"));
+    assert_eq!(
+        rows(&sessions) as u64,
+        study["raw"]["total_customers_served"].as_u64().unwrap(),
+        "a row per session started"
+    );
+    let daily = run(vec![
+        "export".into(),
+        "daily".into(),
+        "--start".into(),
+        first.to_string(),
+        "--end".into(),
+        last.to_string(),
+    ])
+    .await;
+    assert_eq!(rows(&daily) as i64, (last - first).num_days() + 1);
+    let agents = run(vec![
+        "export".into(),
+        "agents".into(),
+        "--month".into(),
+        month,
+    ])
+    .await;
+    assert!(rows(&agents) > 3, "{agents}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
