@@ -11,6 +11,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod case_study;
 mod embedded;
+mod export;
 mod http_ingest;
 mod memory;
 mod pg_insert;
@@ -52,6 +53,7 @@ const BENCHMARKS: &[&str] = &[
     "redis-counters",
     "spill-drain",
     "seed-peer",
+    "sessions-export",
 ];
 
 #[tokio::main]
@@ -63,6 +65,10 @@ async fn main() -> anyhow::Result<()> {
             .and_then(|n| n.parse().ok())
             .unwrap_or(1_000_000);
         return memory::worker(n).await;
+    }
+    if args.first().map(String::as_str) == Some("export-worker") {
+        let url = args.get(1).context("export-worker needs a database URL")?;
+        return export::worker(url).await;
     }
     if args.first().map(String::as_str) == Some("memory-embedded-worker") {
         let n = args
@@ -100,6 +106,7 @@ async fn main() -> anyhow::Result<()> {
             "http-ingest" => rows.extend(http_ingest::run(scale).await?),
             "case-study" => rows.push(case_study::run(scale).await?),
             "seed-peer" => rows.push(seed::run(scale).await?),
+            "sessions-export" => rows.push(export::run(scale).await?),
             "memory" => {
                 rows.push(memory::run(scale).await?);
                 rows.push(memory::run_embedded(scale).await?);
