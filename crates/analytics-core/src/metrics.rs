@@ -45,14 +45,28 @@ pub enum Field {
     ResolutionHours,
     /// How many `ticket.closed` had `sla_met = true`.
     SlaMet,
+    /// The AI funnel's sessions started ([`FunnelCounts`]). Not counted from single
+    /// events: the refresh job stores the funnel of a day with its statistics, so that
+    /// it outlives the day's detail. Zero in counters and in sums of detail.
+    FunnelSessions,
+    /// The AI funnel's sessions handled by the AI alone.
+    FunnelAiHandled,
+    /// The AI funnel's AI-handled sessions whose customer came back.
+    FunnelReturned,
+    /// The AI funnel's sessions without `customer_id`.
+    FunnelWithoutCustomer,
 }
 
-const SUM_FIELDS: [(Field, &str); 5] = [
+const SUM_FIELDS: [(Field, &str); 9] = [
     (Field::ResponseTimeMs, "response_time_ms_sum"),
     (Field::WaitSeconds, "wait_duration_seconds_sum"),
     (Field::HandleSeconds, "handle_duration_seconds_sum"),
     (Field::ResolutionHours, "resolution_duration_hours_sum"),
     (Field::SlaMet, "sla_met"),
+    (Field::FunnelSessions, "funnel_sessions"),
+    (Field::FunnelAiHandled, "funnel_ai_handled"),
+    (Field::FunnelReturned, "funnel_returned"),
+    (Field::FunnelWithoutCustomer, "funnel_without_customer"),
 ];
 
 impl Field {
@@ -74,6 +88,10 @@ impl Field {
             Field::HandleSeconds => Kind::COUNT + 3,
             Field::ResolutionHours => Kind::COUNT + 4,
             Field::SlaMet => Kind::COUNT + 5,
+            Field::FunnelSessions => Kind::COUNT + 6,
+            Field::FunnelAiHandled => Kind::COUNT + 7,
+            Field::FunnelReturned => Kind::COUNT + 8,
+            Field::FunnelWithoutCustomer => Kind::COUNT + 9,
         }
     }
 
@@ -687,6 +705,126 @@ impl TicketMetrics {
             tickets_resolved: closed,
             avg_resolution_time_hours: mean(sums.get(Field::ResolutionHours), closed),
             sla_met_rate: ratio(sums.get(Field::SlaMet), closed),
+        }
+    }
+}
+
+/// The AI funnel of a period (SPEC §5, `GET /ai`): sessions started, those the AI
+/// handled alone (no hand-off), of those the ones whose customer came back within the
+/// return window, and the **durable** AI resolutions (handled alone and not back).
+/// Counted over the sessions of event detail (`store::SessionRow`), by the day of their
+/// start.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct FunnelCounts {
+    /// Sessions started.
+    pub sessions: u64,
+    /// Sessions without a hand-off to an agent.
+    pub ai_handled: u64,
+    /// Of the AI-handled sessions, those whose customer started another session
+    /// within the return window.
+    pub returned: u64,
+    /// Sessions without `customer_id` (never counted as returned).
+    pub without_customer: u64,
+}
+
+impl FunnelCounts {
+    /// Adds one session.
+    pub fn record(&mut self, session: &crate::store::SessionRow) {
+        self.sessions += 1;
+        if !session.escalated {
+            self.ai_handled += 1;
+            if session.returned {
+                self.returned += 1;
+            }
+        }
+        if session.customer_id.is_none() {
+            self.without_customer += 1;
+        }
+    }
+
+    /// The counts kept in a day's statistics.
+    pub fn from_sums(sums: &Sums) -> FunnelCounts {
+        FunnelCounts {
+            sessions: sums.get(Field::FunnelSessions),
+            ai_handled: sums.get(Field::FunnelAiHandled),
+            returned: sums.get(Field::FunnelReturned),
+            without_customer: sums.get(Field::FunnelWithoutCustomer),
+        }
+    }
+
+    /// Sets the counts into a day's sums (replacing what they held).
+    pub fn store_in(&self, sums: &mut Sums) {
+        for (field, value) in [
+            (Field::FunnelSessions, self.sessions),
+            (Field::FunnelAiHandled, self.ai_handled),
+            (Field::FunnelReturned, self.returned),
+            (Field::FunnelWithoutCustomer, self.without_customer),
+        ] {
+            sums.values[field.index()] = value;
+        }
+    }
+
+    /// Adds another period's counts.
+    pub fn merge(&mut self, other: &FunnelCounts) {
+        self.sessions += other.sessions;
+        self.ai_handled += other.ai_handled;
+        self.returned += other.returned;
+        self.without_customer += other.without_customer;
+    }
+}
+
+/// The AI funnel's figures (SPEC §5): counts, rates as fractions (null without a
+/// denominator), the money the durable resolutions save, and whether the figure is
+/// still provisional (a return can still come: the window after the period's last
+/// session start has not passed).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AiFunnel {
+    /// Sessions started.
+    pub sessions: u64,
+    /// Sessions the AI handled alone (no hand-off).
+    pub ai_handled: u64,
+    /// Of those, sessions whose customer came back within the window.
+    pub returned: u64,
+    /// `ai_handled − returned`: handled alone and not back within the window.
+    pub durable_ai_resolved: u64,
+    /// `durable_ai_resolved / sessions`.
+    #[serde(serialize_with = "num_serde::option")]
+    pub durable_ai_resolution_rate: Option<f64>,
+    /// `returned / ai_handled`.
+    #[serde(serialize_with = "num_serde::option")]
+    pub return_rate: Option<f64>,
+    /// Sessions without `customer_id` (counted as not returned).
+    pub sessions_without_customer: u64,
+    /// `sessions_without_customer / sessions`: how far the figure can be judged.
+    #[serde(serialize_with = "num_serde::option")]
+    pub without_customer_share: Option<f64>,
+    /// `durable_ai_resolved × cost per resolution`, in yuan.
+    #[serde(serialize_with = "num_serde::one")]
+    pub cost_saved_durable_yuan: f64,
+    /// Whether a return may still change the figure.
+    pub provisional: bool,
+}
+
+impl AiFunnel {
+    /// The figures of some counts.
+    pub fn from_counts(
+        counts: &FunnelCounts,
+        cost: CostPerResolution,
+        provisional: bool,
+    ) -> AiFunnel {
+        let ratio = |n: u64, d: u64| (d > 0).then(|| n as f64 / d as f64);
+        let durable = counts.ai_handled - counts.returned;
+        AiFunnel {
+            sessions: counts.sessions,
+            ai_handled: counts.ai_handled,
+            returned: counts.returned,
+            durable_ai_resolved: durable,
+            durable_ai_resolution_rate: ratio(durable, counts.sessions),
+            return_rate: ratio(counts.returned, counts.ai_handled),
+            sessions_without_customer: counts.without_customer,
+            without_customer_share: ratio(counts.without_customer, counts.sessions),
+            cost_saved_durable_yuan: durable as f64 * cost.yuan(),
+            provisional,
         }
     }
 }

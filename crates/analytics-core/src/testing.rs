@@ -86,11 +86,19 @@ fn raw(name: &str, at: DateTime<Utc>, properties: Value, rng: &mut Rng) -> RawEv
 /// 300 sessions, 6 agents and 400 tickets, so that events of one session or ticket
 /// meet.
 pub fn any_event(at: DateTime<Utc>, rng: &mut Rng) -> RawEvent {
-    let s = format!("s-{}", rng.below(300));
+    let n = rng.below(300);
+    let s = format!("s-{n}");
+    // Sessions' customers: 37 of them, so that customers come back across days and
+    // months; every fifth session without one.
+    let start = if n.is_multiple_of(5) {
+        json!({"session_id": s, "channel": "web"})
+    } else {
+        json!({"session_id": s, "channel": "web", "customer_id": format!("c-{}", n % 37)})
+    };
     let a = format!("a-{}", rng.below(6));
     let t = format!("t-{}", rng.below(400));
     let (name, props) = match rng.below(20) {
-        0..3 => ("session.start", json!({"session_id": s, "channel": "web"})),
+        0..3 => ("session.start", start),
         3..5 => (
             "session.message",
             json!({"session_id": s, "response_time_ms": rng.value(5000), "tokens": rng.below(500)}),

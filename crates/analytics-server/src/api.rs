@@ -115,6 +115,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/analytics/case-study", get(case_study))
         .route("/api/analytics/agents", get(agents))
         .route("/api/analytics/tickets", get(tickets))
+        .route("/api/analytics/ai", get(ai))
         .route("/api/analytics/export/daily.csv", get(export_daily))
         .route("/api/analytics/export/agents.csv", get(export_agents))
         .route("/api/analytics/export/sessions.csv", get(export_sessions))
@@ -464,6 +465,28 @@ async fn tickets(
     let month = month_param(&state.inner.stats, &params)?;
     let tickets = state.inner.stats.tickets(month).await?;
     Ok(Json(Tickets { month, tickets }))
+}
+
+/// `GET /ai?month=` or `?start=&end=`: the AI funnel (SPEC §5).
+async fn ai(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> Result<Json<analytics::stats::FunnelReport>, ApiError> {
+    state.authorize(&headers, Scope::Read)?;
+    let params = params(query, &["month", "start", "end"])?;
+    let range = if params.contains_key("start") || params.contains_key("end") {
+        if params.contains_key("month") {
+            return Err(ApiError::bad_request(
+                "invalid_query",
+                "give either month or start and end, not both",
+            ));
+        }
+        range_params(&params)?
+    } else {
+        month_param(&state.inner.stats, &params)?.days()
+    };
+    Ok(Json(state.inner.stats.ai_funnel(range).await?))
 }
 
 /// A CSV answer, offered as a download named `filename`.

@@ -114,22 +114,60 @@ impl Jobs {
     /// Aggregates the dirty days (before `before`, when given) and removes, for each,
     /// exactly the marks read before summarizing it: a write that commits during the
     /// run (even one whose mark is older than a mark read) keeps its day dirty.
+    ///
+    /// A day's AI funnel depends on the next day too (a customer coming back within
+    /// the return window), so the day before each dirty day that is not dirty itself
+    /// is summarized again as well (it is not marked clean: it was not dirty).
     async fn aggregate_dirty(&self, before: Option<NaiveDate>) -> Result<u64> {
         let stores = &self.stats.stores;
+        let dirty_days = stores.events.dirty_days().await?;
+        let dirty: std::collections::BTreeSet<NaiveDate> =
+            dirty_days.iter().map(|d| d.day).collect();
+        let first_kept = self.first_kept_day();
         let mut days = 0;
-        for dirty in stores.events.dirty_days().await? {
-            if before.is_some_and(|before| dirty.day >= before) {
+        for dirty_day in dirty_days {
+            if before.is_some_and(|before| dirty_day.day >= before) {
                 continue;
             }
-            let summary = stores
+            let summary = self.day_summary(dirty_day.day).await?;
+            stores.stats.put_day(dirty_day.day, &summary).await?;
+            stores
                 .events
-                .summarize(self.stats.config.calendar.day_window(dirty.day))
+                .clean_day(dirty_day.day, &dirty_day.marks)
                 .await?;
-            stores.stats.put_day(dirty.day, &summary).await?;
-            stores.events.clean_day(dirty.day, &dirty.marks).await?;
             days += 1;
+            if let Some(previous) = dirty_day.day.pred_opt()
+                && !dirty.contains(&previous)
+                && previous >= first_kept
+            {
+                let summary = self.day_summary(previous).await?;
+                stores.stats.put_day(previous, &summary).await?;
+            }
         }
         Ok(days)
+    }
+
+    /// The first day whose event detail retention keeps.
+    fn first_kept_day(&self) -> NaiveDate {
+        self.stats.today() - TimeDelta::days(i64::from(self.stats.config.retention_days))
+    }
+
+    /// A day's statistics from event detail: its sums, per agent, and its AI funnel.
+    async fn day_summary(&self, day: NaiveDate) -> Result<analytics_core::metrics::DaySummary> {
+        use futures_util::StreamExt as _;
+        let mut summary = self
+            .stats
+            .stores
+            .events
+            .summarize(self.stats.config.calendar.day_window(day))
+            .await?;
+        let mut funnel = analytics_core::metrics::FunnelCounts::default();
+        let mut sessions = self.stats.sessions(DateRange::day(day));
+        while let Some(session) = sessions.next().await {
+            funnel.record(&session?);
+        }
+        funnel.store_in(&mut summary.totals);
+        Ok(summary)
     }
 
     /// Re-aggregates every day of `range` from event detail, dirty or not (`analytics
@@ -150,10 +188,7 @@ impl Jobs {
                 .map(|d| (d.day, d.marks))
                 .collect();
             for day in range.iter() {
-                let summary = stores
-                    .events
-                    .summarize(self.stats.config.calendar.day_window(day))
-                    .await?;
+                let summary = self.day_summary(day).await?;
                 stores.stats.put_day(day, &summary).await?;
                 if let Some(marks) = dirty.get(&day) {
                     stores.events.clean_day(day, marks).await?;

@@ -39,7 +39,7 @@ use analytics_core::case_study::CaseStudy;
 use analytics_core::config::Config;
 use analytics_core::event::Clock;
 use analytics_core::metrics::{
-    AgentMetrics, BusinessMetrics, CostPerResolution, Sums, TicketMetrics,
+    AgentMetrics, AiFunnel, BusinessMetrics, CostPerResolution, FunnelCounts, Sums, TicketMetrics,
 };
 use analytics_core::store::{
     Bucket, CounterStore, EventStore, Period, RETURN_WINDOW, SessionQuery, SessionStream,
@@ -137,6 +137,32 @@ pub struct Realtime {
     pub online_agents: u64,
 }
 
+/// The AI funnel of a range of days (SPEC §5, `GET /ai`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FunnelReport {
+    /// The first day.
+    pub start: NaiveDate,
+    /// The last day.
+    pub end: NaiveDate,
+    /// How long after a session its customer's next session counts as a return.
+    pub return_window_hours: f64,
+    /// The whole range.
+    #[serde(flatten)]
+    pub total: AiFunnel,
+    /// Each day, in order.
+    pub days: Vec<FunnelDay>,
+}
+
+/// The AI funnel of one day.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FunnelDay {
+    /// The business day.
+    pub date: NaiveDate,
+    /// Its figures.
+    #[serde(flatten)]
+    pub funnel: AiFunnel,
+}
+
 /// Business statistics: every question of SPEC §5–§6 and §9.
 #[derive(Clone)]
 pub struct Stats {
@@ -190,6 +216,88 @@ impl Stats {
             from: calendar.day_start(range.start()),
             to: calendar.day_start(after),
             window: RETURN_WINDOW,
+        })
+    }
+
+    /// The AI funnel of `range` (SPEC §5, `GET /ai`): the whole range and each day,
+    /// counted over the sessions of event detail by the day of their start, or, for a
+    /// day whose statistics are current, as the refresh job kept it with them (so the
+    /// funnel outlives the detail). A day is provisional until the return window after
+    /// its end has passed; the range, until that of its last day has.
+    ///
+    /// # Errors
+    ///
+    /// A store error.
+    pub async fn ai_funnel(&self, range: DateRange) -> Result<FunnelReport> {
+        use futures_util::StreamExt as _;
+        let calendar = self.config.calendar;
+        let mut days: BTreeMap<NaiveDate, FunnelCounts> = range
+            .iter()
+            .map(|day| (day, FunnelCounts::default()))
+            .collect();
+        // A day whose statistics are current — it is clean, and so is the next day
+        // (a return may come from there), and they were aggregated with the funnel —
+        // answers from them; the others from detail (so a day whose detail retention
+        // dropped answers from the statistics it left).
+        let dirty: std::collections::BTreeSet<NaiveDate> = self
+            .stores
+            .events
+            .dirty_days()
+            .await?
+            .into_iter()
+            .map(|d| d.day)
+            .collect();
+        let mut from_detail = Vec::new();
+        let stored: BTreeMap<NaiveDate, Sums> =
+            self.stores.stats.days(range).await?.into_iter().collect();
+        for (day, counts) in days.iter_mut() {
+            let next = day.succ_opt().unwrap_or(*day);
+            let current = !dirty.contains(day) && !dirty.contains(&next);
+            match stored.get(day) {
+                Some(sums)
+                    if current
+                        && (sums.get(analytics_core::metrics::Field::FunnelSessions) > 0
+                            || sums.count(analytics_core::catalog::Kind::SessionStart) == 0) =>
+                {
+                    *counts = FunnelCounts::from_sums(sums);
+                }
+                _ => from_detail.push(*day),
+            }
+        }
+        // Each day on its own (its sessions, their events and returns within the
+        // window after the day), as the refresh job stores it: a range is the sum of
+        // its days whichever way each was read.
+        for day in from_detail {
+            let mut sessions = self.sessions(DateRange::day(day));
+            while let Some(session) = sessions.next().await {
+                let session = session?;
+                if let Some(counts) = days.get_mut(&calendar.date(session.started_at)) {
+                    counts.record(&session);
+                }
+            }
+        }
+        let now = self.clock.now();
+        let cost = self.config.cost;
+        let provisional = |day: NaiveDate| {
+            let end = calendar.day_start(day.succ_opt().unwrap_or(day));
+            now < end + RETURN_WINDOW
+        };
+        let mut total = FunnelCounts::default();
+        for counts in days.values() {
+            total.merge(counts);
+        }
+        Ok(FunnelReport {
+            start: range.start(),
+            end: range.end(),
+            return_window_hours: RETURN_WINDOW.num_seconds() as f64 / 3600.0,
+            total: AiFunnel::from_counts(&total, cost, provisional(range.end())),
+            days: days
+                .into_iter()
+                .map(|(date, counts)| FunnelDay {
+                    date,
+                    funnel: AiFunnel::from_counts(&counts, cost, provisional(date)),
+                })
+                .collect(),
         })
     }
 

@@ -20,7 +20,9 @@ use crate::support::{at, event};
 fn fields_have_stable_unique_names() {
     let names: Vec<&str> = Field::all().map(Field::name).collect();
     assert_eq!(names.len(), Field::COUNT);
-    assert_eq!(names.len(), Kind::COUNT + 6);
+    // Counts, `custom`, four duration sums, `sla_met`, four funnel counts.
+    assert_eq!(names.len(), Kind::COUNT + 10);
+    assert_eq!(Field::FunnelReturned.name(), "funnel_returned");
     for field in Field::all() {
         assert_eq!(Field::from_name(field.name()), Some(field));
     }

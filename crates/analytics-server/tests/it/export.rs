@@ -236,6 +236,74 @@ async fn the_exports_say_what_the_json_answers_say() {
     assert!(expected.iter().any(|s| s.returned) && expected.iter().any(|s| !s.returned));
     assert!(expected.iter().any(|s| s.escalated));
 
+    // The AI funnel of the same days: each day counted on its own.
+    let funnel = get(
+        addr,
+        &format!("/api/analytics/ai?start={start}&end={today}"),
+        Some(READ),
+    )
+    .await;
+    assert_eq!(funnel.status, 200, "{}", funnel.body);
+    let funnel = funnel.json();
+    let mut totals = [0u64; 4];
+    for day in funnel["days"].as_array().unwrap() {
+        let date =
+            chrono::NaiveDate::parse_from_str(day["date"].as_str().unwrap(), "%Y-%m-%d").unwrap();
+        let sessions = sessions_of(
+            &events,
+            SessionQuery {
+                from: calendar.day_start(date),
+                to: calendar.day_start(date + TimeDelta::days(1)),
+                window: RETURN_WINDOW,
+            },
+        );
+        let handled: Vec<_> = sessions.iter().filter(|s| !s.escalated).collect();
+        let want = [
+            sessions.len() as u64,
+            handled.len() as u64,
+            handled.iter().filter(|s| s.returned).count() as u64,
+            sessions.iter().filter(|s| s.customer_id.is_none()).count() as u64,
+        ];
+        let got = [
+            "sessions",
+            "ai_handled",
+            "returned",
+            "sessions_without_customer",
+        ]
+        .map(|k| day[k].as_u64().unwrap());
+        assert_eq!(got, want, "funnel of {date}");
+        assert_eq!(
+            day["durable_ai_resolved"].as_u64().unwrap(),
+            want[1] - want[2]
+        );
+        for (total, n) in totals.iter_mut().zip(want) {
+            *total += n;
+        }
+    }
+    assert_eq!(
+        [
+            "sessions",
+            "ai_handled",
+            "returned",
+            "sessions_without_customer"
+        ]
+        .map(|k| funnel[k].as_u64().unwrap()),
+        totals
+    );
+    assert_eq!(totals[0], 60);
+    assert_eq!(
+        funnel["provisional"], true,
+        "today's returns can still come"
+    );
+    assert_eq!(funnel["return_window_hours"], 24.0);
+    let both = get(
+        addr,
+        &format!("/api/analytics/ai?month=2025-12&start={start}&end={today}"),
+        Some(READ),
+    )
+    .await;
+    assert_eq!(both.status, 400, "{}", both.body);
+
     // Bad input and keys.
     let answer = get(
         addr,

@@ -156,6 +156,66 @@ async fn check(stats: &Stats, events: &[RawEvent], stage: &str) {
             &format!("{stage}, {month} tickets"),
         );
     }
+    // The AI funnel of each month and of each of its days, against a plain count:
+    // customers come back across days and across the turn of the year.
+    for month in ["2025-11", "2025-12", "2026-01"] {
+        let month: YearMonth = month.parse().unwrap();
+        // Each day counted on its own, as the statistics keep it.
+        let plain_days: std::collections::BTreeMap<NaiveDate, (u64, u64, u64, u64)> = month
+            .days()
+            .iter()
+            .map(|day| (day, crate::plain::funnel(events, day, day)[&day]))
+            .collect();
+        let report = stats.ai_funnel(month.days()).await.unwrap();
+        let mut total = (0, 0, 0, 0);
+        for (day, ours) in plain_days.iter().zip(&report.days) {
+            let (date, counts) = day;
+            assert_eq!(ours.date, *date);
+            let got = (
+                ours.funnel.sessions,
+                ours.funnel.ai_handled,
+                ours.funnel.returned,
+                ours.funnel.sessions_without_customer,
+            );
+            assert_eq!(got, *counts, "{stage}, funnel of {date}");
+            assert_eq!(
+                ours.funnel.durable_ai_resolved,
+                counts.1 - counts.2,
+                "{stage}, {date}"
+            );
+            total = (
+                total.0 + counts.0,
+                total.1 + counts.1,
+                total.2 + counts.2,
+                total.3 + counts.3,
+            );
+        }
+        let f = &report.total;
+        assert_eq!(
+            (
+                f.sessions,
+                f.ai_handled,
+                f.returned,
+                f.sessions_without_customer
+            ),
+            total,
+            "{stage}, funnel of {month}"
+        );
+        close(
+            f.durable_ai_resolution_rate,
+            (total.0 > 0).then(|| (total.1 - total.2) as f64 / total.0 as f64),
+            "durable_ai_resolution_rate",
+            stage,
+        );
+        close(
+            f.return_rate,
+            (total.1 > 0).then(|| total.2 as f64 / total.1 as f64),
+            "return_rate",
+            stage,
+        );
+        assert_eq!(f.cost_saved_durable_yuan, (total.1 - total.2) as f64 * 10.0);
+    }
+
     let range = DateRange::new(date("2025-11-30"), stats.today()).unwrap();
     let series = stats.range(range).await.unwrap();
     assert_eq!(series.len(), range.len());

@@ -175,3 +175,93 @@ impl Plain {
         agents
     }
 }
+
+/// The AI funnel of the sessions started on the Shanghai days `first..=last`, counted
+/// plainly: each session id's earliest start in the days (and a day past them), an
+/// escalation of it in that time, and whether the same customer started another
+/// session within 24 hours. Returns per day (sessions, ai handled, returned of those,
+/// without customer).
+pub(crate) fn funnel(
+    events: &[RawEvent],
+    first: NaiveDate,
+    last: NaiveDate,
+) -> BTreeMap<NaiveDate, (u64, u64, u64, u64)> {
+    use chrono::{DateTime, TimeDelta, TimeZone as _, Utc};
+    let shanghai = chrono_tz::Asia::Shanghai;
+    let start_of = |day: NaiveDate| {
+        shanghai
+            .from_local_datetime(&day.and_hms_opt(0, 0, 0).unwrap())
+            .unwrap()
+            .with_timezone(&Utc)
+    };
+    let from = start_of(first);
+    let to = start_of(last.succ_opt().unwrap());
+    let until = to + TimeDelta::hours(24);
+    let mut seen = HashSet::new();
+    // Per session: earliest start, its customer (the greatest, as the stores pick),
+    // escalated.
+    // Earliest start, customer, escalated.
+    type Session = (Option<DateTime<Utc>>, Option<String>, bool);
+    let mut sessions: BTreeMap<String, Session> = BTreeMap::new();
+    for event in events {
+        if !seen.insert(event.event_id.unwrap()) {
+            continue;
+        }
+        let at = event.timestamp.unwrap();
+        let Some(session) = event.properties.get("session_id").and_then(Value::as_str) else {
+            continue;
+        };
+        if at < from || at >= until {
+            continue;
+        }
+        let entry = sessions.entry(session.to_owned()).or_default();
+        match event.event.as_str() {
+            "session.start" => {
+                entry.0 = Some(entry.0.map_or(at, |t: DateTime<Utc>| t.min(at)));
+                let customer = event
+                    .properties
+                    .get("customer_id")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned);
+                entry.1 = entry.1.clone().max(customer);
+            }
+            "session.escalate" => entry.2 = true,
+            _ => {}
+        }
+    }
+    let mut started: Vec<(DateTime<Utc>, String, Option<String>, bool)> = sessions
+        .into_iter()
+        .filter_map(|(id, (at, customer, escalated))| at.map(|at| (at, id, customer, escalated)))
+        .collect();
+    started.sort();
+    let mut out = BTreeMap::new();
+    let mut day = first;
+    while day <= last {
+        out.insert(day, (0, 0, 0, 0));
+        day = day.succ_opt().unwrap();
+    }
+    for (i, (at, _, customer, escalated)) in started.iter().enumerate() {
+        if *at >= to {
+            continue;
+        }
+        let returned = customer.is_some()
+            && started[i + 1..]
+                .iter()
+                .find(|later| later.2 == *customer)
+                .is_some_and(|later| later.0 <= *at + TimeDelta::hours(24));
+        let counts = out
+            .get_mut(&at.with_timezone(&shanghai).date_naive())
+            .unwrap();
+        counts.0 += 1;
+        if !escalated {
+            counts.1 += 1;
+            if returned {
+                counts.2 += 1;
+            }
+        }
+        if customer.is_none() {
+            counts.3 += 1;
+        }
+    }
+    out
+}
