@@ -70,9 +70,11 @@ $$;
 -- Drops the partitions of the business days before `cutoff_day`, with their ids in
 -- the registry. Returns the number of events dropped.
 --
--- Each partition is locked before its ids are read: a write still storing into it
+-- Each partition is locked before its ids are read: a write that stored into it
 -- commits first (its ids are then deleted with the others), and no write can store
--- into it afterwards.
+-- into it afterwards. A write of an event dated before the cutoff that is blocked on
+-- the partition meanwhile may deadlock with the drop; PostgreSQL then fails one of the
+-- two, and the tracker retries a deadlock at once.
 CREATE OR REPLACE FUNCTION analytics_drop_partitions_before(cutoff_day date)
 RETURNS bigint
 LANGUAGE plpgsql AS $$

@@ -73,6 +73,11 @@ pub fn session_stream(rx: tokio::sync::mpsc::Receiver<Result<SessionRow>>) -> Se
 /// How many sessions a store reads ahead of the consumer.
 pub const SESSION_READ_AHEAD: usize = 256;
 
+/// How long a store's reading task waits for a consumer that takes no session (a
+/// client that stopped reading its download) before it ends the query and gives its
+/// connection back.
+pub const SESSION_STALL: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// The sessions of a query computed from events in memory: what every store's query
 /// must answer (the in-memory store uses it; the tests compare with it).
 pub fn sessions_of<'a>(

@@ -9,7 +9,7 @@ use analytics_core::memory::{DayLocks, ProcessLocks};
 use analytics_core::metrics::{DaySummary, Field, Measure, Sums, days_from_rows};
 use analytics_core::store::{
     CounterRecount, DeadLetter, DirtyDay, EventStore, JobLock, PendingCounters, SESSION_READ_AHEAD,
-    SessionQuery, SessionRow, SessionStream, StatsStore, Written, session_stream,
+    SESSION_STALL, SessionQuery, SessionRow, SessionStream, StatsStore, Written, session_stream,
 };
 use analytics_core::time::{Calendar, DateRange, DayWindow};
 use async_trait::async_trait;
@@ -198,7 +198,9 @@ async fn write_events(
     let mut inserted: HashSet<Uuid> = HashSet::with_capacity(events.len());
     for chunk in events.chunks(INSERT_ROWS) {
         let sql = insert_sql(chunk.len());
-        let mut query = sqlx::query(&sql);
+        // Only the full size is kept prepared: a statement of up to 11,000 parameters
+        // for every other size would pile up in the connection's cache.
+        let mut query = sqlx::query(&sql).persistent(chunk.len() == INSERT_ROWS);
         for event in chunk {
             let measure = Measure::of(event);
             query = query
@@ -332,7 +334,9 @@ impl EventStore for EmbeddedStore {
                     .map(session_row)
                     .map_err(|error| Error::from(error).into());
                 let failed = item.is_err();
-                if tx.send(item).await.is_err() || failed {
+                // A consumer gone, or stalled past SESSION_STALL, ends the query.
+                let sent = tokio::time::timeout(SESSION_STALL, tx.send(item)).await;
+                if !matches!(sent, Ok(Ok(()))) || failed {
                     break;
                 }
             }

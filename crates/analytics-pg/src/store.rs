@@ -14,7 +14,7 @@ use analytics_core::event::Event;
 use analytics_core::metrics::{DaySummary, Field, Sums, days_from_rows};
 use analytics_core::store::{
     CounterRecount, DeadLetter, DirtyDay, EventStore, JobLock, PendingCounters, SESSION_READ_AHEAD,
-    SessionQuery, SessionRow, SessionStream, StatsStore, Written, session_stream,
+    SESSION_STALL, SessionQuery, SessionRow, SessionStream, StatsStore, Written, session_stream,
 };
 use analytics_core::time::{Calendar, DateRange, DayWindow};
 use async_trait::async_trait;
@@ -710,7 +710,9 @@ impl EventStore for PgStore {
                     .map(session_row)
                     .map_err(|error| Error::from(error).into());
                 let failed = item.is_err();
-                if tx.send(item).await.is_err() || failed {
+                // A consumer gone, or stalled past SESSION_STALL, ends the query.
+                let sent = tokio::time::timeout(SESSION_STALL, tx.send(item)).await;
+                if !matches!(sent, Ok(Ok(()))) || failed {
                     break;
                 }
             }

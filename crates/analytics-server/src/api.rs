@@ -54,7 +54,13 @@ struct Inner {
     /// How long a client may take to send a body.
     body_timeout: std::time::Duration,
     requests_rejected_events: AtomicU64,
+    /// Sessions exports in progress (each holds a database connection while its client
+    /// reads): at most [`SESSION_EXPORTS`] at once.
+    session_exports: Arc<tokio::sync::Semaphore>,
 }
+
+/// How many sessions exports may run at once; more are answered 503.
+pub const SESSION_EXPORTS: usize = 2;
 
 impl AppState {
     /// The state of an app over this tracker and these statistics, with these keys.
@@ -95,6 +101,7 @@ impl AppState {
                 jobs,
                 body_timeout,
                 requests_rejected_events: AtomicU64::new(0),
+                session_exports: Arc::new(tokio::sync::Semaphore::new(SESSION_EXPORTS)),
             }),
         }
     }
@@ -545,8 +552,31 @@ async fn export_sessions(
 ) -> Result<Response, ApiError> {
     state.authorize(&headers, Scope::Read)?;
     let range = range_params(&params(query, &["start", "end"])?)?;
+    let Ok(permit) = state.inner.session_exports.clone().try_acquire_owned() else {
+        return Err(ApiError::unavailable(
+            "busy",
+            format!("{SESSION_EXPORTS} sessions exports are running; try again shortly"),
+        ));
+    };
     let stats = &state.inner.stats;
-    let body = crate::export::sessions_csv(stats.sessions(range), *stats.calendar());
+    // The first session (or the store's error) before the answer: a store that does
+    // not answer is a 503, not a file cut after its header.
+    let mut sessions = stats.sessions(range);
+    let first = futures_util::StreamExt::next(&mut sessions).await;
+    if let Some(Err(error)) = first {
+        return Err(error.into());
+    }
+    let sessions: analytics::core::store::SessionStream = Box::pin(futures_util::StreamExt::chain(
+        futures_util::stream::iter(first),
+        sessions,
+    ));
+    let body = crate::export::sessions_csv(sessions, *stats.calendar());
+    // The permit goes with the body: released when the last chunk is sent or the
+    // client goes away.
+    let body = futures_util::StreamExt::map(body, move |chunk| {
+        let _ = &permit;
+        chunk
+    });
     Ok(csv_response(
         axum::body::Body::from_stream(body),
         &format!("sessions-{}-{}.csv", range.start(), range.end()),

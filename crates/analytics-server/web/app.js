@@ -98,7 +98,7 @@
   function t(key, vars) {
     let text = (TEXT[state.lang] && TEXT[state.lang][key]) || TEXT.zh[key] || key;
     for (const [name, value] of Object.entries(vars || {})) {
-      text = text.replace('{' + name + '}', value);
+      text = text.split('{' + name + '}').join(String(value));
     }
     return text;
   }
@@ -496,6 +496,9 @@
     try {
       const realtime = await api('/realtime');
       state.realtime = realtime;
+      // After midnight the presets and the month picker follow the new day.
+      state.today = realtime.date;
+      $('#month-input').max = realtime.date.slice(0, 7);
       renderNow(realtime);
       sectionError('#now', null);
       showBanner('');
@@ -510,7 +513,10 @@
   }
 
   function stop() {
-    if (state.timer) clearInterval(state.timer);
+    if (state.timer) {
+      clearInterval(state.timer);
+      clearTimeout(state.timer);
+    }
     state.timer = null;
   }
 
@@ -539,8 +545,9 @@
       if (isAuth(error)) {
         showKeyPanel(error);
       } else {
-        $('#content').hidden = false;
+        // The service did not answer: say so, and try again.
         showBanner(t('apiError', { message: error.message }));
+        state.timer = setTimeout(boot, REFRESH_MS);
       }
     }
   }

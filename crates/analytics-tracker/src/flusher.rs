@@ -186,6 +186,10 @@ struct Writers {
     spill_pending: AtomicBool,
     /// When the spill buffer was last found empty.
     spill_checked: Mutex<Instant>,
+    /// When reading the spill buffer last failed (cleared by a read that works): the
+    /// drain after a stored batch waits a flush interval after a failure, so that a
+    /// spill buffer that is down is not tried after every batch.
+    spill_failed: Mutex<Option<Instant>>,
     /// Writers storing a batch now.
     busy: std::sync::atomic::AtomicUsize,
     /// Signalled when a writer is done with a batch: a flush waiting for a free writer
@@ -223,6 +227,7 @@ pub(crate) fn spawn(
         done: done_tx,
         spill_pending: AtomicBool::new(stores.spill.is_some()),
         spill_checked: Mutex::new(Instant::now()),
+        spill_failed: Mutex::new(None),
         store_failing: AtomicBool::new(false),
         busy: std::sync::atomic::AtomicUsize::new(0),
         freed: tokio::sync::Notify::new(),
@@ -559,7 +564,9 @@ impl Writers {
                     self.freed.notify_one();
                     // A batch stored while the spill buffer holds events (storage is
                     // back after an outage): drain it as soon as the queue is empty.
-                    more = stored && self.spill_pending.load(Ordering::Acquire);
+                    more = stored
+                        && self.spill_pending.load(Ordering::Acquire)
+                        && !self.spill_failed_recently();
                 }
                 Some(None) => return,
                 None => more = self.drain_spill().await,
@@ -770,6 +777,21 @@ impl Writers {
         more
     }
 
+    /// Whether reading the spill buffer failed less than a flush interval ago.
+    fn spill_failed_recently(&self) -> bool {
+        self.spill_failed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_some_and(|at| at.elapsed() < self.config.flush_interval)
+    }
+
+    fn set_spill_failed(&self, failed: bool) {
+        *self
+            .spill_failed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = failed.then(Instant::now);
+    }
+
     /// Up to `DRAIN_CLAIMS` claims, stored one after the other. Returns whether all of
     /// them were taken and stored (the buffer may hold more).
     async fn drain_claims(self: &Arc<Self>, spill: &Arc<dyn SpillBuffer>) -> bool {
@@ -781,6 +803,7 @@ impl Writers {
             .await
             {
                 Ok(Ok(Some(claim))) => {
+                    self.set_spill_failed(false);
                     let Some(settle) = self.store(&claim.events, false).await else {
                         return false;
                     };
@@ -791,6 +814,7 @@ impl Writers {
                     let _ = timeout(self.config.store_timeout, spill.ack(&claim)).await;
                 }
                 Ok(Ok(None)) => {
+                    self.set_spill_failed(false);
                     self.spill_pending.store(false, Ordering::Release);
                     *self
                         .spill_checked
@@ -800,10 +824,12 @@ impl Writers {
                 }
                 Ok(Err(error)) => {
                     tracing::warn!(%error, "reading the spill buffer failed");
+                    self.set_spill_failed(true);
                     return false;
                 }
                 Err(_) => {
                     tracing::warn!("reading the spill buffer timed out");
+                    self.set_spill_failed(true);
                     return false;
                 }
             }
