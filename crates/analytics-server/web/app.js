@@ -39,6 +39,11 @@
       aiShare: 'AI 解决占比', responseSeconds: 'AI 平均响应（秒）',
       firstResponseSeconds: '首次响应（秒）', handleMinutes: '处理时长（分钟）',
       slaRate: 'SLA 达标率', apiError: '接口错误：{message}',
+      funnel: 'AI 漏斗', funnelSessions: '会话', funnelAiHandled: 'AI 独立处理',
+      funnelReturned: '24 小时内再次咨询', funnelDurableRate: '持久 AI 解决率',
+      funnelReturnRate: '回访率', funnelNoCustomer: '无客户标识占比',
+      funnelCost: '持久解决节省成本',
+      provisional: '暂定：本月最后一天后 24 小时内的回访仍可能改变这些数字。',
     },
     en: {
       title: 'Customer service dashboard', now: 'Now', trends: 'Trends',
@@ -73,6 +78,11 @@
       aiShare: 'AI-resolved share', responseSeconds: 'AI response (s)',
       firstResponseSeconds: 'First response (s)', handleMinutes: 'Handle time (min)',
       slaRate: 'SLA rate', apiError: 'API error: {message}',
+      funnel: 'AI funnel', funnelSessions: 'Sessions', funnelAiHandled: 'Handled by the AI alone',
+      funnelReturned: 'Came back within 24 h', funnelDurableRate: 'Durable AI resolution rate',
+      funnelReturnRate: 'Return rate', funnelNoCustomer: 'Sessions without customer id',
+      funnelCost: 'Saved by durable resolutions',
+      provisional: 'Provisional: returns within 24 hours of the month\u2019s last day can still change these figures.',
     },
   };
 
@@ -87,6 +97,7 @@
     agents: [],
     sort: { key: 'sessions_handled', dir: 'desc' },
     tickets: null,
+    funnel: null,
     charts: {},
     timer: null,
     ready: false,
@@ -445,6 +456,24 @@
     note.hidden = tickets.tickets_created > 0 || tickets.tickets_resolved > 0;
   }
 
+  function renderFunnel(funnel) {
+    const values = {
+      sessions: count(funnel.sessions),
+      ai_handled: count(funnel.ai_handled),
+      returned: count(funnel.returned),
+      durable_ai_resolution_rate: rate(funnel.durable_ai_resolution_rate),
+      return_rate: rate(funnel.return_rate),
+      without_customer_share: rate(funnel.without_customer_share),
+      cost_saved_durable_yuan: money(funnel.cost_saved_durable_yuan),
+    };
+    for (const tile of $$('#funnel-tiles .tile')) {
+      $('.value', tile).textContent = values[tile.dataset.funnel];
+    }
+    const note = $('#funnel-provisional');
+    note.textContent = t('provisional');
+    note.hidden = !funnel.provisional;
+  }
+
   async function loadMonth() {
     const month = $('#month-input').value || state.today.slice(0, 7);
     for (const label of $$('.month-label')) label.textContent = month;
@@ -453,10 +482,18 @@
       api('/case-study?month=' + month),
       api('/agents?month=' + month),
       api('/tickets?month=' + month),
+      api('/ai?month=' + month),
     ]);
     const auth = results.find((r) => r.status === 'rejected' && isAuth(r.reason));
     if (auth) throw auth.reason;
-    const [study, agents, tickets] = results;
+    const [study, agents, tickets, funnel] = results;
+    if (funnel.status === 'fulfilled') {
+      state.funnel = funnel.value;
+      renderFunnel(funnel.value);
+      sectionError('#funnel', null);
+    } else {
+      sectionError('#funnel', funnel.reason);
+    }
     if (study.status === 'fulfilled') {
       state.caseStudy = study.value;
       renderCaseStudy(study.value);
@@ -571,6 +608,7 @@
     }
     if (state.caseStudy) renderAgents();
     if (state.tickets) renderTickets(state.tickets);
+    if (state.funnel) renderFunnel(state.funnel);
   }
 
   async function copyStory() {

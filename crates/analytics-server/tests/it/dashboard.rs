@@ -482,6 +482,29 @@ async fn the_dashboard_shows_what_the_api_says_in_a_real_browser() {
         expect_rate(&tickets["sla_met_rate"])
     );
 
+    // The AI funnel of the month.
+    let funnel = get(addr, &format!("/api/analytics/ai?month={last_month}"), None)
+        .await
+        .json();
+    assert_eq!(
+        browser
+            .text("#funnel-tiles [data-funnel=sessions] .value")
+            .await,
+        expect_count(&funnel["sessions"])
+    );
+    assert_eq!(
+        browser
+            .text("#funnel-tiles [data-funnel=durable_ai_resolution_rate] .value")
+            .await,
+        expect_rate(&funnel["durable_ai_resolution_rate"])
+    );
+    assert_eq!(
+        browser
+            .text("#funnel-tiles [data-funnel=return_rate] .value")
+            .await,
+        expect_rate(&funnel["return_rate"])
+    );
+
     // Charts: each has drawn; the presets change the range.
     for id in [
         "chart-hours",
