@@ -562,7 +562,17 @@ async fn export_sessions(
     // The first session (or the store's error) before the answer: a store that does
     // not answer is a 503, not a file cut after its header.
     let mut sessions = stats.sessions(range);
-    let first = futures_util::StreamExt::next(&mut sessions).await;
+    let first = tokio::time::timeout(
+        analytics::core::store::SESSION_STALL,
+        futures_util::StreamExt::next(&mut sessions),
+    )
+    .await
+    .map_err(|_| {
+        ApiError::unavailable(
+            "storage_unavailable",
+            "the event store did not answer the sessions export in time",
+        )
+    })?;
     if let Some(Err(error)) = first {
         return Err(error.into());
     }

@@ -320,3 +320,158 @@ async fn the_exports_say_what_the_json_answers_say() {
     .await;
     assert_eq!(answer.status, 401);
 }
+
+/// An event store whose sessions export sends one session, then nothing more: a
+/// download that stays open.
+struct Trickle(analytics::core::memory::MemoryStore);
+
+#[async_trait::async_trait]
+impl analytics::core::store::EventStore for Trickle {
+    fn sessions(&self, _: SessionQuery) -> analytics::core::store::SessionStream {
+        let row = analytics::core::store::SessionRow {
+            session_id: "s".into(),
+            started_at: Utc::now(),
+            channel: None,
+            customer_id: None,
+            escalated: false,
+            agent_id: None,
+            first_response_micros: None,
+            handle_time_micros: None,
+            returned: false,
+        };
+        Box::pin(futures_util::StreamExt::chain(
+            futures_util::stream::iter([Ok(row)]),
+            futures_util::stream::pending(),
+        ))
+    }
+    async fn write(
+        &self,
+        events: &[Event],
+    ) -> analytics::core::Result<analytics::core::store::Written> {
+        self.0.write(events).await
+    }
+    async fn summarize(
+        &self,
+        day: analytics::core::time::DayWindow,
+    ) -> analytics::core::Result<analytics::core::metrics::DaySummary> {
+        self.0.summarize(day).await
+    }
+    async fn purge_before(&self, cutoff: DateTime<Utc>) -> analytics::core::Result<u64> {
+        self.0.purge_before(cutoff).await
+    }
+    async fn dirty_days(&self) -> analytics::core::Result<Vec<analytics::core::store::DirtyDay>> {
+        self.0.dirty_days().await
+    }
+    async fn clean_day(
+        &self,
+        day: chrono::NaiveDate,
+        marks: &[u64],
+    ) -> analytics::core::Result<()> {
+        self.0.clean_day(day, marks).await
+    }
+    async fn uncounted_days(&self) -> analytics::core::Result<Vec<chrono::NaiveDate>> {
+        self.0.uncounted_days().await
+    }
+    async fn lock_counters(
+        &self,
+        day: chrono::NaiveDate,
+    ) -> analytics::core::Result<Box<dyn analytics::core::store::CounterRecount>> {
+        self.0.lock_counters(day).await
+    }
+    async fn dead_letter(
+        &self,
+        events: &[Event],
+        reason: &str,
+        at: DateTime<Utc>,
+    ) -> analytics::core::Result<()> {
+        self.0.dead_letter(events, reason, at).await
+    }
+    async fn dead_letters(
+        &self,
+        limit: usize,
+    ) -> analytics::core::Result<Vec<analytics::core::store::DeadLetter>> {
+        self.0.dead_letters(limit).await
+    }
+}
+
+/// Reads a response's status line and headers, and leaves the body unread.
+async fn open_download(addr: std::net::SocketAddr, path: &str) -> (u16, tokio::net::TcpStream) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        assert_eq!(
+            stream.read(&mut byte).await.unwrap(),
+            1,
+            "the server closed"
+        );
+        head.push(byte[0]);
+    }
+    let status = String::from_utf8_lossy(&head)
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap();
+    (status, stream)
+}
+
+/// Sessions downloads hold a database connection while their clients read: at most
+/// two run at once, the next is told to come back, and a client that goes away frees
+/// its place.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_most_two_sessions_downloads_run_at_once() {
+    use analytics::core::memory::{MemoryCounters, MemoryStore};
+    use analytics::tracker::{Stores, Tracker, TrackerConfig};
+    use std::sync::Arc;
+
+    let events = Arc::new(Trickle(MemoryStore::new()));
+    let tracker = Tracker::start(
+        TrackerConfig::default(),
+        Stores {
+            events: events.clone(),
+            counters: Arc::new(MemoryCounters::new()),
+            spill: None,
+        },
+    );
+    let stats = analytics::stats::Stats::new(
+        analytics::stats::StatsStores {
+            events,
+            stats: Arc::new(MemoryStore::new()),
+            counters: Arc::new(MemoryCounters::new()),
+        },
+        Arc::new(analytics::core::event::SystemClock),
+        analytics::stats::StatsConfig::from_config(&analytics::core::config::Config::default()),
+    );
+    let app = analytics_server::api::router(analytics_server::api::AppState::new(
+        tracker,
+        stats,
+        Vec::new(),
+    ));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let path = "/api/analytics/export/sessions.csv?start=2025-12-01&end=2025-12-02";
+    let (first, one) = open_download(addr, path).await;
+    let (second, two) = open_download(addr, path).await;
+    assert_eq!((first, second), (200, 200));
+    let busy = get(addr, path, None).await;
+    assert_eq!(busy.status, 503, "{}", busy.body);
+    assert_eq!(busy.error().0, "busy");
+    // A client that goes away frees its place.
+    drop(one);
+    let mut freed = false;
+    for _ in 0..100 {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        let (status, _again) = open_download(addr, path).await;
+        if status == 200 {
+            freed = true;
+            break;
+        }
+    }
+    assert!(freed, "the place of a client that left is taken again");
+    drop(two);
+}
