@@ -318,6 +318,10 @@ pub struct Config {
     /// `ANALYTICS_MAX_CONNECTIONS`, default 1024: connections served at once; more wait
     /// in the listen queue.
     pub max_connections: usize,
+    /// `ANALYTICS_RETURN_WINDOW_HOURS`, default 24 (1 to 720): how long after a session
+    /// a new session of the same customer counts as a return (the AI funnel, the
+    /// sessions export).
+    pub return_window: Duration,
 }
 
 impl Default for Config {
@@ -337,6 +341,7 @@ impl Default for Config {
             header_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(30),
             max_connections: 1024,
+            return_window: Duration::from_secs(24 * 3600),
         }
     }
 }
@@ -431,6 +436,9 @@ impl Config {
         }
         if let Some(n) = parse_number(&get, "ANALYTICS_MAX_CONNECTIONS", 1, 1_000_000)? {
             config.max_connections = n as usize;
+        }
+        if let Some(hours) = parse_number(&get, "ANALYTICS_RETURN_WINDOW_HOURS", 1, 720)? {
+            config.return_window = Duration::from_secs(hours * 3600);
         }
         Ok(config)
     }

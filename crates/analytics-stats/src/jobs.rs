@@ -115,9 +115,10 @@ impl Jobs {
     /// exactly the marks read before summarizing it: a write that commits during the
     /// run (even one whose mark is older than a mark read) keeps its day dirty.
     ///
-    /// A day's AI funnel depends on the next day too (a customer coming back within
-    /// the return window), so the day before each dirty day that is not dirty itself
-    /// is summarized again as well (it is not marked clean: it was not dirty).
+    /// A day's AI funnel depends on the next days too (a customer coming back within
+    /// the return window), so the days before each dirty day that the window reaches
+    /// and that are not dirty themselves are summarized again as well (they are not
+    /// marked clean: they were not dirty).
     async fn aggregate_dirty(&self, before: Option<NaiveDate>) -> Result<u64> {
         let stores = &self.stats.stores;
         let dirty_days = stores.events.dirty_days().await?;
@@ -136,10 +137,11 @@ impl Jobs {
                 .clean_day(dirty_day.day, &dirty_day.marks)
                 .await?;
             days += 1;
-            if let Some(previous) = dirty_day.day.pred_opt()
-                && !dirty.contains(&previous)
-                && previous >= first_kept
-            {
+            for back in 1..=self.stats.config.return_days() {
+                let previous = dirty_day.day - TimeDelta::days(back);
+                if dirty.contains(&previous) || previous < first_kept {
+                    continue;
+                }
                 let summary = self.day_summary(previous).await?;
                 stores.stats.put_day(previous, &summary).await?;
             }

@@ -68,6 +68,8 @@ pub struct StatsConfig {
     pub session_idle: Duration,
     /// Days ahead for which the event store is prepared (partitions).
     pub days_ahead: u32,
+    /// How long after a session its customer's next session counts as a return.
+    pub return_window: TimeDelta,
 }
 
 impl StatsConfig {
@@ -79,7 +81,15 @@ impl StatsConfig {
             retention_days: config.retention_days,
             session_idle: Duration::from_secs(30 * 60),
             days_ahead: 7,
+            return_window: TimeDelta::from_std(config.return_window).unwrap_or(RETURN_WINDOW),
         }
+    }
+
+    /// How many days after a day can still change its AI funnel (a return within the
+    /// window after its last session).
+    pub fn return_days(&self) -> i64 {
+        let day = TimeDelta::days(1);
+        (self.return_window.num_seconds() + day.num_seconds() - 1) / day.num_seconds()
     }
 }
 
@@ -208,14 +218,15 @@ impl Stats {
     }
 
     /// The sessions started on the days of `range`, from event detail, with returns
-    /// within [`RETURN_WINDOW`] (SPEC §9's sessions export), read as they are consumed.
+    /// within the configured return window (SPEC §9's sessions export), read as they
+    /// are consumed.
     pub fn sessions(&self, range: DateRange) -> SessionStream {
         let calendar = &self.config.calendar;
         let after = range.end().succ_opt().unwrap_or(range.end());
         self.stores.events.sessions(SessionQuery {
             from: calendar.day_start(range.start()),
             to: calendar.day_start(after),
-            window: RETURN_WINDOW,
+            window: self.config.return_window,
         })
     }
 
@@ -250,9 +261,9 @@ impl Stats {
         let mut from_detail = Vec::new();
         let stored: BTreeMap<NaiveDate, Sums> =
             self.stores.stats.days(range).await?.into_iter().collect();
+        let return_days = self.config.return_days();
         for (day, counts) in days.iter_mut() {
-            let next = day.succ_opt().unwrap_or(*day);
-            let current = !dirty.contains(day) && !dirty.contains(&next);
+            let current = (0..=return_days).all(|k| !dirty.contains(&(*day + TimeDelta::days(k))));
             match stored.get(day) {
                 Some(sums)
                     if current
@@ -280,7 +291,7 @@ impl Stats {
         let cost = self.config.cost;
         let provisional = |day: NaiveDate| {
             let end = calendar.day_start(day.succ_opt().unwrap_or(day));
-            now < end + RETURN_WINDOW
+            now < end + self.config.return_window
         };
         let mut total = FunnelCounts::default();
         for counts in days.values() {
@@ -289,7 +300,7 @@ impl Stats {
         Ok(FunnelReport {
             start: range.start(),
             end: range.end(),
-            return_window_hours: RETURN_WINDOW.num_seconds() as f64 / 3600.0,
+            return_window_hours: self.config.return_window.num_seconds() as f64 / 3600.0,
             total: AiFunnel::from_counts(&total, cost, provisional(range.end())),
             days: days
                 .into_iter()

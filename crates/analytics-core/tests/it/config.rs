@@ -210,3 +210,24 @@ fn admin_keys_may_do_everything_others_only_their_scope() {
     assert!(!Scope::Read.allows(Scope::Ingest));
     assert!(!Scope::Ingest.allows(Scope::Admin));
 }
+
+#[test]
+fn the_return_window_is_read_in_hours_within_bounds() {
+    assert_eq!(
+        config(&[]).unwrap().return_window,
+        std::time::Duration::from_secs(24 * 3600)
+    );
+    assert_eq!(
+        config(&[("ANALYTICS_RETURN_WINDOW_HOURS", "48")])
+            .unwrap()
+            .return_window,
+        std::time::Duration::from_secs(48 * 3600)
+    );
+    for bad in ["0", "721", "a day"] {
+        let error = config(&[("ANALYTICS_RETURN_WINDOW_HOURS", bad)]).unwrap_err();
+        assert!(
+            error.to_string().contains("ANALYTICS_RETURN_WINDOW_HOURS"),
+            "{error}"
+        );
+    }
+}

@@ -263,6 +263,7 @@ async fn scenario(backend: Backend, seed: u64) {
         retention_days: 90,
         session_idle: Duration::from_secs(1800),
         days_ahead: 7,
+        return_window: analytics_core::store::RETURN_WINDOW,
     };
     let stats = Stats::new(stores.clone(), clock.clone(), config.clone());
     let jobs = Jobs::new(stats.clone());

@@ -102,6 +102,7 @@ async fn an_aggregated_month_is_read_from_daily_statistics_only() {
             retention_days: 90,
             session_idle: Duration::from_secs(1800),
             days_ahead: 7,
+            return_window: analytics_core::store::RETURN_WINDOW,
         },
     );
     Jobs::new(stats.clone()).refresh().await.unwrap();
@@ -154,6 +155,7 @@ async fn a_job_whose_lock_is_held_elsewhere_skips_its_run() {
             retention_days: 90,
             session_idle: Duration::from_secs(1800),
             days_ahead: 7,
+            return_window: analytics_core::store::RETURN_WINDOW,
         },
     );
     let jobs = Jobs::new(stats);
@@ -194,4 +196,70 @@ async fn a_job_whose_lock_is_held_elsewhere_skips_its_run() {
     )
     .await;
     assert!(store.dirty_days().await.unwrap().is_empty());
+}
+
+/// The return window is configurable: a customer back 30 hours later is a return with
+/// a 48-hour window and not with the default 24; the day stays provisional until the
+/// window after it has passed, and the refresh keeps the funnel of the days the
+/// window reaches back to when a later day changes.
+#[tokio::test]
+async fn the_return_window_decides_what_counts_as_a_return() {
+    let first = at("2025-12-01T02:00:00Z");
+    let events = Arc::new(MemoryStore::new());
+    let stats_store = Arc::new(MemoryStore::new());
+    let stats_with = |hours: i64, now: DateTime<Utc>| {
+        Stats::new(
+            StatsStores {
+                events: events.clone(),
+                stats: stats_store.clone(),
+                counters: Arc::new(MemoryCounters::new()),
+            },
+            Arc::new(FixedClock::new(now)),
+            StatsConfig {
+                calendar: Calendar::default(),
+                cost: Default::default(),
+                retention_days: 90,
+                session_idle: Duration::from_secs(1800),
+                days_ahead: 7,
+                return_window: TimeDelta::hours(hours),
+            },
+        )
+    };
+    let day = DateRange::day(Calendar::default().date(first));
+    events
+        .insert(&[event(
+            "session.start",
+            first,
+            json!({"session_id": "a", "customer_id": "c"}),
+        )])
+        .await
+        .unwrap();
+    let now = first + TimeDelta::hours(40);
+    let wide = stats_with(48, now);
+    Jobs::new(wide.clone()).refresh().await.unwrap();
+    // The customer comes back 30 hours later, on the next day.
+    events
+        .insert(&[event(
+            "session.start",
+            first + TimeDelta::hours(30),
+            json!({"session_id": "b", "customer_id": "c"}),
+        )])
+        .await
+        .unwrap();
+    let funnel = wide.ai_funnel(day).await.unwrap();
+    assert_eq!((funnel.total.sessions, funnel.total.returned), (1, 1));
+    assert!(funnel.total.provisional, "48 hours have not passed");
+    assert_eq!(funnel.return_window_hours, 48.0);
+    let narrow = stats_with(24, now).ai_funnel(day).await.unwrap();
+    assert_eq!((narrow.total.sessions, narrow.total.returned), (1, 0));
+    assert!(!narrow.total.provisional, "24 hours have passed");
+    // After the refresh the first day answers from its statistics, with the return.
+    Jobs::new(wide.clone()).refresh().await.unwrap();
+    let stored = stats_store.days(day).await.unwrap();
+    assert_eq!(
+        analytics_core::metrics::FunnelCounts::from_sums(&stored[0].1).returned,
+        1,
+        "the refresh of the next day re-summarized the first"
+    );
+    assert_eq!(wide.ai_funnel(day).await.unwrap().total.returned, 1);
 }
