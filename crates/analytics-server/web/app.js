@@ -40,10 +40,10 @@
       firstResponseSeconds: '首次响应（秒）', handleMinutes: '处理时长（分钟）',
       slaRate: 'SLA 达标率', apiError: '接口错误：{message}',
       funnel: 'AI 漏斗', funnelSessions: '会话', funnelAiHandled: 'AI 独立处理',
-      funnelReturned: '24 小时内再次咨询', funnelDurableRate: '持久 AI 解决率',
+      funnelReturned: '{hours} 小时内再次咨询', funnelDurableRate: '持久 AI 解决率',
       funnelReturnRate: '回访率', funnelNoCustomer: '无客户标识占比',
       funnelCost: '持久解决节省成本',
-      provisional: '暂定：本月最后一天后 24 小时内的回访仍可能改变这些数字。',
+      provisional: '暂定：本月最后一天后 {hours} 小时内的回访仍可能改变这些数字。',
     },
     en: {
       title: 'Customer service dashboard', now: 'Now', trends: 'Trends',
@@ -79,10 +79,10 @@
       firstResponseSeconds: 'First response (s)', handleMinutes: 'Handle time (min)',
       slaRate: 'SLA rate', apiError: 'API error: {message}',
       funnel: 'AI funnel', funnelSessions: 'Sessions', funnelAiHandled: 'Handled by the AI alone',
-      funnelReturned: 'Came back within 24 h', funnelDurableRate: 'Durable AI resolution rate',
+      funnelReturned: 'Came back within {hours} h', funnelDurableRate: 'Durable AI resolution rate',
       funnelReturnRate: 'Return rate', funnelNoCustomer: 'Sessions without customer id',
       funnelCost: 'Saved by durable resolutions',
-      provisional: 'Provisional: returns within 24 hours of the month\u2019s last day can still change these figures.',
+      provisional: 'Provisional: returns within {hours} hours of the month\u2019s last day can still change these figures.',
     },
   };
 
@@ -469,8 +469,10 @@
     for (const tile of $$('#funnel-tiles .tile')) {
       $('.value', tile).textContent = values[tile.dataset.funnel];
     }
+    const hours = String(funnel.return_window_hours);
+    $('#funnel-tiles [data-funnel=returned] .label').textContent = t('funnelReturned', { hours });
     const note = $('#funnel-provisional');
-    note.textContent = t('provisional');
+    note.textContent = t('provisional', { hours });
     note.hidden = !funnel.provisional;
   }
 
