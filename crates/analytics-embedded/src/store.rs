@@ -185,10 +185,39 @@ fn insert_sql(rows: usize) -> std::borrow::Cow<'static, str> {
     }
 }
 
+/// What a write binds for one event besides the event's own strings, computed before
+/// the writer connection is taken (serializing properties is most of the work): the
+/// single connection is held only to execute.
+struct Encoded {
+    id: [u8; 16],
+    at: i64,
+    value_micros: Option<i64>,
+    sla_met: Option<bool>,
+    properties: String,
+}
+
+fn encode(events: &[Event]) -> Vec<Encoded> {
+    events
+        .iter()
+        .map(|event| {
+            let measure = Measure::of(event);
+            Encoded {
+                id: *event.id().as_bytes(),
+                at: micros(event.timestamp()),
+                // Validated values are at most 1e15 millionths: they fit.
+                value_micros: measure.value_micros.map(|v| v as i64),
+                sla_met: measure.sla_met,
+                properties: event.properties_json(),
+            }
+        })
+        .collect()
+}
+
 async fn write_events(
     conn: &mut SqliteConnection,
     calendar: &Calendar,
     events: &[Event],
+    encoded: &[Encoded],
 ) -> Result<(Vec<bool>, BTreeSet<NaiveDate>, Option<i64>)> {
     use sqlx::Connection as _;
     let mut tx = conn.begin().await?;
@@ -196,25 +225,23 @@ async fn write_events(
     // Multi-row statements (one prepared statement per size, reused), each answering
     // the ids it inserted: an id already stored, or repeated in the batch, is skipped.
     let mut inserted: HashSet<Uuid> = HashSet::with_capacity(events.len());
-    for chunk in events.chunks(INSERT_ROWS) {
+    for (chunk, encoded) in events.chunks(INSERT_ROWS).zip(encoded.chunks(INSERT_ROWS)) {
         let sql = insert_sql(chunk.len());
         // Only the full size is kept prepared: a statement of up to 11,000 parameters
         // for every other size would pile up in the connection's cache.
         let mut query = sqlx::query(&sql).persistent(chunk.len() == INSERT_ROWS);
-        for event in chunk {
-            let measure = Measure::of(event);
+        for (event, row) in chunk.iter().zip(encoded) {
             query = query
-                .bind(event.id().as_bytes().to_vec())
-                .bind(micros(event.timestamp()))
+                .bind(&row.id[..])
+                .bind(row.at)
                 .bind(event.name())
                 .bind(event.product().map(|p| p.as_str()))
                 .bind(event.session_id())
                 .bind(event.agent_id())
                 .bind(event.ticket_id())
-                // Validated values are at most 1e15 millionths: they fit.
-                .bind(measure.value_micros.map(|v| v as i64))
-                .bind(measure.sla_met)
-                .bind(event.properties_json())
+                .bind(row.value_micros)
+                .bind(row.sla_met)
+                .bind(row.properties.as_str())
                 .bind(received);
         }
         let ids: Vec<Vec<u8>> = query
@@ -357,8 +384,9 @@ impl EventStore for EmbeddedStore {
         // connection, and later writes would go into it and "succeed" without ever
         // reaching the file: after any error the connection is closed, which rolls the
         // transaction back, and the next write opens a new one.
+        let encoded = encode(events);
         let mut conn = self.writer.acquire().await.map_err(Error::from)?;
-        let result = write_events(&mut conn, &self.calendar, events).await;
+        let result = write_events(&mut conn, &self.calendar, events, &encoded).await;
         let (flags, days, write) = match result {
             Ok(done) => done,
             Err(error) => {
