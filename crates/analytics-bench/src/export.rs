@@ -3,35 +3,23 @@
 //! reports its peak resident set: the export is streamed, so the peak should not grow
 //! with the sessions exported.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use analytics::core::store::{EventStore as _, RETURN_WINDOW, SessionQuery};
 use analytics::core::time::Calendar;
 use analytics_pg::testing::TestDatabase;
 use analytics_pg::{PgStore, PoolOptions};
-use anyhow::Context as _;
 use chrono::{TimeDelta, Utc};
 use futures_util::StreamExt as _;
-use serde_json::{Value, json};
+use serde_json::json;
 
+use crate::memory::status_kib;
 use crate::{Row, Scale, workload};
 
 const DAYS: i64 = 30;
 /// The bound: the peak may exceed the resident set at start by this much, whatever the
 /// number of sessions.
 const BOUND_MIB: f64 = 64.0;
-
-fn status_kib(field: &str) -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|status| {
-            status.lines().find_map(|line| {
-                line.strip_prefix(field)
-                    .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            })
-        })
-        .unwrap_or(0)
-}
 
 /// The worker: exports every session of the last `DAYS` days from the database at `url`.
 pub(crate) async fn worker(url: &str) -> anyhow::Result<()> {
@@ -73,21 +61,7 @@ pub(crate) async fn run(scale: Scale) -> anyhow::Result<Row> {
         .prepare_partitions(today - TimeDelta::days(DAYS + 1), DAYS as u32 + 2)
         .await?;
     crate::pg_insert::copy(&db, &events).await?;
-    let output = tokio::time::timeout(
-        Duration::from_secs(1800),
-        tokio::process::Command::new(std::env::current_exe()?)
-            .args(["export-worker", db.url()])
-            .output(),
-    )
-    .await
-    .context("the export worker took over 30 minutes")??;
-    anyhow::ensure!(
-        output.status.success(),
-        "the export worker failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let result: Value =
-        serde_json::from_slice(&output.stdout).context("the export worker's output")?;
+    let result = crate::memory::run_worker(&["export-worker", db.url()]).await?;
     eprintln!("sessions-export: {result}");
     let mib = |key: &str| result[key].as_u64().unwrap_or(0) as f64 / 1024.0;
     let (start, peak) = (mib("start_kib"), mib("peak_kib"));

@@ -17,30 +17,43 @@ use sqlx::postgres::PgPoolOptions;
 
 use crate::{Row, Scale};
 
-/// The process's peak resident set, in KiB (`VmHWM`).
-fn peak_rss_kib() -> u64 {
+/// A field of `/proc/self/status` in KiB: `VmHWM:` (the peak resident set) or
+/// `VmRSS:` (the resident set now).
+pub(crate) fn status_kib(field: &str) -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|status| {
-            status
-                .lines()
-                .find_map(|line| line.strip_prefix("VmHWM:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            status.lines().find_map(|line| {
+                line.strip_prefix(field)
+                    .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            })
         })
         .unwrap_or(0)
 }
 
-/// The process's resident set now, in KiB (`VmRSS`).
+fn peak_rss_kib() -> u64 {
+    status_kib("VmHWM:")
+}
+
 fn rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|status| {
-            status
-                .lines()
-                .find_map(|line| line.strip_prefix("VmRSS:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        })
-        .unwrap_or(0)
+    status_kib("VmRSS:")
+}
+
+/// Runs this binary with `args` (a worker of a benchmark, measured in a process of its
+/// own) and reads the JSON object it prints.
+pub(crate) async fn run_worker(args: &[&str]) -> anyhow::Result<Value> {
+    let output = tokio::process::Command::new(std::env::current_exe()?)
+        .args(args)
+        .output()
+        .await
+        .with_context(|| format!("cannot run {}", args[0]))?;
+    anyhow::ensure!(
+        output.status.success(),
+        "{} failed: {}",
+        args[0],
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).with_context(|| format!("the output of {}", args[0]))
 }
 
 /// The embedded worker: a burst of `n` events from 8 tasks into a tracker on the
@@ -107,18 +120,7 @@ pub(crate) async fn embedded_worker(n: usize) -> anyhow::Result<()> {
 /// `memory` on the embedded store: the resident set after a burst, against the one at
 /// start.
 pub(crate) async fn run_embedded(scale: Scale) -> anyhow::Result<Row> {
-    let output = tokio::process::Command::new(std::env::current_exe()?)
-        .args(["memory-embedded-worker", &scale.events.to_string()])
-        .output()
-        .await
-        .context("cannot run the embedded memory worker")?;
-    anyhow::ensure!(
-        output.status.success(),
-        "the embedded memory worker failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let result: Value =
-        serde_json::from_slice(&output.stdout).context("the embedded memory worker's output")?;
+    let result = run_worker(&["memory-embedded-worker", &scale.events.to_string()]).await?;
     eprintln!("memory (embedded): {result}");
     let mib = |key: &str| result[key].as_u64().unwrap_or(0) as f64 / 1024.0;
     let (start, peak, idle) = (mib("start_kib"), mib("peak_kib"), mib("idle_kib"));
@@ -182,18 +184,7 @@ pub(crate) async fn worker(n: usize) -> anyhow::Result<()> {
 }
 
 pub(crate) async fn run(scale: Scale) -> anyhow::Result<Row> {
-    let output = tokio::process::Command::new(std::env::current_exe()?)
-        .args(["memory-worker", &scale.events.to_string()])
-        .output()
-        .await
-        .context("cannot run the memory worker")?;
-    anyhow::ensure!(
-        output.status.success(),
-        "the memory worker failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let result: Value =
-        serde_json::from_slice(&output.stdout).context("the memory worker's output")?;
+    let result = run_worker(&["memory-worker", &scale.events.to_string()]).await?;
     let get = |key: &str| result[key].as_u64().unwrap_or(0);
     let (peak, baseline) = (
         get("peak_kib") as f64 / 1024.0,

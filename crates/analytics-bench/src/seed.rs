@@ -10,7 +10,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use analytics::core::event::{SystemClock, Validator};
 use analytics::tracker::{Stores, TrackError, Tracker, TrackerConfig};
 use analytics_pg::PgStore;
 use analytics_pg::testing::TestDatabase;
@@ -18,7 +17,7 @@ use analytics_redis::testing::{TestRedis, server_url};
 use anyhow::Context as _;
 use serde_json::Value;
 
-use crate::tracker::{PRODUCERS, percentile, typed_events};
+use crate::tracker::{PRODUCERS, percentile, typed_events, validated};
 use crate::{Row, Scale};
 
 /// The packages the peer needs, pinned.
@@ -56,13 +55,8 @@ async fn python() -> anyhow::Result<PathBuf> {
 pub(crate) async fn run(scale: Scale) -> anyhow::Result<Row> {
     let n = scale.events;
     let config = TrackerConfig::default();
-    let validator = Validator::new(config.rules, Arc::new(SystemClock));
     let data = typed_events(n, 900);
-    let events: Vec<_> = data
-        .iter()
-        .cloned()
-        .map(|d| validator.typed(d))
-        .collect::<Result<_, _>>()?;
+    let events = validated(data.iter().cloned(), &config)?;
     std::fs::create_dir_all(bench_dir())?;
     let file = bench_dir().join("seed-events.jsonl");
     let mut lines = String::with_capacity(n * 200);

@@ -58,6 +58,19 @@ pub(crate) fn typed_events(n: usize, seed: u64) -> Vec<EventData> {
         .collect()
 }
 
+/// The events `data` makes, validated as `track()` validates them (the rows of a
+/// reference, or of a peer, the same as ours).
+pub(crate) fn validated(
+    data: impl IntoIterator<Item = EventData>,
+    config: &TrackerConfig,
+) -> anyhow::Result<Vec<analytics::core::event::Event>> {
+    let validator = Validator::new(config.rules, Arc::new(SystemClock));
+    Ok(data
+        .into_iter()
+        .map(|data| validator.typed(data))
+        .collect::<Result<_, _>>()?)
+}
+
 pub(crate) fn percentile(sorted: &[u64], p: f64) -> u64 {
     if sorted.is_empty() {
         return 0;
@@ -174,12 +187,8 @@ pub(crate) async fn end_to_end(scale: Scale) -> anyhow::Result<Row> {
     ));
     let counters = Arc::new(redis.store().clone());
     let config = TrackerConfig::default();
-    // The same rows for the reference COPY, validated as track() validates them.
-    let validator = Validator::new(config.rules, Arc::new(SystemClock));
-    let reference_events: Vec<_> = typed_events(scale.events, 900)
-        .into_iter()
-        .map(|data| validator.typed(data))
-        .collect::<Result<_, _>>()?;
+    // The same rows for the reference COPY.
+    let reference_events = validated(typed_events(scale.events, 900), &config)?;
     let tracker = Tracker::start(
         config,
         Stores {
@@ -221,11 +230,7 @@ pub(crate) async fn end_to_end(scale: Scale) -> anyhow::Result<Row> {
 /// table of the same shape (`embedded_reference`), in the same run.
 pub(crate) async fn embedded(scale: Scale) -> anyhow::Result<Row> {
     let config = TrackerConfig::default();
-    let validator = Validator::new(config.rules, Arc::new(SystemClock));
-    let reference_events: Vec<_> = typed_events(scale.events, 900)
-        .into_iter()
-        .map(|data| validator.typed(data))
-        .collect::<Result<_, _>>()?;
+    let reference_events = validated(typed_events(scale.events, 900), &config)?;
     let first = crate::embedded::reference(&reference_events).await?;
 
     let db = analytics_embedded::testing::TestEmbedded::new().await;
@@ -278,11 +283,7 @@ pub(crate) async fn spill_drain(scale: Scale) -> anyhow::Result<Row> {
     let spill = Arc::new(redis.store().clone());
     let n = scale.events / 10;
     let config = TrackerConfig::default();
-    let validator = Validator::new(config.rules, Arc::new(SystemClock));
-    let events: Vec<_> = typed_events(n, 77)
-        .into_iter()
-        .map(|data| validator.typed(data))
-        .collect::<Result<_, _>>()?;
+    let events = validated(typed_events(n, 77), &config)?;
     for chunk in events.chunks(config.batch_size) {
         spill.push(chunk).await?;
     }

@@ -70,6 +70,25 @@ pub fn session_stream(rx: tokio::sync::mpsc::Receiver<Result<SessionRow>>) -> Se
     }))
 }
 
+/// Sends `rows` (a store's query, read in a task of its own) into the channel behind a
+/// [`session_stream`], until they end, one fails (the error is sent, then the reading
+/// stops), the consumer is gone, or it takes nothing for [`SESSION_STALL`]: then the
+/// query is dropped and its connection given back.
+pub async fn forward_sessions<S>(rows: S, tx: tokio::sync::mpsc::Sender<Result<SessionRow>>)
+where
+    S: futures_core::Stream<Item = Result<SessionRow>>,
+{
+    use futures_util::StreamExt as _;
+    let mut rows = std::pin::pin!(rows);
+    while let Some(item) = rows.next().await {
+        let failed = item.is_err();
+        let sent = tokio::time::timeout(SESSION_STALL, tx.send(item)).await;
+        if !matches!(sent, Ok(Ok(()))) || failed {
+            break;
+        }
+    }
+}
+
 /// How many sessions a store reads ahead of the consumer.
 pub const SESSION_READ_AHEAD: usize = 256;
 

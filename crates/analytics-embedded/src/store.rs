@@ -9,7 +9,7 @@ use analytics_core::memory::{DayLocks, ProcessLocks};
 use analytics_core::metrics::{DaySummary, Field, Measure, Sums, days_from_rows};
 use analytics_core::store::{
     CounterRecount, DeadLetter, DirtyDay, EventStore, JobLock, PendingCounters, SESSION_READ_AHEAD,
-    SESSION_STALL, SessionQuery, SessionRow, SessionStream, StatsStore, Written, session_stream,
+    SessionQuery, SessionRow, SessionStream, StatsStore, Written, forward_sessions, session_stream,
 };
 use analytics_core::time::{Calendar, DateRange, DayWindow};
 use async_trait::async_trait;
@@ -350,23 +350,17 @@ impl EventStore for EmbeddedStore {
         let pool = self.pool.clone();
         let (tx, rx) = tokio::sync::mpsc::channel(SESSION_READ_AHEAD);
         tokio::spawn(async move {
-            let mut rows = sqlx::query_as::<_, SessionTuple>(SESSIONS_SQL)
+            let rows = sqlx::query_as::<_, SessionTuple>(SESSIONS_SQL)
                 .bind(micros(query.from))
                 .bind(micros(query.to))
                 .bind(micros(query.to + query.window))
                 .bind(query.window.num_microseconds().unwrap_or(i64::MAX))
                 .fetch(&pool);
-            while let Some(row) = rows.next().await {
-                let item = row
-                    .map(session_row)
-                    .map_err(|error| Error::from(error).into());
-                let failed = item.is_err();
-                // A consumer gone, or stalled past SESSION_STALL, ends the query.
-                let sent = tokio::time::timeout(SESSION_STALL, tx.send(item)).await;
-                if !matches!(sent, Ok(Ok(()))) || failed {
-                    break;
-                }
-            }
+            let rows = rows.map(|row| {
+                row.map(session_row)
+                    .map_err(|error| Error::from(error).into())
+            });
+            forward_sessions(rows, tx).await;
         });
         session_stream(rx)
     }

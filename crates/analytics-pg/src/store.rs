@@ -14,7 +14,7 @@ use analytics_core::event::Event;
 use analytics_core::metrics::{DaySummary, Field, Sums, days_from_rows};
 use analytics_core::store::{
     CounterRecount, DeadLetter, DirtyDay, EventStore, JobLock, PendingCounters, SESSION_READ_AHEAD,
-    SESSION_STALL, SessionQuery, SessionRow, SessionStream, StatsStore, Written, session_stream,
+    SessionQuery, SessionRow, SessionStream, StatsStore, Written, forward_sessions, session_stream,
 };
 use analytics_core::time::{Calendar, DateRange, DayWindow};
 use async_trait::async_trait;
@@ -473,14 +473,19 @@ async fn copy_in(conn: &mut PgConnection, events: &[&Event]) -> Result<()> {
     for event in events {
         copy::encode(&mut data, event);
     }
-    let mut copy = conn
-        .copy_in_raw(&format!(
-            "COPY analytics_events ({}) FROM STDIN",
-            copy::COLUMNS
-        ))
-        .await?;
-    if let Err(error) = copy.send(data.as_bytes()).await {
-        let _ = copy.abort("sending the batch failed").await;
+    copy_data(
+        conn,
+        &format!("COPY analytics_events ({}) FROM STDIN", copy::COLUMNS),
+        data.as_bytes(),
+    )
+    .await
+}
+
+/// Runs one `COPY … FROM STDIN` with `data`; aborts it if sending fails.
+async fn copy_data(conn: &mut PgConnection, statement: &str, data: &[u8]) -> Result<()> {
+    let mut copy = conn.copy_in_raw(statement).await?;
+    if let Err(error) = copy.send(data).await {
+        let _ = copy.abort("sending the data failed").await;
         return Err(error.into());
     }
     copy.finish().await?;
@@ -502,15 +507,12 @@ async fn copy_ids(conn: &mut PgConnection, ids: &[Uuid]) -> Result<()> {
         data.extend_from_slice(id.as_bytes());
     }
     data.extend_from_slice(&(-1i16).to_be_bytes());
-    let mut copy = conn
-        .copy_in_raw("COPY analytics_event_ids (event_id) FROM STDIN WITH (FORMAT binary)")
-        .await?;
-    if let Err(error) = copy.send(data).await {
-        let _ = copy.abort("sending the ids failed").await;
-        return Err(error.into());
-    }
-    copy.finish().await?;
-    Ok(())
+    copy_data(
+        conn,
+        "COPY analytics_event_ids (event_id) FROM STDIN WITH (FORMAT binary)",
+        &data,
+    )
+    .await
 }
 
 /// Claims the ids (sorted) that nobody holds; returns them.
@@ -699,23 +701,17 @@ impl EventStore for PgStore {
         let pool = self.pool.clone();
         let (tx, rx) = tokio::sync::mpsc::channel(SESSION_READ_AHEAD);
         tokio::spawn(async move {
-            let mut rows = sqlx::query_as::<_, SessionTuple>(SESSIONS_SQL)
+            let rows = sqlx::query_as::<_, SessionTuple>(SESSIONS_SQL)
                 .bind(query.from)
                 .bind(query.to)
                 .bind(query.to + query.window)
                 .bind(query.window.num_microseconds().unwrap_or(i64::MAX))
                 .fetch(&pool);
-            while let Some(row) = rows.next().await {
-                let item = row
-                    .map(session_row)
-                    .map_err(|error| Error::from(error).into());
-                let failed = item.is_err();
-                // A consumer gone, or stalled past SESSION_STALL, ends the query.
-                let sent = tokio::time::timeout(SESSION_STALL, tx.send(item)).await;
-                if !matches!(sent, Ok(Ok(()))) || failed {
-                    break;
-                }
-            }
+            let rows = rows.map(|row| {
+                row.map(session_row)
+                    .map_err(|error| Error::from(error).into())
+            });
+            forward_sessions(rows, tx).await;
         });
         session_stream(rx)
     }
