@@ -127,6 +127,16 @@ impl CaseStudy {
         CaseStudy::from_metrics(month, BusinessMetrics::from_sums(sums, cost))
     }
 
+    /// The case study of `month` from the month's sums and distributions.
+    pub fn from_parts(
+        month: YearMonth,
+        sums: &Sums,
+        sketches: &crate::sketch::Sketches,
+        cost: CostPerResolution,
+    ) -> CaseStudy {
+        CaseStudy::from_metrics(month, BusinessMetrics::from_parts(sums, sketches, cost))
+    }
+
     /// The case study of `month` from its metrics.
     pub fn from_metrics(month: YearMonth, raw: BusinessMetrics) -> CaseStudy {
         let ms_to_seconds = |ms: f64| ms / 1000.0;

@@ -15,6 +15,7 @@ use crate::catalog::AgentStatus;
 use crate::error::Result;
 use crate::event::Event;
 use crate::metrics::{DaySummary, Sums};
+use crate::sketch::DaySketches;
 use crate::store::{
     Bucket, CounterBatch, CounterRecount, CounterStore, DeadLetter, DirtyDay, EventStore, JobLock,
     PendingCounters, Period, SpillBuffer, SpillClaim, StatsStore, Written,
@@ -141,6 +142,15 @@ impl EventStore for MemoryStore {
             summary.record(event);
         }
         Ok(summary)
+    }
+
+    async fn sketches(&self, day: DayWindow) -> Result<DaySketches> {
+        let stored = lock(&self.events);
+        let mut sketches = DaySketches::default();
+        for event in stored.list.iter().filter(|e| day.contains(e.timestamp())) {
+            sketches.record(event);
+        }
+        Ok(sketches)
     }
 
     async fn purge_before(&self, cutoff: DateTime<Utc>) -> Result<u64> {
@@ -329,6 +339,23 @@ impl StatsStore for MemoryStore {
         Ok(lock(&self.days)
             .range(range.start()..=range.end())
             .map(|(date, summary)| (*date, summary.agents.clone()))
+            .collect())
+    }
+
+    async fn sketch_days(
+        &self,
+        range: DateRange,
+        per_agent: bool,
+    ) -> Result<BTreeMap<NaiveDate, DaySketches>> {
+        Ok(lock(&self.days)
+            .range(range.start()..=range.end())
+            .map(|(date, summary)| {
+                let mut sketches = summary.sketches.clone();
+                if !per_agent {
+                    sketches.agents.clear();
+                }
+                (*date, sketches)
+            })
             .collect())
     }
 

@@ -18,6 +18,7 @@ use serde_json::Value;
 use crate::catalog::{EventData, Kind};
 use crate::error::{ConfigError, Error, Result};
 use crate::event::Event;
+use crate::sketch::{DaySketches, Sketches};
 
 /// How many units of a summed quantity make one unit: sums are kept in millionths.
 pub const MICROS_PER_UNIT: f64 = 1e6;
@@ -434,13 +435,16 @@ pub fn days_from_rows<D: PartialEq + Copy>(
     Ok(days)
 }
 
-/// The sums of one business day: for all events, and per agent.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// The sums of one business day, for all events and per agent, and the
+/// distributions of its summed quantities (for percentiles).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DaySummary {
     /// All events of the day.
     pub totals: Sums,
     /// The events of the day that name an agent, by agent.
     pub agents: BTreeMap<String, Sums>,
+    /// The distributions of the day's durations, for all events and per agent.
+    pub sketches: DaySketches,
 }
 
 impl DaySummary {
@@ -453,6 +457,7 @@ impl DaySummary {
                 .or_default()
                 .record(event);
         }
+        self.sketches.record(event);
     }
 
     /// Adds `count` events stored under `name` (and `agent`, when they name one), as
@@ -488,6 +493,7 @@ impl DaySummary {
         for (agent, sums) in &other.agents {
             self.agents.entry(agent.clone()).or_default().merge(sums);
         }
+        self.sketches.merge(&other.sketches);
     }
 }
 
@@ -611,10 +617,53 @@ pub struct BusinessMetrics {
     /// closed tickets.
     #[serde(serialize_with = "num_serde::option")]
     pub sla_met_rate: Option<f64>,
+    /// Median `response_time_ms` of `session.message` (within 1 %); null without.
+    #[serde(serialize_with = "num_serde::option")]
+    pub response_time_ms_p50: Option<f64>,
+    /// 90th percentile `response_time_ms`; null without messages.
+    #[serde(serialize_with = "num_serde::option")]
+    pub response_time_ms_p90: Option<f64>,
+    /// Median `wait_duration_seconds` of takeovers; null without takeovers.
+    #[serde(serialize_with = "num_serde::option")]
+    pub first_response_seconds_p50: Option<f64>,
+    /// 90th percentile `wait_duration_seconds`; null without takeovers.
+    #[serde(serialize_with = "num_serde::option")]
+    pub first_response_seconds_p90: Option<f64>,
+    /// Median `handle_duration_seconds` of releases; null without releases.
+    #[serde(serialize_with = "num_serde::option")]
+    pub handle_time_seconds_p50: Option<f64>,
+    /// 90th percentile `handle_duration_seconds`; null without releases.
+    #[serde(serialize_with = "num_serde::option")]
+    pub handle_time_seconds_p90: Option<f64>,
+    /// Median `resolution_duration_hours` of `ticket.closed`; null without.
+    #[serde(serialize_with = "num_serde::option")]
+    pub resolution_time_hours_p50: Option<f64>,
+    /// 90th percentile `resolution_duration_hours`; null without closed tickets.
+    #[serde(serialize_with = "num_serde::option")]
+    pub resolution_time_hours_p90: Option<f64>,
 }
 
 impl BusinessMetrics {
-    /// Derives the metrics from the sums of a period.
+    /// Derives the metrics from the sums and the distributions of a period.
+    pub fn from_parts(
+        sums: &Sums,
+        sketches: &Sketches,
+        cost: CostPerResolution,
+    ) -> BusinessMetrics {
+        BusinessMetrics {
+            response_time_ms_p50: sketches.p50(Field::ResponseTimeMs),
+            response_time_ms_p90: sketches.p90(Field::ResponseTimeMs),
+            first_response_seconds_p50: sketches.p50(Field::WaitSeconds),
+            first_response_seconds_p90: sketches.p90(Field::WaitSeconds),
+            handle_time_seconds_p50: sketches.p50(Field::HandleSeconds),
+            handle_time_seconds_p90: sketches.p90(Field::HandleSeconds),
+            resolution_time_hours_p50: sketches.p50(Field::ResolutionHours),
+            resolution_time_hours_p90: sketches.p90(Field::ResolutionHours),
+            ..BusinessMetrics::from_sums(sums, cost)
+        }
+    }
+
+    /// Derives the metrics from the sums of a period, without percentiles.
     pub fn from_sums(sums: &Sums, cost: CostPerResolution) -> BusinessMetrics {
         let served = sums.count(Kind::SessionStart);
         let escalations = sums.count(Kind::SessionEscalate);
@@ -640,6 +689,14 @@ impl BusinessMetrics {
             tickets_resolved: closed,
             avg_resolution_time_hours: mean(sums.get(Field::ResolutionHours), closed),
             sla_met_rate: ratio(sums.get(Field::SlaMet), closed),
+            response_time_ms_p50: None,
+            response_time_ms_p90: None,
+            first_response_seconds_p50: None,
+            first_response_seconds_p90: None,
+            handle_time_seconds_p50: None,
+            handle_time_seconds_p90: None,
+            resolution_time_hours_p50: None,
+            resolution_time_hours_p90: None,
         }
     }
 }
@@ -661,10 +718,37 @@ pub struct AgentMetrics {
     pub messages: u64,
     /// Count of the agent's `agent.session_transfer`.
     pub transfers: u64,
+    /// Median `wait_duration_seconds` of the agent's takeovers (within 1 %).
+    #[serde(serialize_with = "num_serde::option")]
+    pub first_response_seconds_p50: Option<f64>,
+    /// 90th percentile `wait_duration_seconds` of the agent's takeovers.
+    #[serde(serialize_with = "num_serde::option")]
+    pub first_response_seconds_p90: Option<f64>,
+    /// Median `handle_duration_seconds` of the agent's releases.
+    #[serde(serialize_with = "num_serde::option")]
+    pub handle_time_seconds_p50: Option<f64>,
+    /// 90th percentile `handle_duration_seconds` of the agent's releases.
+    #[serde(serialize_with = "num_serde::option")]
+    pub handle_time_seconds_p90: Option<f64>,
 }
 
 impl AgentMetrics {
-    /// Derives one agent's figures from the sums of its events.
+    /// Derives one agent's figures from the sums and distributions of its events.
+    pub fn from_parts(
+        agent_id: impl Into<String>,
+        sums: &Sums,
+        sketches: &Sketches,
+    ) -> AgentMetrics {
+        AgentMetrics {
+            first_response_seconds_p50: sketches.p50(Field::WaitSeconds),
+            first_response_seconds_p90: sketches.p90(Field::WaitSeconds),
+            handle_time_seconds_p50: sketches.p50(Field::HandleSeconds),
+            handle_time_seconds_p90: sketches.p90(Field::HandleSeconds),
+            ..AgentMetrics::from_sums(agent_id, sums)
+        }
+    }
+
+    /// Derives one agent's figures from the sums of its events, without percentiles.
     pub fn from_sums(agent_id: impl Into<String>, sums: &Sums) -> AgentMetrics {
         let takeovers = sums.count(Kind::AgentSessionTakeover);
         AgentMetrics {
@@ -677,6 +761,10 @@ impl AgentMetrics {
             ),
             messages: sums.count(Kind::AgentSessionMessage),
             transfers: sums.count(Kind::AgentSessionTransfer),
+            first_response_seconds_p50: None,
+            first_response_seconds_p90: None,
+            handle_time_seconds_p50: None,
+            handle_time_seconds_p90: None,
         }
     }
 }
@@ -694,10 +782,25 @@ pub struct TicketMetrics {
     /// Closed with `sla_met = true` over closed, a fraction.
     #[serde(serialize_with = "num_serde::option")]
     pub sla_met_rate: Option<f64>,
+    /// Median `resolution_duration_hours` of `ticket.closed` (within 1 %).
+    #[serde(serialize_with = "num_serde::option")]
+    pub resolution_time_hours_p50: Option<f64>,
+    /// 90th percentile `resolution_duration_hours` of `ticket.closed`.
+    #[serde(serialize_with = "num_serde::option")]
+    pub resolution_time_hours_p90: Option<f64>,
 }
 
 impl TicketMetrics {
-    /// Derives ticket figures from the sums of a period.
+    /// Derives ticket figures from the sums and distributions of a period.
+    pub fn from_parts(sums: &Sums, sketches: &Sketches) -> TicketMetrics {
+        TicketMetrics {
+            resolution_time_hours_p50: sketches.p50(Field::ResolutionHours),
+            resolution_time_hours_p90: sketches.p90(Field::ResolutionHours),
+            ..TicketMetrics::from_sums(sums)
+        }
+    }
+
+    /// Derives ticket figures from the sums of a period, without percentiles.
     pub fn from_sums(sums: &Sums) -> TicketMetrics {
         let closed = sums.count(Kind::TicketClosed);
         TicketMetrics {
@@ -705,6 +808,8 @@ impl TicketMetrics {
             tickets_resolved: closed,
             avg_resolution_time_hours: mean(sums.get(Field::ResolutionHours), closed),
             sla_met_rate: ratio(sums.get(Field::SlaMet), closed),
+            resolution_time_hours_p50: None,
+            resolution_time_hours_p90: None,
         }
     }
 }

@@ -16,6 +16,7 @@ use crate::catalog::{AgentStatus, EventData};
 use crate::error::Result;
 use crate::event::Event;
 use crate::metrics::{DaySummary, Sums};
+use crate::sketch::DaySketches;
 use crate::time::{Calendar, DateRange, DayHour, DayWindow, YearMonth};
 
 /// How long after a session a new session of the same customer counts as a return
@@ -234,12 +235,22 @@ pub trait EventStore: Send + Sync {
         Ok(written.new)
     }
 
-    /// Sums the stored events of one business day, for all events and per agent.
+    /// Sums the stored events of one business day, for all events and per agent, with
+    /// the distributions of their durations ([`EventStore::sketches`]), read from one
+    /// snapshot of the store.
     ///
     /// # Errors
     ///
     /// A store error.
     async fn summarize(&self, day: DayWindow) -> Result<DaySummary>;
+
+    /// The distributions of the durations of one business day's stored events, for all
+    /// events and per agent (for percentiles of days without current statistics).
+    ///
+    /// # Errors
+    ///
+    /// A store error.
+    async fn sketches(&self, day: DayWindow) -> Result<DaySketches>;
 
     /// The sessions started in the query's window, from event detail, in start order
     /// (then by id), read as they are consumed. A failure ends the stream with an
@@ -396,7 +407,8 @@ pub struct DirtyDay {
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
 pub trait StatsStore: Send + Sync {
-    /// Replaces the statistics of one business day (totals and per agent).
+    /// Replaces the statistics of one business day (totals and per agent, sums and
+    /// distributions), atomically.
     ///
     /// # Errors
     ///
@@ -426,6 +438,19 @@ pub trait StatsStore: Send + Sync {
         &self,
         range: DateRange,
     ) -> Result<BTreeMap<NaiveDate, BTreeMap<String, Sums>>>;
+
+    /// The distributions kept with the statistics of each day of `range` that has
+    /// statistics: for all events, and per agent when `per_agent` (otherwise the
+    /// agents are left empty).
+    ///
+    /// # Errors
+    ///
+    /// A store error.
+    async fn sketch_days(
+        &self,
+        range: DateRange,
+        per_agent: bool,
+    ) -> Result<BTreeMap<NaiveDate, DaySketches>>;
 
     /// Takes the lock of a scheduled job, if no other process holds it. The job runs
     /// while the lock is held; the lock is given back by [`JobLock::release`], or when

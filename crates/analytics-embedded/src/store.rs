@@ -7,6 +7,7 @@ use std::time::Duration;
 use analytics_core::event::Event;
 use analytics_core::memory::{DayLocks, ProcessLocks};
 use analytics_core::metrics::{DaySummary, Field, Measure, Sums, days_from_rows};
+use analytics_core::sketch::{DaySketches, sketch_days_from_rows};
 use analytics_core::store::{
     CounterRecount, DeadLetter, DirtyDay, EventStore, JobLock, PendingCounters, SESSION_READ_AHEAD,
     SessionQuery, SessionRow, SessionStream, StatsStore, Written, forward_sessions, session_stream,
@@ -156,7 +157,30 @@ async fn summarize(conn: &mut SqliteConnection, window: DayWindow) -> Result<Day
             .add_named_group(&event, agent, count as u64, value as u64, sla as u64)
             .map_err(Error::Model)?;
     }
+    summary.sketches = sketches(conn, window).await?;
     Ok(summary)
+}
+
+/// The distributions of the durations of one business day's events: the events with
+/// a summed quantity grouped by name, agent and value (the bin is picked in Rust).
+async fn sketches(conn: &mut SqliteConnection, window: DayWindow) -> Result<DaySketches> {
+    let groups: Vec<(String, Option<String>, i64, i64)> = sqlx::query_as(
+        "SELECT event, agent_id, value_micros, count(*) \
+         FROM analytics_events \
+         WHERE occurred_at >= ? AND occurred_at < ? AND value_micros IS NOT NULL \
+         GROUP BY event, agent_id, value_micros",
+    )
+    .bind(micros(window.start))
+    .bind(micros(window.end))
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut sketches = DaySketches::default();
+    for (event, agent, value, count) in groups {
+        sketches
+            .add_named_group(&event, agent.as_deref(), value as u64, count as u64)
+            .map_err(Error::Model)?;
+    }
+    Ok(sketches)
 }
 
 /// Writes the events in one transaction: the ids not stored yet, the dirty and
@@ -406,8 +430,16 @@ impl EventStore for EmbeddedStore {
     }
 
     async fn summarize(&self, day: DayWindow) -> analytics_core::Result<DaySummary> {
+        // The sums and the distributions from one snapshot: a read transaction.
+        let mut tx = self.pool.begin().await.map_err(Error::from)?;
+        let summary = summarize(&mut tx, day).await?;
+        tx.commit().await.map_err(Error::from)?;
+        Ok(summary)
+    }
+
+    async fn sketches(&self, day: DayWindow) -> analytics_core::Result<DaySketches> {
         let mut conn = self.pool.acquire().await.map_err(Error::from)?;
-        Ok(summarize(&mut conn, day).await?)
+        Ok(sketches(&mut conn, day).await?)
     }
 
     async fn purge_before(&self, cutoff: DateTime<Utc>) -> analytics_core::Result<u64> {
@@ -619,6 +651,24 @@ impl StatsStore for EmbeddedStore {
                 .map_err(Error::from)?;
             }
         }
+        sqlx::query("DELETE FROM analytics_daily_sketches WHERE day = ?")
+            .bind(date)
+            .execute(&mut *tx)
+            .await
+            .map_err(Error::from)?;
+        for (agent, field, bins) in summary.sketches.rows() {
+            sqlx::query(
+                "INSERT INTO analytics_daily_sketches (day, agent_id, field, bins) \
+                 VALUES (?, ?, ?, ?)",
+            )
+            .bind(date)
+            .bind(agent)
+            .bind(field)
+            .bind(bins)
+            .execute(&mut *tx)
+            .await
+            .map_err(Error::from)?;
+        }
         tx.commit().await.map_err(Error::from)?;
         Ok(())
     }
@@ -672,6 +722,24 @@ impl StatsStore for EmbeddedStore {
                 .increment(field(&name)?, value as u64);
         }
         Ok(days)
+    }
+
+    async fn sketch_days(
+        &self,
+        range: DateRange,
+        per_agent: bool,
+    ) -> analytics_core::Result<BTreeMap<NaiveDate, DaySketches>> {
+        let rows: Vec<(NaiveDate, String, String, String)> = sqlx::query_as(
+            "SELECT day, agent_id, field, bins FROM analytics_daily_sketches \
+             WHERE day BETWEEN ? AND ? AND (? OR agent_id = '')",
+        )
+        .bind(range.start())
+        .bind(range.end())
+        .bind(per_agent)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(Error::from)?;
+        Ok(sketch_days_from_rows(rows).map_err(Error::Model)?)
     }
 
     async fn try_lock(&self, job: &str) -> analytics_core::Result<Option<Box<dyn JobLock>>> {

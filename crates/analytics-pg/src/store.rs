@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use analytics_core::event::Event;
 use analytics_core::metrics::{DaySummary, Field, Sums, days_from_rows};
+use analytics_core::sketch::{DaySketches, sketch_days_from_rows};
 use analytics_core::store::{
     CounterRecount, DeadLetter, DirtyDay, EventStore, JobLock, PendingCounters, SESSION_READ_AHEAD,
     SessionQuery, SessionRow, SessionStream, StatsStore, Written, forward_sessions, session_stream,
@@ -584,7 +585,31 @@ async fn summarize(conn: &mut PgConnection, window: DayWindow) -> Result<DaySumm
             .add_named_group(&event, agent, count as u64, value as u64, sla as u64)
             .map_err(Error::Model)?;
     }
+    summary.sketches = sketches(conn, window).await?;
     Ok(summary)
+}
+
+/// The distributions of the durations of one business day's events: the events with
+/// a summed quantity grouped by name, agent and value (the sketch's bin is picked in
+/// Rust, by the crate's mapping, so that every store bins alike).
+async fn sketches(conn: &mut PgConnection, window: DayWindow) -> Result<DaySketches> {
+    let groups: Vec<(String, Option<String>, i64, i64)> = sqlx::query_as(
+        "SELECT event, agent_id, value_micros, count(*)::int8 \
+         FROM analytics_events \
+         WHERE occurred_at >= $1 AND occurred_at < $2 AND value_micros IS NOT NULL \
+         GROUP BY event, agent_id, value_micros",
+    )
+    .bind(window.start)
+    .bind(window.end)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut sketches = DaySketches::default();
+    for (event, agent, value, count) in groups {
+        sketches
+            .add_named_group(&event, agent.as_deref(), value as u64, count as u64)
+            .map_err(Error::Model)?;
+    }
+    Ok(sketches)
 }
 
 /// Replaces one day's statistics.
@@ -631,6 +656,29 @@ async fn put_day(conn: &mut PgConnection, date: NaiveDate, summary: &DaySummary)
     .bind(&agent_ids)
     .bind(&agent_fields)
     .bind(&agent_values)
+    .execute(&mut *conn)
+    .await?;
+    let mut sketch_agents = Vec::new();
+    let mut sketch_fields = Vec::new();
+    let mut sketch_bins = Vec::new();
+    for (agent, field, bins) in summary.sketches.rows() {
+        sketch_agents.push(agent);
+        sketch_fields.push(field);
+        sketch_bins.push(bins);
+    }
+    sqlx::query("DELETE FROM analytics_daily_sketches WHERE day = $1")
+        .bind(date)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query(
+        "INSERT INTO analytics_daily_sketches (day, agent_id, field, bins) \
+         SELECT $1, agent_id, field, bins \
+         FROM UNNEST($2::text[], $3::text[], $4::text[]) AS t(agent_id, field, bins)",
+    )
+    .bind(date)
+    .bind(&sketch_agents)
+    .bind(&sketch_fields)
+    .bind(&sketch_bins)
     .execute(&mut *conn)
     .await?;
     sqlx::query(
@@ -754,8 +802,20 @@ impl EventStore for PgStore {
     }
 
     async fn summarize(&self, day: DayWindow) -> analytics_core::Result<DaySummary> {
+        // The sums and the distributions from one snapshot.
+        let mut tx = self.pool.begin().await.map_err(Error::from)?;
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            .execute(&mut *tx)
+            .await
+            .map_err(Error::from)?;
+        let summary = summarize(&mut tx, day).await?;
+        tx.commit().await.map_err(Error::from)?;
+        Ok(summary)
+    }
+
+    async fn sketches(&self, day: DayWindow) -> analytics_core::Result<DaySketches> {
         let mut conn = self.pool.acquire().await.map_err(Error::from)?;
-        Ok(summarize(&mut conn, day).await?)
+        Ok(sketches(&mut conn, day).await?)
     }
 
     async fn purge_before(&self, cutoff: DateTime<Utc>) -> analytics_core::Result<u64> {
@@ -987,6 +1047,24 @@ impl StatsStore for PgStore {
                 .increment(field(&name)?, value as u64);
         }
         Ok(days)
+    }
+
+    async fn sketch_days(
+        &self,
+        range: DateRange,
+        per_agent: bool,
+    ) -> analytics_core::Result<BTreeMap<NaiveDate, DaySketches>> {
+        let rows: Vec<(NaiveDate, String, String, String)> = sqlx::query_as(
+            "SELECT day, agent_id, field, bins FROM analytics_daily_sketches \
+             WHERE day BETWEEN $1 AND $2 AND ($3 OR agent_id = '')",
+        )
+        .bind(range.start())
+        .bind(range.end())
+        .bind(per_agent)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(Error::from)?;
+        Ok(sketch_days_from_rows(rows).map_err(Error::Model)?)
     }
 
     async fn try_lock(&self, job: &str) -> analytics_core::Result<Option<Box<dyn JobLock>>> {

@@ -41,6 +41,7 @@ use analytics_core::event::Clock;
 use analytics_core::metrics::{
     AgentMetrics, AiFunnel, BusinessMetrics, CostPerResolution, FunnelCounts, Sums, TicketMetrics,
 };
+use analytics_core::sketch::{DaySketches, Sketches};
 use analytics_core::store::{
     Bucket, CounterStore, EventStore, Period, RETURN_WINDOW, SessionQuery, SessionStream,
     StatsStore,
@@ -357,7 +358,73 @@ impl Stats {
     ///
     /// A store error.
     pub async fn day_sums(&self, range: DateRange) -> Result<Vec<(NaiveDate, Sums)>> {
-        let mut sources = self.sources(range).await?;
+        let sources = self.sources(range).await?;
+        self.sums_of(range, sources).await
+    }
+
+    /// The sums and the distributions of every day of `range`, in order, days without
+    /// events included: each day's distributions from the same kind of source as its
+    /// sums, except that a day read from the counters (which keep sums only) takes
+    /// its distributions from detail.
+    ///
+    /// # Errors
+    ///
+    /// A store error.
+    pub async fn day_figures(&self, range: DateRange) -> Result<Vec<(NaiveDate, Sums, Sketches)>> {
+        let sources = self.sources(range).await?;
+        let mut sketches = self.sketches_of(range, &sources, false).await?;
+        Ok(self
+            .sums_of(range, sources)
+            .await?
+            .into_iter()
+            .map(|(day, sums)| {
+                let day_sketches = sketches.remove(&day).unwrap_or_default().totals;
+                (day, sums, day_sketches)
+            })
+            .collect())
+    }
+
+    /// The distributions of the days of `sources` (all of them, empty where a day has
+    /// none), for all events and, when `per_agent`, per agent: a day with current
+    /// statistics from the ones kept with them, any other from its detail.
+    async fn sketches_of(
+        &self,
+        range: DateRange,
+        sources: &BTreeMap<NaiveDate, Source>,
+        per_agent: bool,
+    ) -> Result<BTreeMap<NaiveDate, DaySketches>> {
+        let mut days: BTreeMap<NaiveDate, DaySketches> = sources
+            .keys()
+            .map(|d| (*d, DaySketches::default()))
+            .collect();
+        if sources.values().any(|s| *s == Source::Statistics) {
+            for (day, day_sketches) in self.stores.stats.sketch_days(range, per_agent).await? {
+                if sources.get(&day) == Some(&Source::Statistics) {
+                    days.insert(day, day_sketches);
+                }
+            }
+        }
+        for (day, source) in sources {
+            if *source != Source::Statistics {
+                let mut day_sketches = self
+                    .stores
+                    .events
+                    .sketches(self.config.calendar.day_window(*day))
+                    .await?;
+                if !per_agent {
+                    day_sketches.agents.clear();
+                }
+                days.insert(*day, day_sketches);
+            }
+        }
+        Ok(days)
+    }
+
+    async fn sums_of(
+        &self,
+        range: DateRange,
+        mut sources: BTreeMap<NaiveDate, Source>,
+    ) -> Result<Vec<(NaiveDate, Sums)>> {
         let mut sums: BTreeMap<NaiveDate, Sums> = range.iter().map(|d| (d, Sums::new())).collect();
         if sources.values().any(|s| *s == Source::Statistics) {
             for (day, day_sums) in self.stores.stats.days(range).await? {
@@ -403,6 +470,14 @@ impl Stats {
     /// A store error.
     pub async fn agent_sums(&self, range: DateRange) -> Result<BTreeMap<String, Sums>> {
         let sources = self.sources(range).await?;
+        self.agent_sums_of(range, &sources).await
+    }
+
+    async fn agent_sums_of(
+        &self,
+        range: DateRange,
+        sources: &BTreeMap<NaiveDate, Source>,
+    ) -> Result<BTreeMap<String, Sums>> {
         let mut agents = BTreeMap::<String, Sums>::new();
         let mut add = |day_agents: BTreeMap<String, Sums>| {
             for (agent, sums) in day_agents {
@@ -416,8 +491,8 @@ impl Stats {
                 }
             }
         }
-        let mut detail = days_from(&sources, Source::Detail);
-        for day in days_from(&sources, Source::Counters) {
+        let mut detail = days_from(sources, Source::Detail);
+        for day in days_from(sources, Source::Counters) {
             match self
                 .stores
                 .counters
@@ -445,13 +520,23 @@ impl Stats {
     ///
     /// A store error.
     pub async fn daily(&self, date: NaiveDate) -> Result<BusinessMetrics> {
-        let sums: Sums = self
-            .day_sums(DateRange::day(date))
-            .await?
-            .into_iter()
-            .map(|(_, s)| s)
-            .sum();
-        Ok(BusinessMetrics::from_sums(&sums, self.config.cost))
+        let (sums, sketches) = self.total(DateRange::day(date)).await?;
+        Ok(BusinessMetrics::from_parts(
+            &sums,
+            &sketches,
+            self.config.cost,
+        ))
+    }
+
+    /// The sums and distributions of a whole range: the merge of its days.
+    async fn total(&self, range: DateRange) -> Result<(Sums, Sketches)> {
+        let mut sums = Sums::new();
+        let mut sketches = Sketches::new();
+        for (_, day_sums, day_sketches) in self.day_figures(range).await? {
+            sums.merge(&day_sums);
+            sketches.merge(&day_sketches);
+        }
+        Ok((sums, sketches))
     }
 
     /// The metrics of every day of a range, days without events included.
@@ -461,10 +546,15 @@ impl Stats {
     /// A store error.
     pub async fn range(&self, range: DateRange) -> Result<Vec<(NaiveDate, BusinessMetrics)>> {
         Ok(self
-            .day_sums(range)
+            .day_figures(range)
             .await?
             .into_iter()
-            .map(|(day, sums)| (day, BusinessMetrics::from_sums(&sums, self.config.cost)))
+            .map(|(day, sums, sketches)| {
+                (
+                    day,
+                    BusinessMetrics::from_parts(&sums, &sketches, self.config.cost),
+                )
+            })
             .collect())
     }
 
@@ -488,9 +578,11 @@ impl Stats {
     ///
     /// A store error.
     pub async fn case_study(&self, month: YearMonth) -> Result<CaseStudy> {
-        Ok(CaseStudy::from_sums(
+        let (sums, sketches) = self.total(month.days()).await?;
+        Ok(CaseStudy::from_parts(
             month,
-            &self.month_sums(month).await?,
+            &sums,
+            &sketches,
             self.config.cost,
         ))
     }
@@ -501,11 +593,22 @@ impl Stats {
     ///
     /// A store error.
     pub async fn agents(&self, month: YearMonth) -> Result<Vec<AgentMetrics>> {
+        let range = month.days();
+        let sources = self.sources(range).await?;
+        let mut sketches = BTreeMap::<String, Sketches>::new();
+        for day in self.sketches_of(range, &sources, true).await?.into_values() {
+            for (agent, day_sketches) in day.agents {
+                sketches.entry(agent).or_default().merge(&day_sketches);
+            }
+        }
+        let none = Sketches::new();
         Ok(self
-            .agent_sums(month.days())
+            .agent_sums_of(range, &sources)
             .await?
             .iter()
-            .map(|(agent, sums)| AgentMetrics::from_sums(agent.clone(), sums))
+            .map(|(agent, sums)| {
+                AgentMetrics::from_parts(agent.clone(), sums, sketches.get(agent).unwrap_or(&none))
+            })
             .collect())
     }
 
@@ -515,7 +618,8 @@ impl Stats {
     ///
     /// A store error.
     pub async fn tickets(&self, month: YearMonth) -> Result<TicketMetrics> {
-        Ok(TicketMetrics::from_sums(&self.month_sums(month).await?))
+        let (sums, sketches) = self.total(month.days()).await?;
+        Ok(TicketMetrics::from_parts(&sums, &sketches))
     }
 
     /// The real-time view, from the counters.
@@ -530,12 +634,7 @@ impl Stats {
         let hours = calendar.recent_hours(now, 24);
         // Today's figures by the same source rule as every other question (so exact,
         // whatever the counters went through); the hours from the counters.
-        let today_sums: Sums = self
-            .day_sums(DateRange::day(today))
-            .await?
-            .into_iter()
-            .map(|(_, s)| s)
-            .sum();
+        let (today_sums, today_sketches) = self.total(DateRange::day(today)).await?;
         let buckets: Vec<Bucket> = hours
             .iter()
             .map(|h| Bucket::all(Period::Hour(*h)))
@@ -558,7 +657,7 @@ impl Stats {
             date: today,
             events_today: today_sums.total_events(),
             today_counters: today_sums,
-            today: BusinessMetrics::from_sums(&today_sums, self.config.cost),
+            today: BusinessMetrics::from_parts(&today_sums, &today_sketches, self.config.cost),
             this_hour: last_24_hours.last().cloned().unwrap_or(HourFigures {
                 date: today,
                 hour: calendar.hour(now).hour,

@@ -50,7 +50,10 @@ fn the_seed_month_reads_as_the_seed_says() {
                 "cost_saved_yuan": 46230, "sessions_handled": 812,
                 "avg_first_response_seconds": 30, "avg_handle_time_seconds": 480,
                 "tickets_resolved": 156, "avg_resolution_time_hours": 4,
-                "sla_met_rate": 149.0 / 156.0
+                "sla_met_rate": 149.0 / 156.0, "response_time_ms_p50": null, "response_time_ms_p90": null,
+                "first_response_seconds_p50": null, "first_response_seconds_p90": null,
+                "handle_time_seconds_p50": null, "handle_time_seconds_p90": null,
+                "resolution_time_hours_p50": null, "resolution_time_hours_p90": null
             }
         })
     );
@@ -102,7 +105,11 @@ fn an_empty_month_has_nulls_and_says_there_is_no_data() {
                 "ai_resolution_rate": null, "avg_response_time_ms": null, "cost_saved_yuan": 0,
                 "sessions_handled": 0, "avg_first_response_seconds": null,
                 "avg_handle_time_seconds": null, "tickets_resolved": 0,
-                "avg_resolution_time_hours": null, "sla_met_rate": null
+                "avg_resolution_time_hours": null, "sla_met_rate": null,
+                "response_time_ms_p50": null, "response_time_ms_p90": null,
+                "first_response_seconds_p50": null, "first_response_seconds_p90": null,
+                "handle_time_seconds_p50": null, "handle_time_seconds_p90": null,
+                "resolution_time_hours_p50": null, "resolution_time_hours_p90": null
             }
         })
     );

@@ -9,6 +9,7 @@ mod config;
 mod conformance;
 mod envelope;
 mod metrics;
+mod sketch;
 mod stores;
 mod support;
 mod time;

@@ -85,12 +85,16 @@ fn metrics_with_no_data_are_zero_or_null() {
             "ai_resolution_rate": null, "avg_response_time_ms": null, "cost_saved_yuan": 0,
             "sessions_handled": 0, "avg_first_response_seconds": null,
             "avg_handle_time_seconds": null, "tickets_resolved": 0,
-            "avg_resolution_time_hours": null, "sla_met_rate": null
+            "avg_resolution_time_hours": null, "sla_met_rate": null, "response_time_ms_p50": null, "response_time_ms_p90": null,
+                "first_response_seconds_p50": null, "first_response_seconds_p90": null,
+                "handle_time_seconds_p50": null, "handle_time_seconds_p90": null,
+                "resolution_time_hours_p50": null, "resolution_time_hours_p90": null
         })
     );
     assert_eq!(
         serde_json::to_value(TicketMetrics::from_sums(&Sums::new())).unwrap(),
-        json!({"tickets_created": 0, "tickets_resolved": 0, "avg_resolution_time_hours": null, "sla_met_rate": null})
+        json!({"tickets_created": 0, "tickets_resolved": 0, "avg_resolution_time_hours": null, "sla_met_rate": null,
+               "resolution_time_hours_p50": null, "resolution_time_hours_p90": null})
     );
 }
 
@@ -181,13 +185,18 @@ fn metrics_follow_the_definitions_of_the_spec() {
     let mut day = DaySummary::default();
     events.iter().for_each(|e| day.record(e));
     assert_eq!(day.totals, sums);
-    let a = AgentMetrics::from_sums("a", &day.agents["a"]);
+    let a = AgentMetrics::from_parts("a", &day.agents["a"], &day.sketches.agents["a"]);
+    // One value each: the percentiles are that value.
     assert_eq!(
         serde_json::to_value(&a).unwrap(),
         json!({"agent_id": "a", "sessions_handled": 1, "avg_first_response_seconds": 20,
-               "avg_handle_time_seconds": 300, "messages": 1, "transfers": 1})
+               "avg_handle_time_seconds": 300, "messages": 1, "transfers": 1,
+               "first_response_seconds_p50": 20, "first_response_seconds_p90": 20,
+               "handle_time_seconds_p50": 300, "handle_time_seconds_p90": 300})
     );
-    let b = AgentMetrics::from_sums("b", &day.agents["b"]);
+    let b = AgentMetrics::from_parts("b", &day.agents["b"], &day.sketches.agents["b"]);
+    assert_eq!(b.handle_time_seconds_p50, None);
+    assert_eq!(b.first_response_seconds_p90, Some(40.0));
     assert_eq!(b.avg_handle_time_seconds, None);
     assert_eq!(b.avg_first_response_seconds, Some(40.0));
 }

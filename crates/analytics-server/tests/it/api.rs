@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use analytics::core::case_study::CaseStudy;
 use analytics::core::config::Config;
 use analytics::core::event::{Event, RawEvent};
-use analytics::core::metrics::{CostPerResolution, Sums};
+use analytics::core::metrics::{CostPerResolution, DaySummary};
 use analytics::core::time::{Calendar, YearMonth};
 use analytics_pg::testing::TestDatabase;
 use analytics_redis::testing::TestRedis;
@@ -87,9 +87,12 @@ fn expected_case_study(events: &[Value]) -> CaseStudy {
         })
         .collect();
     let month = Calendar::default().month(parsed[0].timestamp());
-    CaseStudy::from_sums(
+    let mut all = DaySummary::default();
+    parsed.iter().for_each(|e| all.record(e));
+    CaseStudy::from_parts(
         month,
-        &Sums::from_events(&parsed),
+        &all.totals,
+        &all.sketches.totals,
         CostPerResolution::default(),
     )
 }
@@ -163,7 +166,8 @@ async fn ingested_events_make_the_case_study() {
     .await;
     assert_eq!(
         agents.json(),
-        json!({"month": month.to_string(), "agents": [{"agent_id": "a1", "sessions_handled": 10, "avg_first_response_seconds": 25, "avg_handle_time_seconds": 420, "messages": 0, "transfers": 0}]})
+        json!({"month": month.to_string(), "agents": [{"agent_id": "a1", "sessions_handled": 10, "avg_first_response_seconds": 25, "avg_handle_time_seconds": 420, "messages": 0, "transfers": 0,
+               "first_response_seconds_p50": 25, "first_response_seconds_p90": 25, "handle_time_seconds_p50": 420, "handle_time_seconds_p90": 420}]})
     );
     let tickets = get(
         addr,
@@ -173,7 +177,8 @@ async fn ingested_events_make_the_case_study() {
     .await;
     assert_eq!(
         tickets.json(),
-        json!({"month": month.to_string(), "tickets_created": 0, "tickets_resolved": 5, "avg_resolution_time_hours": 3.5, "sla_met_rate": 0.6})
+        json!({"month": month.to_string(), "tickets_created": 0, "tickets_resolved": 5, "avg_resolution_time_hours": 3.5, "sla_met_rate": 0.6,
+               "resolution_time_hours_p50": 3.5, "resolution_time_hours_p90": 3.5})
     );
     let realtime = get(addr, "/api/analytics/realtime", Some(READ)).await;
     assert_eq!(realtime.status, 200);
@@ -465,6 +470,12 @@ impl analytics::core::store::EventStore for Stuck {
         &self,
         _: analytics::core::time::DayWindow,
     ) -> analytics::core::Result<analytics::core::metrics::DaySummary> {
+        Ok(Default::default())
+    }
+    async fn sketches(
+        &self,
+        _: analytics::core::time::DayWindow,
+    ) -> analytics::core::Result<analytics::core::sketch::DaySketches> {
         Ok(Default::default())
     }
     async fn purge_before(&self, _: chrono::DateTime<Utc>) -> analytics::core::Result<u64> {

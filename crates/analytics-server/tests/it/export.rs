@@ -356,6 +356,12 @@ impl analytics::core::store::EventStore for Trickle {
     ) -> analytics::core::Result<analytics::core::metrics::DaySummary> {
         self.0.summarize(day).await
     }
+    async fn sketches(
+        &self,
+        day: analytics::core::time::DayWindow,
+    ) -> analytics::core::Result<analytics::core::sketch::DaySketches> {
+        self.0.sketches(day).await
+    }
     async fn purge_before(&self, cutoff: DateTime<Utc>) -> analytics::core::Result<u64> {
         self.0.purge_before(cutoff).await
     }

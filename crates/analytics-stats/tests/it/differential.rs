@@ -8,6 +8,7 @@ use analytics_core::case_study::CaseStudy;
 use analytics_core::event::{FixedClock, RawEvent};
 use analytics_core::memory::{MemoryCounters, MemorySpill, MemoryStore};
 use analytics_core::metrics::{AgentMetrics, BusinessMetrics, CostPerResolution, TicketMetrics};
+use analytics_core::sketch::RELATIVE_ACCURACY;
 use analytics_core::store::{CounterStore, EventStore, SpillBuffer, StatsStore};
 use analytics_core::time::{Calendar, DateRange, YearMonth};
 use analytics_pg::testing::TestDatabase;
@@ -34,7 +35,64 @@ fn close(a: Option<f64>, b: Option<f64>, what: &str, stage: &str) {
     }
 }
 
+/// A percentile against the exact one: within the stated relative accuracy, plus the
+/// millionth of a unit values are kept to.
+fn within(a: Option<f64>, exact: Option<f64>, what: &str, stage: &str) {
+    match (a, exact) {
+        (None, None) => {}
+        (Some(a), Some(b)) => assert!(
+            (a - b).abs() <= RELATIVE_ACCURACY * b.abs() + 1e-6,
+            "{stage}: {what}: {a} vs exact {b}"
+        ),
+        _ => panic!("{stage}: {what}: {a:?} vs exact {exact:?}"),
+    }
+}
+
 fn same_metrics(ours: &BusinessMetrics, plain: &BusinessMetrics, stage: &str) {
+    for (what, a, b) in [
+        (
+            "response_time_ms_p50",
+            ours.response_time_ms_p50,
+            plain.response_time_ms_p50,
+        ),
+        (
+            "response_time_ms_p90",
+            ours.response_time_ms_p90,
+            plain.response_time_ms_p90,
+        ),
+        (
+            "first_response_seconds_p50",
+            ours.first_response_seconds_p50,
+            plain.first_response_seconds_p50,
+        ),
+        (
+            "first_response_seconds_p90",
+            ours.first_response_seconds_p90,
+            plain.first_response_seconds_p90,
+        ),
+        (
+            "handle_time_seconds_p50",
+            ours.handle_time_seconds_p50,
+            plain.handle_time_seconds_p50,
+        ),
+        (
+            "handle_time_seconds_p90",
+            ours.handle_time_seconds_p90,
+            plain.handle_time_seconds_p90,
+        ),
+        (
+            "resolution_time_hours_p50",
+            ours.resolution_time_hours_p50,
+            plain.resolution_time_hours_p50,
+        ),
+        (
+            "resolution_time_hours_p90",
+            ours.resolution_time_hours_p90,
+            plain.resolution_time_hours_p90,
+        ),
+    ] {
+        within(a, b, what, stage);
+    }
     let counts = |m: &BusinessMetrics| {
         (
             m.total_customers_served,
@@ -99,6 +157,30 @@ fn same_agents(ours: &[AgentMetrics], plain: &[AgentMetrics], stage: &str) {
             "agent handle time",
             stage,
         );
+        for (what, x, y) in [
+            (
+                "agent first response p50",
+                a.first_response_seconds_p50,
+                b.first_response_seconds_p50,
+            ),
+            (
+                "agent first response p90",
+                a.first_response_seconds_p90,
+                b.first_response_seconds_p90,
+            ),
+            (
+                "agent handle time p50",
+                a.handle_time_seconds_p50,
+                b.handle_time_seconds_p50,
+            ),
+            (
+                "agent handle time p90",
+                a.handle_time_seconds_p90,
+                b.handle_time_seconds_p90,
+            ),
+        ] {
+            within(x, y, what, stage);
+        }
     }
 }
 
@@ -115,6 +197,18 @@ fn same_tickets(ours: &TicketMetrics, plain: &TicketMetrics, stage: &str) {
         stage,
     );
     close(ours.sla_met_rate, plain.sla_met_rate, "ticket sla", stage);
+    within(
+        ours.resolution_time_hours_p50,
+        plain.resolution_time_hours_p50,
+        "ticket resolution p50",
+        stage,
+    );
+    within(
+        ours.resolution_time_hours_p90,
+        plain.resolution_time_hours_p90,
+        "ticket resolution p90",
+        stage,
+    );
 }
 
 /// Every figure of both months and every day, against the plain computation.

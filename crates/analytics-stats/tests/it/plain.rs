@@ -16,6 +16,16 @@ pub(crate) struct Figures {
     handle: f64,
     resolution: f64,
     sla_met: u64,
+    /// Every value of each duration, for exact percentiles.
+    values: BTreeMap<&'static str, Vec<f64>>,
+}
+
+/// The exact `q`-quantile: the value at rank `⌊q · (n − 1)⌋` of the sorted values.
+pub(crate) fn exact_quantile(values: &[f64], q: f64) -> Option<f64> {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let rank = (q * (sorted.len() as f64 - 1.0)) as usize;
+    sorted.get(rank).copied()
 }
 
 impl Figures {
@@ -28,6 +38,13 @@ impl Figures {
         self.handle += other.handle;
         self.resolution += other.resolution;
         self.sla_met += other.sla_met;
+        for (name, values) in &other.values {
+            self.values.entry(name).or_default().extend(values);
+        }
+    }
+
+    fn quantile(&self, name: &str, q: f64) -> Option<f64> {
+        exact_quantile(self.values.get(name).map_or(&[][..], Vec::as_slice), q)
     }
 
     fn count(&self, name: &str) -> u64 {
@@ -56,6 +73,14 @@ impl Figures {
             tickets_resolved: closed,
             avg_resolution_time_hours: Self::mean(self.resolution, closed),
             sla_met_rate: (closed > 0).then(|| self.sla_met as f64 / closed as f64),
+            response_time_ms_p50: self.quantile("response", 0.5),
+            response_time_ms_p90: self.quantile("response", 0.9),
+            first_response_seconds_p50: self.quantile("wait", 0.5),
+            first_response_seconds_p90: self.quantile("wait", 0.9),
+            handle_time_seconds_p50: self.quantile("handle", 0.5),
+            handle_time_seconds_p90: self.quantile("handle", 0.9),
+            resolution_time_hours_p50: self.quantile("resolution", 0.5),
+            resolution_time_hours_p90: self.quantile("resolution", 0.9),
         }
     }
 
@@ -67,6 +92,10 @@ impl Figures {
             avg_handle_time_seconds: Self::mean(self.handle, self.count("agent.session_release")),
             messages: self.count("agent.session_message"),
             transfers: self.count("agent.session_transfer"),
+            first_response_seconds_p50: self.quantile("wait", 0.5),
+            first_response_seconds_p90: self.quantile("wait", 0.9),
+            handle_time_seconds_p50: self.quantile("handle", 0.5),
+            handle_time_seconds_p90: self.quantile("handle", 0.9),
         }
     }
 
@@ -77,6 +106,8 @@ impl Figures {
             tickets_resolved: closed,
             avg_resolution_time_hours: Self::mean(self.resolution, closed),
             sla_met_rate: (closed > 0).then(|| self.sla_met as f64 / closed as f64),
+            resolution_time_hours_p50: self.quantile("resolution", 0.5),
+            resolution_time_hours_p90: self.quantile("resolution", 0.9),
         }
     }
 }
@@ -125,13 +156,21 @@ impl Plain {
                     figures.response = number("response_time_ms")
                         .or_else(|| number("response_time"))
                         .unwrap();
+                    figures.values.insert("response", vec![figures.response]);
                 }
-                "agent.session_takeover" => figures.wait = number("wait_duration_seconds").unwrap(),
+                "agent.session_takeover" => {
+                    figures.wait = number("wait_duration_seconds").unwrap();
+                    figures.values.insert("wait", vec![figures.wait]);
+                }
                 "agent.session_release" => {
-                    figures.handle = number("handle_duration_seconds").unwrap()
+                    figures.handle = number("handle_duration_seconds").unwrap();
+                    figures.values.insert("handle", vec![figures.handle]);
                 }
                 "ticket.closed" => {
                     figures.resolution = number("resolution_duration_hours").unwrap();
+                    figures
+                        .values
+                        .insert("resolution", vec![figures.resolution]);
                     figures.sla_met = u64::from(event.properties["sla_met"] == Value::Bool(true));
                 }
                 _ => {}

@@ -20,6 +20,7 @@ use serde_json::json;
 struct Counting {
     inner: MemoryStore,
     summaries: AtomicU64,
+    sketch_reads: AtomicU64,
 }
 
 #[async_trait]
@@ -36,6 +37,13 @@ impl EventStore for Counting {
     async fn summarize(&self, day: DayWindow) -> analytics_core::Result<DaySummary> {
         self.summaries.fetch_add(1, Ordering::Relaxed);
         self.inner.summarize(day).await
+    }
+    async fn sketches(
+        &self,
+        day: DayWindow,
+    ) -> analytics_core::Result<analytics_core::sketch::DaySketches> {
+        self.sketch_reads.fetch_add(1, Ordering::Relaxed);
+        self.inner.sketches(day).await
     }
     async fn purge_before(&self, cutoff: DateTime<Utc>) -> analytics_core::Result<u64> {
         self.inner.purge_before(cutoff).await
@@ -76,16 +84,25 @@ async fn an_aggregated_month_is_read_from_daily_statistics_only() {
     let events = Arc::new(Counting {
         inner: MemoryStore::new(),
         summaries: AtomicU64::new(0),
+        sketch_reads: AtomicU64::new(0),
     });
     let stats_store = Arc::new(MemoryStore::new());
     let now = at("2026-01-20T04:00:00Z");
     let stored: Vec<Event> = (0..31 * 24)
-        .map(|h| {
-            event(
-                "session.start",
-                at("2025-11-30T16:30:00Z") + TimeDelta::hours(h),
-                json!({"session_id": format!("s{h}")}),
-            )
+        .flat_map(|h| {
+            let when = at("2025-11-30T16:30:00Z") + TimeDelta::hours(h);
+            [
+                event(
+                    "session.start",
+                    when,
+                    json!({"session_id": format!("s{h}")}),
+                ),
+                event(
+                    "session.message",
+                    when,
+                    json!({"session_id": format!("s{h}"), "response_time_ms": h % 100 + 1}),
+                ),
+            ]
         })
         .collect();
     events.insert(&stored).await.unwrap();
@@ -112,10 +129,28 @@ async fn an_aggregated_month_is_read_from_daily_statistics_only() {
 
     let study = stats.case_study("2025-12".parse().unwrap()).await.unwrap();
     assert_eq!(study.raw.total_customers_served, 31 * 24);
+    // Its percentiles are merged from the days' sketches, within 1 % of the exact ones.
+    let values: Vec<f64> = (0..31 * 24).map(|h| (h % 100 + 1) as f64).collect();
+    for (got, q) in [
+        (study.raw.response_time_ms_p50, 0.5),
+        (study.raw.response_time_ms_p90, 0.9),
+    ] {
+        let exact = crate::plain::exact_quantile(&values, q).unwrap();
+        let got = got.unwrap();
+        assert!(
+            (got - exact).abs() <= 0.01 * exact,
+            "p{q}: {got} vs {exact}"
+        );
+    }
     assert_eq!(
         events.summaries.load(Ordering::Relaxed),
         after_jobs,
         "the case study read no detail"
+    );
+    assert_eq!(
+        events.sketch_reads.load(Ordering::Relaxed),
+        0,
+        "nor sketched any from detail"
     );
     assert_eq!(
         stats_store

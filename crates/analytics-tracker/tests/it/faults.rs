@@ -126,6 +126,12 @@ impl EventStore for FaultyEvents {
     async fn summarize(&self, day: DayWindow) -> analytics_core::Result<DaySummary> {
         self.inner.summarize(day).await
     }
+    async fn sketches(
+        &self,
+        day: DayWindow,
+    ) -> analytics_core::Result<analytics_core::sketch::DaySketches> {
+        self.inner.sketches(day).await
+    }
     async fn purge_before(&self, cutoff: DateTime<Utc>) -> analytics_core::Result<u64> {
         self.inner.purge_before(cutoff).await
     }

@@ -23,7 +23,10 @@ use std::time::Duration;
 use analytics::core::case_study::CaseStudy;
 use analytics::core::config::Config;
 use analytics::core::event::{Event, FixedClock, RawEvent, Validator};
-use analytics::core::metrics::{AgentMetrics, BusinessMetrics, DaySummary, Sums, TicketMetrics};
+use analytics::core::metrics::{
+    AgentMetrics, BusinessMetrics, CostPerResolution, DaySummary, Sums, TicketMetrics,
+};
+use analytics::core::sketch::Sketches;
 use analytics::core::store::{Bucket, CounterBatch, CounterStore, Period};
 use analytics::core::testing::{Rng, any_event, event_with_id};
 use analytics::core::time::{DateRange, YearMonth};
@@ -276,25 +279,32 @@ impl Recount {
     }
 
     fn day(&self, day: NaiveDate) -> Sums {
-        self.days.get(&day).map(|d| d.totals).unwrap_or_default()
+        self.over(DateRange::day(day)).totals
     }
 
-    fn month(&self, month: YearMonth) -> Sums {
-        month.days().iter().map(|d| self.day(d)).sum()
+    /// The days of `range` merged.
+    fn over(&self, range: DateRange) -> DaySummary {
+        let mut all = DaySummary::default();
+        for (_, summary) in self.days.range(range.start()..=range.end()) {
+            all.merge(summary);
+        }
+        all
+    }
+
+    fn metrics(&self, range: DateRange, cost: CostPerResolution) -> BusinessMetrics {
+        let all = self.over(range);
+        BusinessMetrics::from_parts(&all.totals, &all.sketches.totals, cost)
     }
 
     fn agents(&self, month: YearMonth) -> Vec<AgentMetrics> {
-        let mut agents = BTreeMap::<String, Sums>::new();
-        for day in month.days().iter() {
-            if let Some(summary) = self.days.get(&day) {
-                for (agent, sums) in &summary.agents {
-                    agents.entry(agent.clone()).or_default().merge(sums);
-                }
-            }
-        }
-        agents
+        let all = self.over(month.days());
+        let none = Sketches::new();
+        all.agents
             .iter()
-            .map(|(agent, sums)| AgentMetrics::from_sums(agent.clone(), sums))
+            .map(|(agent, sums)| {
+                let sketches = all.sketches.agents.get(agent).unwrap_or(&none);
+                AgentMetrics::from_parts(agent.clone(), sums, sketches)
+            })
             .collect()
     }
 }
@@ -308,7 +318,7 @@ async fn check(stats: &Stats, recount: &Recount, now: DateTime<Utc>, who: &str) 
     for day in range.iter() {
         assert_eq!(
             stats.daily(day).await.unwrap(),
-            BusinessMetrics::from_sums(&recount.day(day), cost),
+            recount.metrics(DateRange::day(day), cost),
             "{who}: daily {day}"
         );
     }
@@ -316,7 +326,7 @@ async fn check(stats: &Stats, recount: &Recount, now: DateTime<Utc>, who: &str) 
     for (day, metrics) in ranged {
         assert_eq!(
             metrics,
-            BusinessMetrics::from_sums(&recount.day(day), cost),
+            recount.metrics(DateRange::day(day), cost),
             "{who}: range, {day}"
         );
     }
@@ -327,7 +337,7 @@ async fn check(stats: &Stats, recount: &Recount, now: DateTime<Utc>, who: &str) 
     for month in months {
         assert_eq!(
             stats.case_study(month).await.unwrap(),
-            CaseStudy::from_sums(month, &recount.month(month), cost),
+            CaseStudy::from_metrics(month, recount.metrics(month.days(), cost)),
             "{who}: case study {month:?}"
         );
         assert_eq!(
@@ -337,7 +347,10 @@ async fn check(stats: &Stats, recount: &Recount, now: DateTime<Utc>, who: &str) 
         );
         assert_eq!(
             stats.tickets(month).await.unwrap(),
-            TicketMetrics::from_sums(&recount.month(month)),
+            {
+                let all = recount.over(month.days());
+                TicketMetrics::from_parts(&all.totals, &all.sketches.totals)
+            },
             "{who}: tickets {month:?}"
         );
     }
@@ -349,7 +362,7 @@ async fn check(stats: &Stats, recount: &Recount, now: DateTime<Utc>, who: &str) 
     );
     assert_eq!(
         realtime.today,
-        BusinessMetrics::from_sums(&recount.day(today), cost),
+        recount.metrics(DateRange::day(today), cost),
         "{who}: today's metrics"
     );
 }
