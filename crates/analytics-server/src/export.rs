@@ -13,7 +13,7 @@ use futures_util::StreamExt as _;
 use serde_json::Value;
 
 /// The columns of `daily.csv`: the date, then the §6 `raw` fields in their order.
-pub const DAILY_COLUMNS: [&str; 13] = [
+pub const DAILY_COLUMNS: [&str; 21] = [
     "date",
     "total_customers_served",
     "escalations",
@@ -27,16 +27,28 @@ pub const DAILY_COLUMNS: [&str; 13] = [
     "tickets_resolved",
     "avg_resolution_time_hours",
     "sla_met_rate",
+    "response_time_ms_p50",
+    "response_time_ms_p90",
+    "first_response_seconds_p50",
+    "first_response_seconds_p90",
+    "handle_time_seconds_p50",
+    "handle_time_seconds_p90",
+    "resolution_time_hours_p50",
+    "resolution_time_hours_p90",
 ];
 
 /// The columns of `agents.csv`, as `/agents` names them.
-pub const AGENT_COLUMNS: [&str; 6] = [
+pub const AGENT_COLUMNS: [&str; 10] = [
     "agent_id",
     "sessions_handled",
     "avg_first_response_seconds",
     "avg_handle_time_seconds",
     "messages",
     "transfers",
+    "first_response_seconds_p50",
+    "first_response_seconds_p90",
+    "handle_time_seconds_p50",
+    "handle_time_seconds_p90",
 ];
 
 /// The columns of `sessions.csv`.

@@ -80,11 +80,14 @@ fn same(field: &str, json: &Value, what: &str) {
         Value::Number(n) if n.is_u64() => {
             assert_eq!(field.parse::<u64>().unwrap(), n.as_u64().unwrap(), "{what}")
         }
-        Value::Number(n) => assert_eq!(
-            field.parse::<f64>().unwrap(),
-            n.as_f64().unwrap(),
-            "{what}: the same number, unformatted"
-        ),
+        // serde_json reads floats to within an ulp or so (no `float_roundtrip`).
+        Value::Number(n) => {
+            let (csv, json) = (field.parse::<f64>().unwrap(), n.as_f64().unwrap());
+            assert!(
+                (csv - json).abs() <= 1e-14 * json.abs(),
+                "{what}: the same number, unformatted: {csv} vs {json}"
+            )
+        }
         Value::String(s) => assert_eq!(field, s, "{what}"),
         other => panic!("{what}: unexpected {other}"),
     }
@@ -133,6 +136,15 @@ async fn the_exports_say_what_the_json_answers_say() {
     let days = range["days"].as_array().unwrap();
     assert_eq!(rows.len(), days.len());
     assert_eq!(header[0], "date");
+    // Every field of `raw`, percentiles included, has its column.
+    let raw_fields: Vec<&String> = days[0]["raw"].as_object().unwrap().keys().collect();
+    assert_eq!(header.len(), 1 + raw_fields.len(), "{header:?}");
+    assert!(raw_fields.iter().all(|f| header.contains(f)), "{header:?}");
+    assert!(
+        days.iter()
+            .any(|d| d["raw"]["response_time_ms_p90"].is_number()),
+        "the days have percentiles"
+    );
     for (row, day) in rows.iter().zip(days) {
         assert_eq!(row[0], day["date"].as_str().unwrap());
         for (name, field) in header.iter().zip(row).skip(1) {
@@ -160,6 +172,11 @@ async fn the_exports_say_what_the_json_answers_say() {
     let (header, rows) = csv_rows(&answer.body);
     let agents = agents["agents"].as_array().unwrap();
     assert_eq!(rows.len(), agents.len());
+    assert_eq!(
+        header.len(),
+        agents[0].as_object().unwrap().len(),
+        "{header:?}"
+    );
     for (row, agent) in rows.iter().zip(agents) {
         for (name, field) in header.iter().zip(row) {
             same(field, &agent[name], name);
