@@ -403,6 +403,8 @@ async fn daily(
 struct Range {
     start: NaiveDate,
     end: NaiveDate,
+    /// The whole range: sums over all its days, percentiles over all its values.
+    total: BusinessMetrics,
     days: Vec<Day>,
 }
 
@@ -415,15 +417,17 @@ async fn range(
     let params = params(query, &["start", "end"])?;
     let (start, end) = (date_param("start", &params)?, date_param("end", &params)?);
     let range = DateRange::new(start, end)?;
-    let days = state
-        .inner
-        .stats
-        .range(range)
-        .await?
+    let (total, days) = state.inner.stats.range_with_total(range).await?;
+    let days = days
         .into_iter()
         .map(|(date, raw)| Day { date, raw })
         .collect();
-    Ok(Json(Range { start, end, days }))
+    Ok(Json(Range {
+        start,
+        end,
+        total,
+        days,
+    }))
 }
 
 async fn case_study(

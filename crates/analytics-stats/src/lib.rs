@@ -558,6 +558,31 @@ impl Stats {
             .collect())
     }
 
+    /// The metrics of a whole range (its percentiles over all of its values, merged
+    /// from its days) and of each of its days.
+    ///
+    /// # Errors
+    ///
+    /// A store error.
+    pub async fn range_with_total(
+        &self,
+        range: DateRange,
+    ) -> Result<(BusinessMetrics, Vec<(NaiveDate, BusinessMetrics)>)> {
+        let cost = self.config.cost;
+        let mut sums = Sums::new();
+        let mut sketches = Sketches::new();
+        let mut days = Vec::new();
+        for (day, day_sums, day_sketches) in self.day_figures(range).await? {
+            sums.merge(&day_sums);
+            sketches.merge(&day_sketches);
+            days.push((
+                day,
+                BusinessMetrics::from_parts(&day_sums, &day_sketches, cost),
+            ));
+        }
+        Ok((BusinessMetrics::from_parts(&sums, &sketches, cost), days))
+    }
+
     /// The sums of a month: the sum of its days.
     ///
     /// # Errors

@@ -158,6 +158,11 @@ async fn ingested_events_make_the_case_study() {
     .await;
     assert_eq!(range.json()["days"].as_array().unwrap().len(), 3);
     assert_eq!(range.json()["days"][2]["raw"]["escalations"], 10);
+    // The whole range, as the month's case study (all events are in both).
+    assert_eq!(
+        range.json()["total"],
+        serde_json::to_value(&expected.raw).unwrap()
+    );
     let agents = get(
         addr,
         &format!("/api/analytics/agents?month={month}"),

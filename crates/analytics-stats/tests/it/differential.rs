@@ -311,8 +311,14 @@ async fn check(stats: &Stats, events: &[RawEvent], stage: &str) {
     }
 
     let range = DateRange::new(date("2025-11-30"), stats.today()).unwrap();
-    let series = stats.range(range).await.unwrap();
+    let (total, series) = stats.range_with_total(range).await.unwrap();
     assert_eq!(series.len(), range.len());
+    // The whole range: its percentiles over all its values, not a mean of days'.
+    same_metrics(
+        &total,
+        &plain.over(range.start(), range.end()).metrics(),
+        &format!("{stage}, the range"),
+    );
     for (day, metrics) in series {
         same_metrics(
             &metrics,
