@@ -28,10 +28,24 @@ use tokio::process::{Child, Command};
 use crate::binary::{free_addr, serve, traffic};
 use crate::http::{get, post_json};
 
-/// A browser session and the chromedriver it runs under (killed on drop).
+/// A browser session and the chromedriver it runs under. On drop (a test's end or its
+/// panic) the whole process group goes: chromedriver and the chromium it started,
+/// which would outlive chromedriver otherwise.
 struct Browser {
     client: Client,
     _driver: Child,
+    group: Option<u32>,
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        if let Some(group) = self.group {
+            let _ = std::process::Command::new("kill")
+                .args(["-KILL", "--", &format!("-{group}")])
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
 }
 
 impl Browser {
@@ -43,6 +57,7 @@ impl Browser {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .kill_on_drop(true)
+            .process_group(0)
             .spawn()
             .unwrap_or_else(|error| {
                 panic!(
@@ -76,6 +91,7 @@ impl Browser {
                 Ok(client) => {
                     return Browser {
                         client,
+                        group: driver.id(),
                         _driver: driver,
                     };
                 }
