@@ -111,6 +111,8 @@ pub(crate) async fn embedded_worker(n: usize) -> anyhow::Result<()> {
         "start_kib": start, "peak_kib": peak_rss_kib(), "drained_kib": drained,
         "idle_kib": idle, "offered": n, "retries": refused,
         "stored": tracker.telemetry().stored,
+        "idle_anon_kib": status_kib("RssAnon:"), "idle_file_kib": status_kib("RssFile:"),
+        "idle_shmem_kib": status_kib("RssShmem:"),
     });
     println!("{out}");
     tracker.stop(Duration::from_secs(10)).await;
