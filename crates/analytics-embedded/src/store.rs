@@ -189,8 +189,8 @@ async fn sketches(conn: &mut SqliteConnection, window: DayWindow) -> Result<DayS
 /// Rows per `INSERT` statement: 11 parameters a row, well under SQLite's 32,766.
 const INSERT_ROWS: usize = 1_000;
 
-/// The `INSERT` of `rows` events (`rows` ≤ [`INSERT_ROWS`]), answering the ids it
-/// inserted (the full size built once; the connection prepares each text once).
+/// The `INSERT` of `rows` events (`rows` ≤ [`INSERT_ROWS`]) that skips ids already
+/// stored (the full size built once; the connection prepares each text once).
 fn insert_sql(rows: usize) -> std::borrow::Cow<'static, str> {
     static FULL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     fn build(rows: usize) -> String {
@@ -198,7 +198,7 @@ fn insert_sql(rows: usize) -> std::borrow::Cow<'static, str> {
         format!(
             "INSERT INTO analytics_events (event_id, occurred_at, event, product, session_id, \
                  agent_id, ticket_id, value_micros, sla_met, properties, received_at) \
-             VALUES {} ON CONFLICT (event_id) DO NOTHING RETURNING event_id",
+             VALUES {} ON CONFLICT (event_id) DO NOTHING",
             vec![row; rows].join(", ")
         )
     }
@@ -246,15 +246,26 @@ async fn write_events(
     use sqlx::Connection as _;
     let mut tx = conn.begin().await?;
     let received = micros(Utc::now());
-    // Multi-row statements (one prepared statement per size, reused), each answering
-    // the ids it inserted: an id already stored, or repeated in the batch, is skipped.
-    let mut inserted: HashSet<Uuid> = HashSet::with_capacity(events.len());
-    for (chunk, encoded) in events.chunks(INSERT_ROWS).zip(encoded.chunks(INSERT_ROWS)) {
+    // Multi-row statements (one prepared statement per size, reused) of the batch's
+    // distinct ids, first occurrences: an id already stored is skipped. A statement
+    // answers only how many rows it inserted, and when that is all of them (nearly
+    // always) nothing more is asked; otherwise the inserted ids are read back by rowid
+    // (the rows a statement inserts take the rowids after the table's largest, in
+    // order, so they are the last `affected` up to `last_insert_rowid`). Not answering
+    // every inserted id as a row saves a thousand rows through the driver per statement.
+    let mut seen: HashSet<Uuid> = HashSet::with_capacity(events.len());
+    let distinct: Vec<(&Event, &Encoded)> = events
+        .iter()
+        .zip(encoded)
+        .filter(|(event, _)| seen.insert(event.id()))
+        .collect();
+    let mut inserted: HashSet<Uuid> = HashSet::with_capacity(distinct.len());
+    for chunk in distinct.chunks(INSERT_ROWS) {
         let sql = insert_sql(chunk.len());
         // Only the full size is kept prepared: a statement of up to 11,000 parameters
         // for every other size would pile up in the connection's cache.
         let mut query = sqlx::query(&sql).persistent(chunk.len() == INSERT_ROWS);
-        for (event, row) in chunk.iter().zip(encoded) {
+        for (event, row) in chunk {
             query = query
                 .bind(&row.id[..])
                 .bind(row.at)
@@ -268,14 +279,26 @@ async fn write_events(
                 .bind(row.properties.as_str())
                 .bind(received);
         }
-        let ids: Vec<Vec<u8>> = query
-            .try_map(|row: sqlx::sqlite::SqliteRow| sqlx::Row::try_get::<Vec<u8>, _>(&row, 0))
+        let done = query.execute(&mut *tx).await?;
+        let affected = done.rows_affected();
+        if affected == chunk.len() as u64 {
+            inserted.extend(chunk.iter().map(|(event, _)| event.id()));
+        } else if affected > 0 {
+            let last = done.last_insert_rowid();
+            let ids: Vec<Vec<u8>> = sqlx::query_scalar(
+                "SELECT event_id FROM analytics_events WHERE rowid > ? AND rowid <= ?",
+            )
+            .bind(last - affected as i64)
+            .bind(last)
             .fetch_all(&mut *tx)
             .await?;
-        for id in ids {
-            if let Ok(id) = Uuid::from_slice(&id) {
-                inserted.insert(id);
+            if ids.len() as u64 != affected {
+                return Err(Error::Query(sqlx::Error::Protocol(format!(
+                    "{affected} rows inserted but {} read back by rowid",
+                    ids.len()
+                ))));
             }
+            inserted.extend(ids.iter().filter_map(|id| Uuid::from_slice(id).ok()));
         }
     }
     // The first occurrence of an inserted id is the one stored.
