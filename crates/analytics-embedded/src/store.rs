@@ -189,24 +189,55 @@ async fn sketches(conn: &mut SqliteConnection, window: DayWindow) -> Result<DayS
 /// Rows per `INSERT` statement: 11 parameters a row, well under SQLite's 32,766.
 const INSERT_ROWS: usize = 1_000;
 
-/// The `INSERT` of `rows` events (`rows` ≤ [`INSERT_ROWS`]) that skips ids already
-/// stored (the full size built once; the connection prepares each text once).
-fn insert_sql(rows: usize) -> std::borrow::Cow<'static, str> {
+/// The `INSERT` of `rows` events (`rows` ≤ [`INSERT_ROWS`]); with `skip_stored`, ids
+/// already stored are skipped, otherwise one fails the statement. The plain full size
+/// is built once (and the connection prepares it once).
+fn insert_sql(rows: usize, skip_stored: bool) -> std::borrow::Cow<'static, str> {
     static FULL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    fn build(rows: usize) -> String {
+    fn build(rows: usize, skip_stored: bool) -> String {
         let row = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
         format!(
             "INSERT INTO analytics_events (event_id, occurred_at, event, product, session_id, \
                  agent_id, ticket_id, value_micros, sla_met, properties, received_at) \
-             VALUES {} ON CONFLICT (event_id) DO NOTHING",
-            vec![row; rows].join(", ")
+             VALUES {}{}",
+            vec![row; rows].join(", "),
+            if skip_stored {
+                " ON CONFLICT (event_id) DO NOTHING"
+            } else {
+                ""
+            }
         )
     }
-    if rows == INSERT_ROWS {
-        std::borrow::Cow::Borrowed(FULL.get_or_init(|| build(INSERT_ROWS)))
+    if rows == INSERT_ROWS && !skip_stored {
+        std::borrow::Cow::Borrowed(FULL.get_or_init(|| build(INSERT_ROWS, false)))
     } else {
-        std::borrow::Cow::Owned(build(rows))
+        std::borrow::Cow::Owned(build(rows, skip_stored))
     }
+}
+
+/// A chunk's rows bound to its `INSERT` (of [`insert_sql`]).
+fn bind_rows<'q>(
+    sql: &'q str,
+    persistent: bool,
+    chunk: &[(&'q Event, &'q Encoded)],
+    received: i64,
+) -> sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>> {
+    let mut query = sqlx::query(sql).persistent(persistent);
+    for (event, row) in chunk {
+        query = query
+            .bind(&row.id[..])
+            .bind(row.at)
+            .bind(event.name())
+            .bind(event.product().map(|p| p.as_str()))
+            .bind(event.session_id())
+            .bind(event.agent_id())
+            .bind(event.ticket_id())
+            .bind(row.value_micros)
+            .bind(row.sla_met)
+            .bind(row.properties.as_str())
+            .bind(received);
+    }
+    query
 }
 
 /// What a write binds for one event besides the event's own strings, computed before
@@ -246,13 +277,14 @@ async fn write_events(
     use sqlx::Connection as _;
     let mut tx = conn.begin().await?;
     let received = micros(Utc::now());
-    // Multi-row statements (one prepared statement per size, reused) of the batch's
-    // distinct ids, first occurrences: an id already stored is skipped. A statement
-    // answers only how many rows it inserted, and when that is all of them (nearly
-    // always) nothing more is asked; otherwise the inserted ids are read back by rowid
-    // (the rows a statement inserts take the rowids after the table's largest, in
-    // order, so they are the last `affected` up to `last_insert_rowid`). Not answering
-    // every inserted id as a row saves a thousand rows through the driver per statement.
+    // Multi-row statements of the batch's distinct ids, first occurrences. Nearly
+    // always no id is stored yet, so each chunk first goes as a plain `INSERT` (the
+    // full size prepared once): all its rows are new. When an id is stored already the
+    // statement fails and SQLite backs out only that statement; the chunk goes again
+    // skipping stored ids, and the ids it inserted are read back by rowid (the rows a
+    // statement inserts take the rowids after the table's largest, in order: the last
+    // `affected` up to `last_insert_rowid`). Neither answers the inserted ids as rows,
+    // which would cost a thousand rows through the driver per statement.
     let mut seen: HashSet<Uuid> = HashSet::with_capacity(events.len());
     let distinct: Vec<(&Event, &Encoded)> = events
         .iter()
@@ -261,25 +293,25 @@ async fn write_events(
         .collect();
     let mut inserted: HashSet<Uuid> = HashSet::with_capacity(distinct.len());
     for chunk in distinct.chunks(INSERT_ROWS) {
-        let sql = insert_sql(chunk.len());
-        // Only the full size is kept prepared: a statement of up to 11,000 parameters
-        // for every other size would pile up in the connection's cache.
-        let mut query = sqlx::query(&sql).persistent(chunk.len() == INSERT_ROWS);
-        for (event, row) in chunk {
-            query = query
-                .bind(&row.id[..])
-                .bind(row.at)
-                .bind(event.name())
-                .bind(event.product().map(|p| p.as_str()))
-                .bind(event.session_id())
-                .bind(event.agent_id())
-                .bind(event.ticket_id())
-                .bind(row.value_micros)
-                .bind(row.sla_met)
-                .bind(row.properties.as_str())
-                .bind(received);
-        }
-        let done = query.execute(&mut *tx).await?;
+        // Only the plain full size is kept prepared: a statement of up to 11,000
+        // parameters for every other size would pile up in the connection's cache.
+        let plain = insert_sql(chunk.len(), false);
+        let first = bind_rows(&plain, chunk.len() == INSERT_ROWS, chunk, received)
+            .execute(&mut *tx)
+            .await;
+        let done = match first {
+            Ok(_) => {
+                inserted.extend(chunk.iter().map(|(event, _)| event.id()));
+                continue;
+            }
+            Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
+                let skipping = insert_sql(chunk.len(), true);
+                bind_rows(&skipping, false, chunk, received)
+                    .execute(&mut *tx)
+                    .await?
+            }
+            Err(error) => return Err(error.into()),
+        };
         let affected = done.rows_affected();
         if affected == chunk.len() as u64 {
             inserted.extend(chunk.iter().map(|(event, _)| event.id()));
