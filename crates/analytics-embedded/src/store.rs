@@ -37,6 +37,52 @@ pub struct EmbeddedStore {
     locks: ProcessLocks,
     /// Counter locks of the days (one process per file: in-process locks suffice).
     day_locks: DayLocks,
+    /// Writes whose counters were applied and whose uncounted marks are still to be
+    /// removed (see [`Settled`]).
+    settled: Settled,
+}
+
+/// The ids of writes whose counters were applied: their uncounted marks are removed
+/// by the next write's transaction, or before the marks are read, instead of by a
+/// transaction of their own per write. Until then the days look uncounted, which only
+/// ever makes statistics read detail; a crash in between leaves the marks, as if the
+/// counters had not been applied (the counter repair recounts those days).
+#[derive(Debug, Clone, Default)]
+struct Settled(std::sync::Arc<std::sync::Mutex<Vec<i64>>>);
+
+impl Settled {
+    fn push(&self, write: i64) {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).push(write);
+    }
+
+    fn take(&self) -> Vec<i64> {
+        std::mem::take(&mut *self.0.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Puts back ids whose removal did not commit.
+    fn restore(&self, writes: Vec<i64>) {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend(writes);
+    }
+
+    /// Removes the marks of `writes` in the connection's transaction.
+    async fn remove(conn: &mut SqliteConnection, writes: &[i64]) -> Result<()> {
+        if writes.is_empty() {
+            return Ok(());
+        }
+        let sql = format!(
+            "DELETE FROM analytics_uncounted WHERE write_id IN ({})",
+            vec!["?"; writes.len()].join(", ")
+        );
+        let mut query = sqlx::query(&sql);
+        for write in writes {
+            query = query.bind(write);
+        }
+        query.execute(&mut *conn).await?;
+        Ok(())
+    }
 }
 
 fn micros(ts: DateTime<Utc>) -> i64 {
@@ -87,6 +133,7 @@ impl EmbeddedStore {
             calendar,
             locks: ProcessLocks::default(),
             day_locks: DayLocks::default(),
+            settled: Settled::default(),
         };
         store.check_time_zone().await?;
         Ok(store)
@@ -123,8 +170,34 @@ impl EmbeddedStore {
 
     /// Closes the pool, so that the file can be opened again (by a restarted server).
     pub async fn close(&self) {
+        if let Err(error) = self.apply_settled().await {
+            tracing::warn!(%error, "removing settled writes' uncounted marks failed");
+        }
         self.pool.close().await;
         self.writer.close().await;
+    }
+}
+
+impl EmbeddedStore {
+    /// Removes the uncounted marks of the writes settled since the last write.
+    async fn apply_settled(&self) -> Result<()> {
+        let writes = self.settled.take();
+        if writes.is_empty() {
+            return Ok(());
+        }
+        let result = async {
+            use sqlx::Connection as _;
+            let mut conn = self.writer.acquire().await?;
+            let mut tx = conn.begin().await?;
+            Settled::remove(&mut tx, &writes).await?;
+            tx.commit().await?;
+            Ok::<_, Error>(())
+        }
+        .await;
+        if result.is_err() {
+            self.settled.restore(writes);
+        }
+        result
     }
 }
 
@@ -273,9 +346,11 @@ async fn write_events(
     calendar: &Calendar,
     events: &[Event],
     encoded: &[Encoded],
+    settled: &[i64],
 ) -> Result<(Vec<bool>, BTreeSet<NaiveDate>, Option<i64>)> {
     use sqlx::Connection as _;
     let mut tx = conn.begin().await?;
+    Settled::remove(&mut tx, settled).await?;
     let received = micros(Utc::now());
     // Multi-row statements of the batch's distinct ids, first occurrences. Nearly
     // always no id is stored yet, so each chunk first goes as a plain `INSERT` (the
@@ -344,6 +419,8 @@ async fn write_events(
         flags.push(new);
     }
     if days.is_empty() {
+        // Nothing new; the settled marks' removal commits all the same.
+        tx.commit().await?;
         return Ok((flags, days, None));
     }
     let mut write = None;
@@ -459,10 +536,12 @@ impl EventStore for EmbeddedStore {
         // transaction back, and the next write opens a new one.
         let encoded = encode(events);
         let mut conn = self.writer.acquire().await.map_err(Error::from)?;
-        let result = write_events(&mut conn, &self.calendar, events, &encoded).await;
+        let settled = self.settled.take();
+        let result = write_events(&mut conn, &self.calendar, events, &encoded, &settled).await;
         let (flags, days, write) = match result {
             Ok(done) => done,
             Err(error) => {
+                self.settled.restore(settled);
                 conn.close_on_drop();
                 return Err(error.into());
             }
@@ -476,7 +555,7 @@ impl EventStore for EmbeddedStore {
         Ok(Written {
             new: flags,
             pending: Some(Box::new(EmbeddedPending {
-                writer: self.writer.clone(),
+                settled: self.settled.clone(),
                 write,
                 days: days.into_iter().collect(),
                 _guards: guards,
@@ -600,6 +679,7 @@ impl EventStore for EmbeddedStore {
     }
 
     async fn uncounted_days(&self) -> analytics_core::Result<Vec<NaiveDate>> {
+        self.apply_settled().await?;
         Ok(
             sqlx::query_scalar("SELECT DISTINCT day FROM analytics_uncounted ORDER BY day")
                 .fetch_all(&self.pool)
@@ -623,7 +703,7 @@ impl EventStore for EmbeddedStore {
 /// A committed write of the embedded store whose counters are pending.
 #[derive(Debug)]
 struct EmbeddedPending {
-    writer: SqlitePool,
+    settled: Settled,
     write: i64,
     days: Vec<NaiveDate>,
     _guards: Vec<tokio::sync::OwnedRwLockReadGuard<()>>,
@@ -636,15 +716,9 @@ impl PendingCounters for EmbeddedPending {
     }
 
     async fn settle(self: Box<Self>, applied: bool) {
-        if !applied {
-            return;
-        }
-        if let Err(error) = sqlx::query("DELETE FROM analytics_uncounted WHERE write_id = ?")
-            .bind(self.write)
-            .execute(&self.writer)
-            .await
-        {
-            tracing::warn!(%error, write = self.write, "settling a write's counters failed");
+        // Removed with the next write or before the marks are read (`Settled`).
+        if applied {
+            self.settled.push(self.write);
         }
     }
 }
