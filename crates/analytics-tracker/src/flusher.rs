@@ -59,6 +59,13 @@ struct Job {
     events: Vec<Event>,
 }
 
+/// Batches a writer stores together: their ids and their events, in order.
+#[derive(Debug)]
+struct Merged {
+    ids: Vec<u64>,
+    events: Vec<Event>,
+}
+
 /// What is left of a stored batch: applying the counters of its new events, then
 /// settling its pending counters (as applied or not) with the event store.
 struct Settle(Vec<(Box<dyn PendingCounters>, CounterBatch)>);
@@ -524,7 +531,7 @@ impl Writers {
                 // drain.
                 match self.jobs.try_lock() {
                     Ok(mut jobs) => match jobs.try_recv() {
-                        Ok(job) => Some(Some(job)),
+                        Ok(job) => Some(Some(self.gather(job, &mut jobs))),
                         Err(mpsc::error::TryRecvError::Empty) => None,
                         Err(mpsc::error::TryRecvError::Disconnected) => Some(None),
                     },
@@ -533,7 +540,7 @@ impl Writers {
             } else {
                 let mut jobs = self.jobs.lock().await;
                 tokio::select! {
-                    job = jobs.recv() => Some(job),
+                    job = jobs.recv() => Some(job.map(|job| self.gather(job, &mut jobs))),
                     () = tokio::time::sleep(self.config.flush_interval) => None,
                     () = self.shared.drain_now.notified() => {
                         self.spill_pending.store(true, Ordering::Release);
@@ -550,14 +557,19 @@ impl Writers {
                     let stored = settle.is_some();
                     match settle {
                         Some(settle) => {
-                            // Committed: the batch is done for `flush()` and the durable
-                            // acknowledgement; its counters follow off the writer's path.
-                            let _ = self.done.send(job.id);
+                            // Committed: the batches are done for `flush()` and the
+                            // durable acknowledgement; their counters follow off the
+                            // writer's path.
+                            for id in &job.ids {
+                                let _ = self.done.send(*id);
+                            }
                             settle.send(&self);
                         }
                         None => {
                             self.give_up(&job.events).await;
-                            let _ = self.done.send(job.id);
+                            for id in &job.ids {
+                                let _ = self.done.send(*id);
+                            }
                         }
                     }
                     self.busy.fetch_sub(1, Ordering::AcqRel);
@@ -572,6 +584,21 @@ impl Writers {
                 None => more = self.drain_spill().await,
             }
         }
+    }
+
+    /// The batch `first` and, up to `merge_batches` in all, the batches waiting behind
+    /// it: stored together, in one write.
+    fn gather(&self, first: Job, jobs: &mut mpsc::Receiver<Job>) -> Merged {
+        let mut merged = Merged {
+            ids: vec![first.id],
+            events: first.events,
+        };
+        while merged.ids.len() < self.config.merge_batches {
+            let Ok(job) = jobs.try_recv() else { break };
+            merged.ids.push(job.id);
+            merged.events.extend(job.events);
+        }
+        merged
     }
 
     /// Stores a batch and applies its counters. With `persist`, retries until it

@@ -86,6 +86,8 @@ impl Faults {
 pub(crate) struct FaultyEvents {
     pub(crate) inner: MemoryStore,
     pub(crate) faults: Faults,
+    /// The sizes of the writes asked for, in order.
+    pub(crate) writes: Mutex<Vec<usize>>,
 }
 
 /// The session whose events [`FaultyEvents`] refuses.
@@ -96,6 +98,7 @@ impl FaultyEvents {
         FaultyEvents {
             inner: MemoryStore::new(),
             faults: Faults::new(),
+            writes: Mutex::new(Vec::new()),
         }
     }
 }
@@ -103,6 +106,7 @@ impl FaultyEvents {
 #[async_trait]
 impl EventStore for FaultyEvents {
     async fn write(&self, events: &[Event]) -> analytics_core::Result<Written> {
+        self.writes.lock().unwrap().push(events.len());
         let late = match *self.faults.0.lock().unwrap() {
             Fault::Late(_, pause) => Some(pause),
             _ => None,

@@ -138,9 +138,38 @@ async fn every_tracked_event_is_stored_once_and_counted() {
         (t.tracked, t.stored, t.duplicates, t.spilled),
         (5_000, 5_000, 0, 0)
     );
-    assert!(t.flushes >= 50, "{t:?}");
+    // Batches of 100, stored one by one or, when they wait, up to MERGE_BATCHES a write.
+    let fewest = 5_000u64.div_ceil(100 * analytics_tracker::MERGE_BATCHES as u64);
+    assert!((fewest..500).contains(&t.flushes), "{t:?}");
     assert_eq!(t.queue_depth, 0);
     assert!(s.tracker.stop(Duration::from_secs(1)).await.clean);
+}
+
+/// Batches that wait while every writer is busy are stored together, up to
+/// `merge_batches` a write; with 1, each on its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batches_that_wait_are_stored_together() {
+    for merge in [4, 1] {
+        let s = setup(TrackerConfig {
+            merge_batches: merge,
+            ..config()
+        });
+        // The first writes are slow (within the store timeout): both writers are busy
+        // while batches queue.
+        s.events
+            .faults
+            .set(Fault::Hang(2, Duration::from_millis(150)));
+        assert_eq!(track_many(&s.tracker, 2_000, 2).await, 2_000);
+        s.tracker.flush().await.unwrap();
+        assert_stored_once_and_counted(&s, 2_000).await;
+        let writes = s.events.writes.lock().unwrap().clone();
+        let largest = writes.iter().copied().max().unwrap_or(0);
+        assert!(largest <= 100 * merge, "merge {merge}: {writes:?}");
+        if merge > 1 {
+            assert!(largest > 100, "waiting batches were merged: {writes:?}");
+        }
+        assert!(s.tracker.stop(Duration::from_secs(1)).await.clean);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
