@@ -495,6 +495,218 @@ async fn two_servers_and_an_aggregate_answer_identically_and_share_the_jobs() {
     assert!(terminate(a).await && terminate(b).await);
 }
 
+/// Sends `body` to the instances in turn from `first`, skipping any that does not
+/// answer 202 (stopped, killed): as a load balancer would. Returns whether one did.
+async fn post_to_any(addrs: &[SocketAddr], first: usize, body: &Value) -> bool {
+    for k in 0..addrs.len() {
+        let addr = addrs[(first + k) % addrs.len()];
+        let body = body.clone();
+        // A connection refused panics the request's task: that instance is down.
+        let sent = tokio::time::timeout(
+            Duration::from_secs(10),
+            tokio::spawn(
+                async move { post_json(addr, "/api/analytics/events", None, &body).await },
+            ),
+        )
+        .await;
+        if let Ok(Ok(response)) = sent
+            && response.status == 202
+        {
+            return true;
+        }
+    }
+    false
+}
+
+/// Three `analytics serve` processes on one PostgreSQL and Redis, clients spreading
+/// batches over them and re-sending some to another instance; mid-ingest one instance
+/// is stopped with SIGTERM and another killed with `kill -9`, and the clients go on
+/// with those that answer. Every event answered 202 (the durable default) is stored
+/// once, the answers equal a recount of what is stored, and once the two are back all
+/// three answer every question identically.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_servers_lose_nothing_answered_when_one_stops_and_one_is_killed() {
+    let db = TestDatabase::new().await;
+    let redis = analytics_redis::testing::TestRedis::new().await;
+    let redis_url = analytics_redis::testing::server_url();
+    let dir = std::env::temp_dir();
+    let vars = [
+        ("DATABASE_URL", db.url()),
+        ("REDIS_URL", redis_url.as_str()),
+        ("ANALYTICS_REDIS_PREFIX", redis.prefix()),
+        ("ANALYTICS_JOBS_INTERVAL_MS", "200"),
+        ("ANALYTICS_FLUSH_INTERVAL_MS", "60000"),
+    ];
+    let addrs = [free_addr(), free_addr(), free_addr()];
+    let mut servers = Vec::new();
+    for addr in addrs {
+        servers.push(Some(serve(addr, &dir, &vars).await));
+    }
+    let now = chrono::Utc::now();
+
+    // Three clients, batches of 50 to the instances in turn; every third batch is sent
+    // again, whole, to the next instance.
+    let mut clients = Vec::new();
+    for client in 0..3u64 {
+        clients.push(tokio::spawn(async move {
+            let events = traffic(client, 6_000, now);
+            let mut answered = Vec::new();
+            for (n, batch) in events.chunks(50).enumerate() {
+                let body = json!({"events": batch});
+                let first = (n + client as usize) % 3;
+                if post_to_any(&addrs, first, &body).await {
+                    answered.extend_from_slice(batch);
+                }
+                if n % 3 == 0 {
+                    post_to_any(&addrs, first + 1, &body).await;
+                }
+            }
+            (answered, events)
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    assert!(
+        clients.iter().all(|c| !c.is_finished()),
+        "the clients are still sending when an instance stops"
+    );
+    let stopped = servers[1].take().unwrap();
+    let stopping = tokio::spawn(terminate(stopped));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let killed = servers[2].take().unwrap();
+    let pid = killed.id().unwrap().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-KILL", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    drop(killed);
+    assert!(
+        clients.iter().all(|c| !c.is_finished()),
+        "the clients are still sending when an instance is killed"
+    );
+    assert!(
+        stopping.await.unwrap(),
+        "the stopped instance exits cleanly"
+    );
+    let mut answered = Vec::new();
+    let mut sent = Vec::new();
+    for client in clients {
+        let (a, s) = client.await.unwrap();
+        answered.extend(a);
+        sent.extend(s);
+    }
+    assert!(answered.len() >= 1_000, "{} answered", answered.len());
+
+    // Every answered event is stored, once.
+    let id = |e: &Value| {
+        e["event_id"]
+            .as_str()
+            .unwrap()
+            .parse::<uuid::Uuid>()
+            .unwrap()
+    };
+    let answered_ids: Vec<uuid::Uuid> = answered.iter().map(id).collect();
+    let stored_answered: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM analytics_events WHERE event_id = ANY($1)")
+            .bind(&answered_ids)
+            .fetch_one(db.store().pool())
+            .await
+            .unwrap();
+    assert_eq!(
+        stored_answered as usize,
+        answered_ids.len(),
+        "every event answered 202 is stored"
+    );
+    let (rows, distinct): (i64, i64) =
+        sqlx::query_as("SELECT count(*), count(DISTINCT event_id) FROM analytics_events")
+            .fetch_one(db.store().pool())
+            .await
+            .unwrap();
+    assert_eq!(rows, distinct, "no event stored twice");
+
+    // The recount: the events sent whose ids are stored (some not answered may be: a
+    // commit whose answer the kill cut off).
+    let sent_ids: Vec<uuid::Uuid> = sent.iter().map(id).collect();
+    let stored_ids: std::collections::HashSet<uuid::Uuid> =
+        sqlx::query_scalar("SELECT event_id FROM analytics_events WHERE event_id = ANY($1)")
+            .bind(&sent_ids)
+            .fetch_all(db.store().pool())
+            .await
+            .unwrap()
+            .into_iter()
+            .collect();
+    assert_eq!(
+        stored_ids.len() as i64,
+        rows,
+        "only what was sent is stored"
+    );
+    let calendar = analytics::core::config::Config::default().calendar();
+    let mut expected = std::collections::BTreeMap::<chrono::NaiveDate, [u64; 4]>::new();
+    for event in sent.iter().filter(|e| stored_ids.contains(&id(e))) {
+        let at: chrono::DateTime<chrono::Utc> =
+            event["timestamp"].as_str().unwrap().parse().unwrap();
+        let k = [
+            "session.start",
+            "session.escalate",
+            "agent.session_takeover",
+            "ticket.closed",
+        ]
+        .iter()
+        .position(|name| event["event"] == *name)
+        .unwrap();
+        expected.entry(calendar.date(at)).or_default()[k] += 1;
+    }
+
+    // The two come back; all three answer identically, and as the recount says.
+    servers[1] = Some(serve(addrs[1], &dir, &vars).await);
+    servers[2] = Some(serve(addrs[2], &dir, &vars).await);
+    let today = calendar.date(now);
+    let yesterday = today - chrono::TimeDelta::days(1);
+    let month = today.format("%Y-%m").to_string();
+    let questions = [
+        format!("/api/analytics/daily?date={today}"),
+        format!("/api/analytics/daily?date={yesterday}"),
+        format!("/api/analytics/range?start={yesterday}&end={today}"),
+        format!("/api/analytics/case-study?month={month}"),
+        format!("/api/analytics/agents?month={month}"),
+        format!("/api/analytics/tickets?month={month}"),
+    ];
+    for question in &questions {
+        let answers: Vec<Value> = {
+            let mut answers = Vec::new();
+            for addr in addrs {
+                let response = get(addr, question, None).await;
+                assert_eq!(response.status, 200, "{question}: {}", response.body);
+                answers.push(response.json());
+            }
+            answers
+        };
+        assert_eq!(
+            answers[0], answers[1],
+            "{question}: instances 1 and 2 disagree"
+        );
+        assert_eq!(
+            answers[0], answers[2],
+            "{question}: instances 1 and 3 disagree"
+        );
+    }
+    for (day, [sessions, escalations, takeovers, closed]) in &expected {
+        let daily = get(addrs[2], &format!("/api/analytics/daily?date={day}"), None)
+            .await
+            .json();
+        let raw = &daily["raw"];
+        assert_eq!(raw["total_customers_served"], *sessions, "{day}: {daily}");
+        assert_eq!(raw["escalations"], *escalations, "{day}: {daily}");
+        assert_eq!(raw["sessions_handled"], *takeovers, "{day}: {daily}");
+        assert_eq!(raw["tickets_resolved"], *closed, "{day}: {daily}");
+    }
+    for server in servers.into_iter().flatten() {
+        assert!(terminate(server).await);
+    }
+}
+
 /// The real-time view of both servers.
 async fn futures_join(addrs: [SocketAddr; 2]) -> Vec<Value> {
     let mut out = Vec::new();
