@@ -1,7 +1,9 @@
 //! `http-ingest`: events per second through `analytics serve`'s `POST /events`, batches
 //! of 100 from concurrent clients on loopback, until `POST /flush` says all is stored:
 //! first with the default, durable acknowledgement (a 202 once committed), then with
-//! `?ack=buffered`, each on a fresh database, in the same run.
+//! `?ack=buffered`, each on a fresh database, in the same run. `http-instances`: the
+//! durable acknowledgement through three instances on one PostgreSQL and Redis (the
+//! clients spread over them), beside one instance.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -107,8 +109,8 @@ async fn post(addr: SocketAddr, path: &str, body: &[u8]) -> anyhow::Result<u16> 
 }
 
 pub(crate) async fn run(scale: Scale) -> anyhow::Result<Vec<Row>> {
-    let durable = measure(scale, "/api/analytics/events").await?;
-    let buffered = measure(scale, "/api/analytics/events?ack=buffered").await?;
+    let durable = measure(scale, "/api/analytics/events", 1).await?;
+    let buffered = measure(scale, "/api/analytics/events?ack=buffered", 1).await?;
     let n = scale.events;
     let ratio = durable / buffered;
     Ok(vec![
@@ -133,8 +135,27 @@ pub(crate) async fn run(scale: Scale) -> anyhow::Result<Vec<Row>> {
     ])
 }
 
-/// Events per second posting every event to `path`, until `POST /flush` answers.
-async fn measure(scale: Scale, path: &'static str) -> anyhow::Result<f64> {
+/// `http-instances`: the durable acknowledgement through three instances and through
+/// one, in the same run.
+pub(crate) async fn instances(scale: Scale) -> anyhow::Result<Row> {
+    let one = measure(scale, "/api/analytics/events", 1).await?;
+    let three = measure(scale, "/api/analytics/events", 3).await?;
+    let n = scale.events;
+    Ok(Row {
+        benchmark: format!(
+            "HTTP ingest, durable acknowledgement, {n} events in batches of {PER_REQUEST} from {CLIENTS} clients spread over 3 instances (in one process) on one PostgreSQL + Redis"
+        ),
+        figure: format!("{three:.0} events/s"),
+        reference: format!("one instance {one:.0} events/s (ratio {:.2})", three / one),
+        target: "none set; reported".to_owned(),
+        met: true,
+    })
+}
+
+/// Events per second posting every event to `path` through `instances` servers on one
+/// database and Redis prefix (client `i` to server `i % instances`), until `POST
+/// /flush` answers on each.
+async fn measure(scale: Scale, path: &'static str, instances: usize) -> anyhow::Result<f64> {
     let db = TestDatabase::new().await;
     let redis = TestRedis::new().await;
     let vars: HashMap<&str, String> = [
@@ -145,8 +166,11 @@ async fn measure(scale: Scale, path: &'static str) -> anyhow::Result<f64> {
     ]
     .into_iter()
     .collect();
-    let server = Server::start(Config::from_lookup(|name| vars.get(name).cloned())?).await?;
-    let addr = server.addr();
+    let mut servers = Vec::new();
+    for _ in 0..instances.max(1) {
+        servers.push(Server::start(Config::from_lookup(|name| vars.get(name).cloned())?).await?);
+    }
+    let addrs: Vec<SocketAddr> = servers.iter().map(Server::addr).collect();
 
     // The bodies, built before the clock starts: envelopes as clients send them.
     let n = scale.events;
@@ -163,7 +187,12 @@ async fn measure(scale: Scale, path: &'static str) -> anyhow::Result<f64> {
     let per_client = bodies.len().div_ceil(CLIENTS);
     let started = Instant::now();
     let mut clients = Vec::new();
-    for share in bodies.chunks(per_client).map(<[Vec<u8>]>::to_vec) {
+    for (i, share) in bodies
+        .chunks(per_client)
+        .map(<[Vec<u8>]>::to_vec)
+        .enumerate()
+    {
+        let addr = addrs[i % addrs.len()];
         clients.push(tokio::spawn(async move {
             let mut retries = 0u64;
             let mut client = Client::new(addr);
@@ -186,20 +215,24 @@ async fn measure(scale: Scale, path: &'static str) -> anyhow::Result<f64> {
     for client in clients {
         retries += client.await??;
     }
-    anyhow::ensure!(
-        post(addr, "/api/analytics/flush", b"{}").await? == 200,
-        "flush failed"
-    );
+    for addr in &addrs {
+        anyhow::ensure!(
+            post(*addr, "/api/analytics/flush", b"{}").await? == 200,
+            "flush failed"
+        );
+    }
     let elapsed = started.elapsed().as_secs_f64();
     let rate = n as f64 / elapsed;
-    let report = server.shutdown().await?;
-    anyhow::ensure!(report.clean, "events were lost");
+    for server in servers {
+        let report = server.shutdown().await?;
+        anyhow::ensure!(report.clean, "events were lost");
+    }
     let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM analytics_events")
         .fetch_one(db.store().pool())
         .await?;
     anyhow::ensure!(stored as usize == n, "stored {stored} of {n}");
     eprintln!(
-        "http-ingest {path}: {rate:.0} events/s ({retries} requests answered 503 and sent again)"
+        "http-ingest {path}, {instances} instance(s): {rate:.0} events/s ({retries} requests answered 503 and sent again)"
     );
     Ok(rate)
 }

@@ -19,6 +19,30 @@ const DAYS: i64 = 30;
 /// Batches in flight in the pipelined measurement.
 const PIPELINED_WRITERS: usize = 4;
 
+/// Prints what `n` stored events take on disk (after `VACUUM ANALYZE`): event detail
+/// (the partitions, with their TOAST and indexes) and the id registry, per event.
+async fn storage(db: &TestDatabase, n: usize) -> anyhow::Result<()> {
+    let pool = db.store().pool();
+    sqlx::query("VACUUM ANALYZE").execute(pool).await?;
+    let (detail, registry): (i64, i64) = sqlx::query_as(
+        "SELECT (SELECT coalesce(sum(pg_total_relation_size(inhrelid)), 0)::int8 \
+                 FROM pg_inherits WHERE inhparent = 'analytics_events'::regclass), \
+                pg_total_relation_size('analytics_event_ids')",
+    )
+    .fetch_one(pool)
+    .await?;
+    let per = |bytes: i64| bytes as f64 / n.max(1) as f64;
+    eprintln!(
+        "pg-insert: storage for {n} events: detail {} MiB ({:.0} bytes an event), id \
+         registry {} MiB ({:.0} bytes an event)",
+        detail >> 20,
+        per(detail),
+        registry >> 20,
+        per(registry)
+    );
+    Ok(())
+}
+
 pub(crate) async fn run(scale: Scale) -> anyhow::Result<Vec<Row>> {
     let db = TestDatabase::new().await;
     let store = db.store();
@@ -34,6 +58,7 @@ pub(crate) async fn run(scale: Scale) -> anyhow::Result<Vec<Row>> {
     let sequential = insert(&db, &events, 1).await?;
     truncate(&db).await?;
     let pipelined = insert(&db, &events, PIPELINED_WRITERS).await?;
+    storage(&db, events.len()).await?;
     truncate(&db).await?;
     let copy_second = keyed_copy(&db, &events).await?;
     let keyless = copy(&db, &events).await?;
