@@ -509,6 +509,36 @@ pub async fn stats_store_locks_jobs(store: &dyn StatsStore) {
             .is_some(),
         "released"
     );
+
+    // Scheduled runs are claimed once per interval.
+    let claim = |jobs: &'static str, secs: u64| async move {
+        store
+            .claim_run(jobs, std::time::Duration::from_secs(secs))
+            .await
+            .unwrap_or_else(|e| panic!("claim_run: {e}"))
+    };
+    assert!(claim("conformance", 60).await, "the first claim");
+    assert!(!claim("conformance", 60).await, "claimed a moment ago");
+    assert!(
+        claim("other jobs", 60).await,
+        "other jobs are claimed apart"
+    );
+    assert!(
+        claim("conformance", 0).await,
+        "an interval of nothing has passed"
+    );
+    use futures_util::future::join;
+    let ((a, b), (c, d)) = join(
+        join(claim("raced", 60), claim("raced", 60)),
+        join(claim("raced", 60), claim("raced", 60)),
+    )
+    .await;
+    let claims = [a, b, c, d];
+    assert_eq!(
+        claims.iter().filter(|c| **c).count(),
+        1,
+        "of claims at once, one wins: {claims:?}"
+    );
 }
 
 /// Counters add up across flushes, read back by bucket and by agent, and `replace`

@@ -359,6 +359,10 @@ impl StatsStore for MemoryStore {
             .collect())
     }
 
+    async fn claim_run(&self, jobs: &str, within: std::time::Duration) -> Result<bool> {
+        Ok(self.locks.claim_run(jobs, within))
+    }
+
     async fn try_lock(&self, job: &str) -> Result<Option<Box<dyn JobLock>>> {
         Ok(self.locks.try_lock(job))
     }
@@ -367,9 +371,25 @@ impl StatsStore for MemoryStore {
 /// Job locks held in the process, for stores that one process owns (the in-memory and
 /// the embedded store).
 #[derive(Debug, Clone, Default)]
-pub struct ProcessLocks(Arc<Mutex<HashSet<String>>>);
+pub struct ProcessLocks(
+    Arc<Mutex<HashSet<String>>>,
+    Arc<Mutex<HashMap<String, std::time::Instant>>>,
+);
 
 impl ProcessLocks {
+    /// [`StatsStore::claim_run`] within the process.
+    pub fn claim_run(&self, jobs: &str, within: std::time::Duration) -> bool {
+        let now = std::time::Instant::now();
+        let mut runs = lock(&self.1);
+        match runs.get(jobs) {
+            Some(started) if now.duration_since(*started) < within => false,
+            _ => {
+                runs.insert(jobs.to_owned(), now);
+                true
+            }
+        }
+    }
+
     /// Takes the lock of `job`, unless this process holds it already.
     pub fn try_lock(&self, job: &str) -> Option<Box<dyn JobLock>> {
         if !lock(&self.0).insert(job.to_owned()) {

@@ -452,6 +452,17 @@ pub trait StatsStore: Send + Sync {
         per_agent: bool,
     ) -> Result<BTreeMap<NaiveDate, DaySketches>>;
 
+    /// Claims this interval's run of the scheduled `jobs` for the caller, across every
+    /// process on these stores: `true` (and the start recorded) unless a run of them
+    /// started less than `within` ago, by the clock of the store. How several
+    /// instances run the scheduled jobs once per interval between them instead of once
+    /// each.
+    ///
+    /// # Errors
+    ///
+    /// A store error.
+    async fn claim_run(&self, jobs: &str, within: std::time::Duration) -> Result<bool>;
+
     /// Takes the lock of a scheduled job, if no other process holds it. The job runs
     /// while the lock is held; the lock is given back by [`JobLock::release`], or when
     /// the process dies.

@@ -871,6 +871,15 @@ impl StatsStore for EmbeddedStore {
         Ok(sketch_days_from_rows(rows).map_err(Error::Model)?)
     }
 
+    async fn claim_run(
+        &self,
+        jobs: &str,
+        within: std::time::Duration,
+    ) -> analytics_core::Result<bool> {
+        // One process per file: the claim lives in the process, like the job locks.
+        Ok(self.locks.claim_run(jobs, within))
+    }
+
     async fn try_lock(&self, job: &str) -> analytics_core::Result<Option<Box<dyn JobLock>>> {
         Ok(self.locks.try_lock(job))
     }

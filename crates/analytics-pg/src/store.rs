@@ -1067,6 +1067,27 @@ impl StatsStore for PgStore {
         Ok(sketch_days_from_rows(rows).map_err(Error::Model)?)
     }
 
+    async fn claim_run(
+        &self,
+        jobs: &str,
+        within: std::time::Duration,
+    ) -> analytics_core::Result<bool> {
+        // One statement: the row is taken only when the last start is old enough, so
+        // of several instances claiming at once exactly one gets the interval.
+        let claimed: Option<String> = sqlx::query_scalar(
+            "INSERT INTO analytics_job_runs (jobs, started_at) VALUES ($1, clock_timestamp()) \
+             ON CONFLICT (jobs) DO UPDATE SET started_at = EXCLUDED.started_at \
+             WHERE analytics_job_runs.started_at <= clock_timestamp() - make_interval(secs => $2) \
+             RETURNING jobs",
+        )
+        .bind(jobs)
+        .bind(within.as_secs_f64())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(Error::from)?;
+        Ok(claimed.is_some())
+    }
+
     async fn try_lock(&self, job: &str) -> analytics_core::Result<Option<Box<dyn JobLock>>> {
         let mut conn = self.pool.acquire().await.map_err(Error::from)?;
         let key = job_key(job);

@@ -348,7 +348,12 @@ impl Jobs {
     /// Runs every job about every `every` (each pause drawn between ¾ and 1¼ of it, so
     /// that several processes do not tick in lockstep), the first time about `every`
     /// from now, until `stop` completes, logging failures (a failed run is tried again
-    /// at the next tick).
+    /// at the next tick). Several processes on the same stores share the runs: a tick
+    /// that comes less than [`SHARED_RUN`] of `every` after another process started
+    /// the jobs skips them ([`StatsStore::claim_run`]), so they run about once per
+    /// interval between all of them, not once per process.
+    ///
+    /// [`StatsStore::claim_run`]: analytics_core::store::StatsStore::claim_run
     pub async fn run_periodically(
         &self,
         every: std::time::Duration,
@@ -359,8 +364,21 @@ impl Jobs {
             tokio::select! {
                 () = &mut stop => return,
                 () = tokio::time::sleep(spread(every)) => {
-                    if let Err(error) = self.run_all().await {
-                        tracing::warn!(%error, "scheduled jobs failed; will run again");
+                    match self.stats.stores.stats.claim_run(SCHEDULED, every.mul_f64(SHARED_RUN)).await {
+                        Ok(true) => {
+                            if let Err(error) = self.run_all().await {
+                                tracing::warn!(%error, "scheduled jobs failed; will run again");
+                            }
+                        }
+                        Ok(false) => {
+                            tracing::debug!("another process ran the jobs this interval; skipped");
+                            for job in JOBS {
+                                self.count(job, |r| r.skipped += 1);
+                            }
+                        }
+                        Err(error) => {
+                            tracing::warn!(%error, "claiming the scheduled run failed; will try again");
+                        }
                     }
                 }
             }
@@ -380,6 +398,16 @@ impl Jobs {
         Ok(())
     }
 }
+
+/// The name under which the scheduled runs are claimed.
+const SCHEDULED: &str = "scheduled";
+
+/// The scheduled jobs by their lock names, as `run_all` runs them.
+const JOBS: [&str; 4] = ["prepare", "refresh", "counters", "retention"];
+
+/// The share of the interval within which another process's start of the jobs skips
+/// a tick: below the shortest pause (¾), so that one process alone never skips.
+pub const SHARED_RUN: f64 = 0.7;
 
 /// `every` times a factor drawn from [0.75, 1.25).
 fn spread(every: std::time::Duration) -> std::time::Duration {

@@ -50,7 +50,7 @@ use analytics_core::time::{Calendar, DateRange, DayHour, YearMonth};
 use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 use serde::Serialize;
 
-pub use jobs::{JobOutcome, JobRuns, Jobs};
+pub use jobs::{JobOutcome, JobRuns, Jobs, SHARED_RUN};
 
 /// Dirty days this recent (today and yesterday) are read from the real-time counters;
 /// older dirty days are summed from event detail.

@@ -702,6 +702,28 @@ async fn three_servers_lose_nothing_answered_when_one_stops_and_one_is_killed() 
         assert_eq!(raw["sessions_handled"], *takeovers, "{day}: {daily}");
         assert_eq!(raw["tickets_resolved"], *closed, "{day}: {daily}");
     }
+
+    // The scheduled jobs (every 200 ms) run about once per interval between the three,
+    // not once per instance: over two seconds, at most one run per 140 ms (and a few
+    // at the window's edges), against 30 if each instance ran its own.
+    let refreshes = || async move {
+        let mut ran = 0;
+        for addr in addrs {
+            let text = get(addr, "/metrics", None).await.body;
+            ran += metric(
+                &text,
+                "analytics_job_runs_total{job=\"refresh\",outcome=\"ran\"}",
+            );
+        }
+        ran
+    };
+    let before = refreshes().await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let ran = refreshes().await - before;
+    assert!(
+        (1..=17).contains(&ran),
+        "{ran} refreshes in 2 s across three instances"
+    );
     for server in servers.into_iter().flatten() {
         assert!(terminate(server).await);
     }
