@@ -287,6 +287,10 @@ pub fn parse_api_keys(value: &str) -> Result<Vec<ApiKey>, ConfigError> {
 pub struct Config {
     /// `DATABASE_URL`: PostgreSQL, or the embedded database when unset.
     pub database: Database,
+    /// `DATABASE_READ_URL`: a streaming replica of the PostgreSQL database that answers
+    /// statistics questions once it has replayed what the primary had when asked
+    /// (optional; PostgreSQL only).
+    pub database_read_url: Option<ConnectionUrl>,
     /// `REDIS_URL`: Redis, or in-process counters when unset.
     pub redis_url: Option<ConnectionUrl>,
     /// `ANALYTICS_REDIS_PREFIX`, default `analytics`.
@@ -328,6 +332,7 @@ impl Default for Config {
     fn default() -> Config {
         Config {
             database: Database::embedded_default(),
+            database_read_url: None,
             redis_url: None,
             redis_prefix: "analytics".to_owned(),
             bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
@@ -367,6 +372,19 @@ impl Config {
         let mut config = Config::default();
         if let Some(url) = get("DATABASE_URL") {
             config.database = Database::parse(url.trim())?;
+        }
+        if let Some(url) = get("DATABASE_READ_URL") {
+            let url = url.trim();
+            let postgres = url.starts_with("postgres://") || url.starts_with("postgresql://");
+            if !postgres || !matches!(config.database, Database::Postgres(_)) {
+                return Err(ConfigError {
+                    variable: "DATABASE_READ_URL",
+                    message: "must be a postgres:// URL of a replica of DATABASE_URL, which must \
+                              be PostgreSQL too (unset it to read from DATABASE_URL)"
+                        .to_owned(),
+                });
+            }
+            config.database_read_url = Some(ConnectionUrl::new(url));
         }
         config.redis_url = match get("REDIS_URL") {
             Some(url) if url.starts_with("redis://") || url.starts_with("rediss://") => {

@@ -23,11 +23,13 @@
 
 pub mod copy;
 mod error;
+mod replica;
 mod store;
 #[cfg(feature = "testing")]
 pub mod testing;
 
 pub use error::{Error, Result};
+pub use replica::{REPLICA_WAIT, ReplicaReads};
 pub use store::{PgStore, PoolOptions};
 
 /// The schema migrations of `migrations/`.

@@ -43,6 +43,10 @@ struct Settings {
     /// DATABASE_URL: postgres://… or sqlite:… (default: embedded analytics.db).
     #[arg(long, global = true)]
     database_url: Option<String>,
+    /// DATABASE_READ_URL: postgres://… of a streaming replica that answers questions
+    /// once caught up (default: none; PostgreSQL only).
+    #[arg(long, global = true)]
+    database_read_url: Option<String>,
     /// REDIS_URL: redis://… (default: in-process counters).
     #[arg(long, global = true)]
     redis_url: Option<String>,
@@ -90,6 +94,7 @@ impl Settings {
     fn config(&self) -> Result<Config, analytics::core::error::ConfigError> {
         let flags = [
             ("DATABASE_URL", &self.database_url),
+            ("DATABASE_READ_URL", &self.database_read_url),
             ("REDIS_URL", &self.redis_url),
             ("ANALYTICS_REDIS_PREFIX", &self.redis_prefix),
             ("ANALYTICS_BIND", &self.bind),

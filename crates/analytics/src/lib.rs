@@ -141,6 +141,10 @@ pub struct Backends {
     pub counters: Arc<dyn CounterStore>,
     /// The spill buffer: Redis when configured; none otherwise.
     pub spill: Option<Arc<dyn SpillBuffer>>,
+    /// With a PostgreSQL replica (`DATABASE_READ_URL`): what statistics and the jobs
+    /// use instead of `events` and `stats` (writes to the primary, reads from the
+    /// replica once it has caught up).
+    pub reads: Option<Arc<analytics_pg::ReplicaReads>>,
     /// What was chosen, with passwords masked, for logs.
     pub description: String,
 }
@@ -161,12 +165,19 @@ impl Backends {
         }
     }
 
-    /// The stores statistics read.
+    /// The stores statistics read (and the jobs write).
     pub fn stats_stores(&self) -> StatsStores {
-        StatsStores {
-            events: self.events.clone(),
-            stats: self.stats.clone(),
-            counters: self.counters.clone(),
+        match &self.reads {
+            Some(reads) => StatsStores {
+                events: reads.clone(),
+                stats: reads.clone(),
+                counters: self.counters.clone(),
+            },
+            None => StatsStores {
+                events: self.events.clone(),
+                stats: self.stats.clone(),
+                counters: self.counters.clone(),
+            },
         }
     }
 }
@@ -214,6 +225,7 @@ pub enum ConnectError {
 /// are opened on first use, so a Redis that is down is not an error here.
 pub async fn connect(config: &Config) -> Result<Backends, ConnectError> {
     let calendar = config.calendar();
+    let mut reads = None;
     let (events, stats, database): (Arc<dyn EventStore>, Arc<dyn StatsStore>, String) =
         match &config.database {
             Database::Postgres(url) => {
@@ -230,7 +242,27 @@ pub async fn connect(config: &Config) -> Result<Backends, ConnectError> {
                 .map_err(postgres)?;
                 store.migrate().await.map_err(postgres)?;
                 let store = Arc::new(store);
-                (store.clone(), store, format!("PostgreSQL at {url}"))
+                let mut description = format!("PostgreSQL at {url}");
+                if let Some(read_url) = &config.database_read_url {
+                    // The replica is not migrated: it replays the primary's schema.
+                    let replica = analytics_pg::PgStore::connect(
+                        read_url.expose(),
+                        calendar,
+                        analytics_pg::PoolOptions::default(),
+                    )
+                    .await
+                    .map_err(|source| ConnectError::Postgres {
+                        url: read_url.redacted(),
+                        source,
+                    })?;
+                    reads = Some(Arc::new(analytics_pg::ReplicaReads::new(
+                        store.clone(),
+                        Arc::new(replica),
+                        analytics_pg::REPLICA_WAIT,
+                    )));
+                    description.push_str(&format!(", questions from its replica at {read_url}"));
+                }
+                (store.clone(), store, description)
             }
             Database::Embedded(url) => {
                 let store = analytics_embedded::EmbeddedStore::open(url.expose(), calendar)
@@ -275,6 +307,7 @@ pub async fn connect(config: &Config) -> Result<Backends, ConnectError> {
         stats,
         counters,
         spill,
+        reads,
         description: format!("{database}, {redis}"),
     })
 }

@@ -231,3 +231,31 @@ fn the_return_window_is_read_in_hours_within_bounds() {
         );
     }
 }
+
+#[test]
+fn a_read_replica_is_a_postgres_url_beside_a_postgres_database() {
+    assert_eq!(config(&[]).unwrap().database_read_url, None);
+    let config_with = config(&[
+        ("DATABASE_URL", "postgres://app@primary/analytics"),
+        (
+            "DATABASE_READ_URL",
+            "postgres://app:hunter2@replica/analytics",
+        ),
+    ])
+    .unwrap();
+    let url = config_with.database_read_url.as_ref().unwrap();
+    assert_eq!(url.expose(), "postgres://app:hunter2@replica/analytics");
+    assert!(!format!("{config_with:?}").contains("hunter2"));
+    for vars in [
+        // No PostgreSQL database to be a replica of (the embedded default).
+        vec![("DATABASE_READ_URL", "postgres://app@replica/analytics")],
+        // Not PostgreSQL.
+        vec![
+            ("DATABASE_URL", "postgres://app@primary/analytics"),
+            ("DATABASE_READ_URL", "sqlite://replica.db"),
+        ],
+    ] {
+        let error = config(&vars).unwrap_err();
+        assert!(error.to_string().contains("DATABASE_READ_URL"), "{error}");
+    }
+}

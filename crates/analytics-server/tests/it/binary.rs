@@ -28,6 +28,7 @@ pub(crate) async fn serve(addr: SocketAddr, dir: &Path, vars: &[(&str, &str)]) -
         .stderr(Stdio::null());
     for name in [
         "DATABASE_URL",
+        "DATABASE_READ_URL",
         "REDIS_URL",
         "ANALYTICS_API_KEYS",
         "ANALYTICS_REDIS_PREFIX",

@@ -6,4 +6,5 @@
 mod backends;
 mod disk;
 mod end_to_end;
+mod replica;
 mod torture;
