@@ -41,6 +41,11 @@ const COUNTER_TIMEOUT: Duration = Duration::from_secs(2);
 /// nothing: another process may have spilled and died.
 const SPILL_CHECK_INTERVAL: Duration = Duration::from_secs(60);
 
+/// The longest an idle writer waits for a batch before it looks at the spill buffer
+/// (and, after a failed read of it, leaves the buffer alone): the flush interval, up to
+/// this (the interval may be an hour).
+const IDLE_TICK: Duration = Duration::from_secs(1);
+
 /// The longest a flush waits for a free writer before it cuts anyway: long enough for
 /// concurrent requests to share a write, short enough not to be felt.
 const GROUP_WAIT: Duration = Duration::from_millis(5);
@@ -194,7 +199,7 @@ struct Writers {
     /// When the spill buffer was last found empty.
     spill_checked: Mutex<Instant>,
     /// When reading the spill buffer last failed (cleared by a read that works): the
-    /// drain after a stored batch waits a flush interval after a failure, so that a
+    /// drain after a stored batch waits an idle tick after a failure, so that a
     /// spill buffer that is down is not tried after every batch.
     spill_failed: Mutex<Option<Instant>>,
     /// Writers storing a batch now.
@@ -541,7 +546,7 @@ impl Writers {
                 let mut jobs = self.jobs.lock().await;
                 tokio::select! {
                     job = jobs.recv() => Some(job.map(|job| self.gather(job, &mut jobs))),
-                    () = tokio::time::sleep(self.config.flush_interval) => None,
+                    () = tokio::time::sleep(self.idle_tick()) => None,
                     () = self.shared.drain_now.notified() => {
                         self.spill_pending.store(true, Ordering::Release);
                         None
@@ -804,12 +809,18 @@ impl Writers {
         more
     }
 
-    /// Whether reading the spill buffer failed less than a flush interval ago.
+    /// How long an idle writer waits for a batch (see [`IDLE_TICK`]).
+    fn idle_tick(&self) -> Duration {
+        self.config.flush_interval.min(IDLE_TICK)
+    }
+
+    /// Whether reading the spill buffer failed less than an idle tick ago.
     fn spill_failed_recently(&self) -> bool {
+        let tick = self.idle_tick();
         self.spill_failed
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .is_some_and(|at| at.elapsed() < self.config.flush_interval)
+            .is_some_and(|at| at.elapsed() < tick)
     }
 
     fn set_spill_failed(&self, failed: bool) {

@@ -164,7 +164,8 @@ pub struct StopReport {
 enum Control {
     /// Write everything buffered now; answer when it is stored (or spilled).
     Flush(oneshot::Sender<()>),
-    /// Stop: write everything, then end the writers; answer with the report.
+    /// Stop: write everything, then end the writers; answer once they have ended (the
+    /// report is read from the shared telemetry by `Tracker::stop`).
     Stop(oneshot::Sender<()>),
 }
 
