@@ -32,17 +32,17 @@ pub(crate) fn typed_events(n: usize, seed: u64) -> Vec<EventData> {
                 },
                 2..6 => EventData::SessionMessage {
                     session_id,
-                    response_time_ms: rng.float(300.0, 4000.0),
+                    response_time_ms: rng.between(300.0, 4000.0),
                     tokens: Some(rng.below(800)),
                 },
                 6 => EventData::SessionEnd {
                     session_id,
-                    duration_seconds: Some(rng.float(20.0, 900.0)),
+                    duration_seconds: Some(rng.between(20.0, 900.0)),
                 },
                 7 => EventData::AgentSessionTakeover {
                     agent_id,
                     session_id,
-                    wait_duration_seconds: rng.float(5.0, 90.0),
+                    wait_duration_seconds: rng.between(5.0, 90.0),
                 },
                 8 => EventData::AgentSessionMessage {
                     agent_id,
@@ -50,7 +50,7 @@ pub(crate) fn typed_events(n: usize, seed: u64) -> Vec<EventData> {
                 },
                 _ => EventData::TicketClosed {
                     ticket_id: format!("t-{}", rng.below(50_000)),
-                    resolution_duration_hours: rng.float(0.2, 30.0),
+                    resolution_duration_hours: rng.between(0.2, 30.0),
                     sla_met: rng.below(20) > 0,
                 },
             }

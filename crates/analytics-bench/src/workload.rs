@@ -5,30 +5,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-/// A small, fast, deterministic generator (xorshift64*).
-#[derive(Debug, Clone)]
-pub(crate) struct Rng(u64);
-
-impl Rng {
-    pub(crate) fn new(seed: u64) -> Rng {
-        Rng(seed | 1)
-    }
-
-    pub(crate) fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    pub(crate) fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-
-    pub(crate) fn float(&mut self, lo: f64, hi: f64) -> f64 {
-        lo + (self.next() >> 11) as f64 / (1u64 << 53) as f64 * (hi - lo)
-    }
-}
+pub(crate) use analytics::core::rng::Rng;
 
 /// One event name and its properties, drawn from the day's mix.
 pub(crate) fn draw(rng: &mut Rng) -> (&'static str, Value) {
@@ -42,7 +19,7 @@ pub(crate) fn draw(rng: &mut Rng) -> (&'static str, Value) {
         ),
         15..57 => (
             "session.message",
-            json!({"session_id": session, "response_time_ms": rng.float(300.0, 4000.0), "tokens": rng.below(800)}),
+            json!({"session_id": session, "response_time_ms": rng.between(300.0, 4000.0), "tokens": rng.below(800)}),
         ),
         57..59 => (
             "session.escalate",
@@ -50,7 +27,7 @@ pub(crate) fn draw(rng: &mut Rng) -> (&'static str, Value) {
         ),
         59..71 => (
             "session.end",
-            json!({"session_id": session, "duration_seconds": rng.float(20.0, 900.0)}),
+            json!({"session_id": session, "duration_seconds": rng.between(20.0, 900.0)}),
         ),
         71..74 => (
             "query.order",
@@ -62,7 +39,7 @@ pub(crate) fn draw(rng: &mut Rng) -> (&'static str, Value) {
         ),
         76..78 => (
             "agent.session_takeover",
-            json!({"agent_id": agent, "session_id": session, "wait_duration_seconds": rng.float(5.0, 90.0)}),
+            json!({"agent_id": agent, "session_id": session, "wait_duration_seconds": rng.between(5.0, 90.0)}),
         ),
         78..84 => (
             "agent.session_message",
@@ -70,7 +47,7 @@ pub(crate) fn draw(rng: &mut Rng) -> (&'static str, Value) {
         ),
         84..86 => (
             "agent.session_release",
-            json!({"agent_id": agent, "session_id": session, "handle_duration_seconds": rng.float(60.0, 1200.0)}),
+            json!({"agent_id": agent, "session_id": session, "handle_duration_seconds": rng.between(60.0, 1200.0)}),
         ),
         86 => (
             "agent.status_change",
@@ -94,7 +71,7 @@ pub(crate) fn draw(rng: &mut Rng) -> (&'static str, Value) {
         ),
         95..98 => (
             "ticket.closed",
-            json!({"ticket_id": ticket, "resolution_duration_hours": rng.float(0.2, 30.0), "sla_met": rng.below(20) > 0}),
+            json!({"ticket_id": ticket, "resolution_duration_hours": rng.between(0.2, 30.0), "sla_met": rng.below(20) > 0}),
         ),
         _ => (
             "custom.banner_click",

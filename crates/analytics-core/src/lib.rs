@@ -34,6 +34,7 @@ pub mod error;
 pub mod event;
 pub mod memory;
 pub mod metrics;
+pub mod rng;
 pub mod sketch;
 pub mod store;
 #[cfg(feature = "testing")]

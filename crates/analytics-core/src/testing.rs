@@ -45,33 +45,7 @@ pub fn event_with_id(id: Uuid, name: &str, timestamp: DateTime<Utc>, properties:
     }
 }
 
-/// A small seeded generator (xorshift64) for test streams.
-#[derive(Debug, Clone)]
-pub struct Rng(u64);
-
-impl Rng {
-    /// A generator for `seed` (any value).
-    pub fn new(seed: u64) -> Rng {
-        Rng(seed | 1)
-    }
-
-    /// The next number.
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    /// A number below `n` (n > 0).
-    pub fn below(&mut self, n: u64) -> u64 {
-        self.next_u64() % n
-    }
-    /// A value below `max` with up to three decimals.
-    pub fn value(&mut self, max: u64) -> f64 {
-        // Up to three decimals, as clients send.
-        self.below(max * 1000) as f64 / 1000.0
-    }
-}
+pub use crate::rng::Rng;
 
 /// A raw event with a seeded id.
 fn raw(name: &str, at: DateTime<Utc>, properties: Value, rng: &mut Rng) -> RawEvent {

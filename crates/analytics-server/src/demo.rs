@@ -17,26 +17,7 @@ use analytics::tracker::{TrackError, Tracker, TrackerConfig};
 use chrono::{DateTime, TimeDelta, Utc};
 use uuid::Uuid;
 
-/// A small deterministic generator (xorshift64*).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-    fn between(&mut self, low: f64, high: f64) -> f64 {
-        low + (self.next() >> 11) as f64 / (1u64 << 53) as f64 * (high - low)
-    }
-    fn chance(&mut self, p: f64) -> bool {
-        self.between(0.0, 1.0) < p
-    }
-}
+use analytics::core::rng::Rng;
 
 struct Feed<'a> {
     tracker: &'a Tracker,
@@ -88,7 +69,7 @@ pub(crate) async fn run(config: &Config, month: Option<YearMonth>) -> anyhow::Re
         backends.tracker_stores(),
     );
     let month_key = u64::from(month.year().unsigned_abs()) * 100 + u64::from(month.month());
-    let mut rng = Rng(month_key.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+    let mut rng = Rng::new(month_key.wrapping_mul(0x9E37_79B9_7F4A_7C15));
     let mut feed = Feed {
         tracker: &tracker,
         month_key,
