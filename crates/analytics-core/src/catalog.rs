@@ -12,17 +12,7 @@ use serde_json::{Map, Value};
 
 use crate::error::Rule;
 
-/// The largest value a `num` property may take.
-///
-/// SPEC §4 only asks for finite, non-negative numbers; this bound keeps the fixed-point
-/// sums of [`crate::metrics::Sums`] exact (see `ARCHITECTURE.md`, "Exact means").
-pub const MAX_NUM: f64 = 1e9;
-
-/// The most characters a `str` property may have.
-pub const MAX_STR_CHARS: usize = 128;
-
-/// The most characters a `text` property may have.
-pub const MAX_TEXT_CHARS: usize = 1024;
+pub use crate::limits::{MAX_NUM, MAX_STR_CHARS, MAX_TEXT_CHARS};
 
 /// The product that records an event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -215,10 +205,10 @@ mod kinds {
             }
         }
         pub(super) fn to_json(value: &f64) -> Value {
-            crate::metrics::json_number(*value)
+            crate::json::json_number(*value)
         }
-        pub(super) fn ser(value: &f64) -> crate::metrics::JsonNumber {
-            crate::metrics::JsonNumber(*value)
+        pub(super) fn ser(value: &f64) -> crate::json::JsonNumber {
+            crate::json::JsonNumber(*value)
         }
     }
 
@@ -234,9 +224,9 @@ mod kinds {
             }
             match n.as_f64() {
                 Some(f) if f < 0.0 => Err(Rule::Negative { found: f }),
-                // 2^53: beyond it a float no longer names one integer.
-                Some(f) if f.fract() == 0.0 && f <= 9_007_199_254_740_992.0 => Ok(f as u64),
-                _ => Err(wrong_type("a whole number", &value)),
+                Some(f) => crate::json::exact_integer(f)
+                    .ok_or_else(|| wrong_type("a whole number", &value)),
+                None => Err(wrong_type("a whole number", &value)),
             }
         }
         pub(super) fn check(_: &u64) -> Result<(), Rule> {

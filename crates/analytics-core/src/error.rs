@@ -204,7 +204,7 @@ pub struct ValidationError {
 impl ValidationError {
     pub(crate) fn new(event: &str, location: Location, rule: Rule) -> ValidationError {
         ValidationError {
-            event: event.chars().take(crate::catalog::MAX_STR_CHARS).collect(),
+            event: event.chars().take(crate::limits::MAX_STR_CHARS).collect(),
             location,
             rule,
         }

@@ -32,6 +32,8 @@ pub mod config;
 pub mod conformance;
 pub mod error;
 pub mod event;
+pub mod json;
+pub mod limits;
 pub mod memory;
 pub mod metrics;
 pub mod rng;

@@ -13,7 +13,6 @@ use std::iter::Sum;
 use std::ops::{Add, AddAssign};
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 use crate::catalog::{EventData, Kind};
 use crate::error::{ConfigError, Error, Result};
@@ -539,47 +538,8 @@ fn ratio(part: u64, whole: u64) -> Option<f64> {
     (whole > 0).then(|| part as f64 / whole as f64)
 }
 
-/// A float as a JSON number: whole values as integers (`54200`, not `54200.0`).
-pub fn json_number(value: f64) -> Value {
-    const EXACT: f64 = 9_007_199_254_740_992.0; // 2^53
-    if value.fract() == 0.0 && value.abs() <= EXACT {
-        Value::from(value as i64)
-    } else {
-        serde_json::Number::from_f64(value).map_or(Value::Null, Value::Number)
-    }
-}
-
-/// A float that serializes as [`json_number`] does: whole values as integers.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct JsonNumber(pub f64);
-
-impl Serialize for JsonNumber {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        const EXACT: f64 = 9_007_199_254_740_992.0; // 2^53
-        let value = self.0;
-        if value.fract() == 0.0 && value.abs() <= EXACT {
-            serializer.serialize_i64(value as i64)
-        } else {
-            serializer.serialize_f64(value)
-        }
-    }
-}
-
-mod num_serde {
-    //! Serializes floats with [`super::json_number`].
-    use serde::Serialize;
-
-    pub(super) fn one<S: serde::Serializer>(value: &f64, serializer: S) -> Result<S::Ok, S::Error> {
-        super::json_number(*value).serialize(serializer)
-    }
-
-    pub(super) fn option<S: serde::Serializer>(
-        value: &Option<f64>,
-        serializer: S,
-    ) -> Result<S::Ok, S::Error> {
-        value.map(super::json_number).serialize(serializer)
-    }
-}
+use crate::json::serde_with as num_serde;
+pub use crate::json::{JsonNumber, json_number};
 
 /// The metrics of SPEC §5 for a period, in their own units: the `raw` block of the case
 /// study (§6) and of `/daily` and `/range` (§9).
