@@ -4,16 +4,15 @@
 //! Event ids are derived from the month and a sequence number, so running the demo
 //! twice for one month stores nothing twice.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use analytics::core::case_study::CaseStudy;
 use analytics::core::catalog::{AgentStatus, EventData};
 use analytics::core::config::Config;
-use analytics::core::event::{SystemClock, TypedEvent};
+use analytics::core::event::TypedEvent;
 use analytics::core::time::YearMonth;
-use analytics::stats::{Jobs, Stats, StatsConfig};
-use analytics::tracker::{TrackError, Tracker, TrackerConfig};
+use analytics::stats::Jobs;
+use analytics::tracker::{TrackError, Tracker};
 use chrono::{DateTime, TimeDelta, Utc};
 use uuid::Uuid;
 
@@ -64,10 +63,7 @@ pub(crate) async fn run(config: &Config, month: Option<YearMonth>) -> anyhow::Re
     let now = Utc::now();
     let month = month.unwrap_or_else(|| YearMonth::of(calendar.date(now)).prev());
     eprintln!("demo: filling {month} in {}", backends.description);
-    let tracker = Tracker::start(
-        TrackerConfig::from_config(config),
-        backends.tracker_stores(),
-    );
+    let tracker = backends.start_tracker(config);
     let month_key = u64::from(month.year().unsigned_abs()) * 100 + u64::from(month.month());
     let mut rng = Rng::new(month_key.wrapping_mul(0x9E37_79B9_7F4A_7C15));
     let mut feed = Feed {
@@ -275,11 +271,7 @@ pub(crate) async fn run(config: &Config, month: Option<YearMonth>) -> anyhow::Re
 
     let report = tracker.stop(Duration::from_secs(60)).await;
     anyhow::ensure!(report.clean, "{} events could not be stored", report.lost);
-    let stats = Stats::new(
-        backends.stats_stores(),
-        Arc::new(SystemClock),
-        StatsConfig::from_config(config),
-    );
+    let stats = backends.stats(config);
     Jobs::new(stats.clone()).refresh().await?;
     eprintln!("demo: {} events stored and aggregated", feed.tracked);
     Ok(stats.case_study(month).await?)

@@ -12,14 +12,12 @@ mod demo;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Duration;
 
 use analytics::core::case_study::CaseStudy;
 use analytics::core::config::Config;
-use analytics::core::event::SystemClock;
 use analytics::core::time::{DateRange, YearMonth, parse_date};
-use analytics::stats::{JobOutcome, Jobs, Stats, StatsConfig};
+use analytics::stats::{JobOutcome, Jobs, Stats};
 use analytics_server::server::{Server, termination};
 use anyhow::Context as _;
 use clap::{Parser, Subcommand, ValueEnum};
@@ -292,12 +290,7 @@ async fn main() -> ExitCode {
 }
 
 async fn stats(config: &Config) -> anyhow::Result<Stats> {
-    let backends = analytics::connect(config).await?;
-    Ok(Stats::new(
-        backends.stats_stores(),
-        Arc::new(SystemClock),
-        StatsConfig::from_config(config),
-    ))
+    Ok(analytics::connect(config).await?.stats(config))
 }
 
 async fn run(command: Command, config: Config) -> anyhow::Result<()> {

@@ -7,9 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use analytics::core::config::Config;
-use analytics::core::event::SystemClock;
-use analytics::stats::{Jobs, Stats, StatsConfig};
-use analytics::tracker::{StopReport, Tracker, TrackerConfig};
+use analytics::stats::Jobs;
+use analytics::tracker::StopReport;
 use anyhow::Context as _;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -54,15 +53,8 @@ impl Server {
     pub async fn start(config: Config) -> anyhow::Result<Server> {
         check_bind(&config)?;
         let backends = analytics::connect(&config).await?;
-        let tracker = Tracker::start(
-            TrackerConfig::from_config(&config),
-            backends.tracker_stores(),
-        );
-        let stats = Stats::new(
-            backends.stats_stores(),
-            Arc::new(SystemClock),
-            StatsConfig::from_config(&config),
-        );
+        let tracker = backends.start_tracker(&config);
+        let stats = backends.stats(&config);
         let listener = TcpListener::bind(config.bind)
             .await
             .with_context(|| format!("cannot listen on {}", config.bind))?;

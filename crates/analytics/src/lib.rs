@@ -165,6 +165,23 @@ impl Backends {
         }
     }
 
+    /// The tracker of a service on these stores, as `config` sets it up: the one way
+    /// the server, the demo and the commands start one.
+    pub fn start_tracker(&self, config: &Config) -> Tracker {
+        Tracker::start(TrackerConfig::from_config(config), self.tracker_stores())
+    }
+
+    /// Statistics over these stores, as `config` sets them up, on the system clock (the
+    /// scheduled jobs are `analytics::stats::Jobs::new` of them): the one way the
+    /// server, the demo and the commands build them, so that all use one calendar.
+    pub fn stats(&self, config: &Config) -> analytics_stats::Stats {
+        analytics_stats::Stats::new(
+            self.stats_stores(),
+            Arc::new(analytics_core::event::SystemClock),
+            analytics_stats::StatsConfig::from_config(config),
+        )
+    }
+
     /// The stores statistics read (and the jobs write).
     pub fn stats_stores(&self) -> StatsStores {
         match &self.reads {
