@@ -606,12 +606,10 @@ async fn healthz() -> Json<Value> {
 }
 
 async fn readyz(State(state): State<AppState>) -> Response {
-    let stats = &state.inner.stats;
-    let today = DateRange::day(stats.today());
     // Reading is not enough: a full disk refuses writes while reads work.
     let writing = state.inner.tracker.store_error();
-    let database = writing.is_none() && stats.stores().stats.days(today).await.is_ok();
-    let counters = stats.stores().counters.online_agents().await.is_ok();
+    let (answers, counters) = state.inner.stats.ready().await;
+    let database = writing.is_none() && answers;
     let status = if database && counters {
         StatusCode::OK
     } else {

@@ -313,6 +313,15 @@ impl Stats {
         })
     }
 
+    /// Whether the stores answer: the statistics store (a read of today's statistics)
+    /// and the counters, in that order.
+    pub async fn ready(&self) -> (bool, bool) {
+        let today = DateRange::day(self.today());
+        let database = self.stores.stats.days(today).await.is_ok();
+        let counters = self.stores.counters.online_agents().await.is_ok();
+        (database, counters)
+    }
+
     /// The business calendar.
     pub fn calendar(&self) -> &Calendar {
         &self.config.calendar
