@@ -29,7 +29,7 @@ mod store;
 pub mod testing;
 
 pub use error::{Error, Result};
-pub use replica::{REPLICA_WAIT, ReplicaReads};
+pub use replica::{REPLICA_REST, REPLICA_WAIT, ReplicaReads};
 pub use store::{PgStore, PoolOptions};
 
 /// The schema migrations of `migrations/`.

@@ -78,6 +78,20 @@ impl PgStore {
         Ok(PgStore::new(pool, calendar))
     }
 
+    /// A store whose pool connects to `url` on first use (a server that is down now is
+    /// not an error here; its operations fail until it answers).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Query`] when `url` is not a PostgreSQL URL.
+    pub fn connect_lazy(url: &str, calendar: Calendar, options: PoolOptions) -> Result<PgStore> {
+        let pool = PgPoolOptions::new()
+            .max_connections(options.max_connections)
+            .acquire_timeout(options.acquire_timeout)
+            .connect_lazy(url)?;
+        Ok(PgStore::new(pool, calendar))
+    }
+
     /// A store on an existing pool.
     pub fn new(pool: PgPool, calendar: Calendar) -> PgStore {
         PgStore {

@@ -283,6 +283,16 @@ impl ReplicatedCluster {
         );
     }
 
+    /// Stops the replica (immediately, as a crash would).
+    pub fn stop_replica(&self) {
+        let replica = self.path("replica");
+        self.run(
+            "pg_ctl",
+            &["-D", &replica, "-m", "immediate", "-w", "stop"],
+            true,
+        );
+    }
+
     /// The primary's `postgres` database.
     pub fn primary_url(&self) -> String {
         format!(

@@ -261,13 +261,14 @@ pub async fn connect(config: &Config) -> Result<Backends, ConnectError> {
                 let store = Arc::new(store);
                 let mut description = format!("PostgreSQL at {url}");
                 if let Some(read_url) = &config.database_read_url {
-                    // The replica is not migrated: it replays the primary's schema.
-                    let replica = analytics_pg::PgStore::connect(
+                    // The replica is not migrated: it replays the primary's schema. It
+                    // is connected on first use: a replica that is down now is read
+                    // around (the primary answers), not a reason not to start.
+                    let replica = analytics_pg::PgStore::connect_lazy(
                         read_url.expose(),
                         calendar,
                         analytics_pg::PoolOptions::default(),
                     )
-                    .await
                     .map_err(|source| ConnectError::Postgres {
                         url: read_url.redacted(),
                         source,

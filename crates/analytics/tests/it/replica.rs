@@ -135,8 +135,31 @@ async fn a_replica_answers_questions_exactly_and_only_once_it_has_caught_up() {
     // Replay resumes: the replica answers again, the same.
     sql(&cluster.replica_url(), "SELECT pg_wal_replay_resume()").await;
     assert_eq!(routed.case_study(month).await.unwrap(), study);
+    let (replica_resumed, primary_resumed) = reads.reads();
     assert!(
-        reads.reads().0 > replica_paused,
+        replica_resumed > replica_paused,
         "the replica answers once caught up"
     );
+
+    // The replica goes down: the primary answers, without waiting for it each time.
+    cluster.stop_replica();
+    let started = std::time::Instant::now();
+    for _ in 0..5 {
+        assert_eq!(routed.case_study(month).await.unwrap(), study);
+        assert_eq!(
+            routed.range(range).await.unwrap(),
+            from_primary.range(range).await.unwrap()
+        );
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "a replica that is down costs little: {:?}",
+        started.elapsed()
+    );
+    let (replica_down, primary_down) = reads.reads();
+    assert_eq!(
+        replica_down, replica_resumed,
+        "a replica that is down answers nothing"
+    );
+    assert!(primary_down > primary_resumed);
 }
