@@ -176,7 +176,18 @@ impl Sketch {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Sketches {
     fields: BTreeMap<Field, Sketch>,
+    /// Fields whose distribution is known to miss values (a day aggregated before
+    /// distributions were kept): they have no percentiles, here or merged.
+    incomplete: std::collections::BTreeSet<Field>,
 }
+
+/// The summed fields with a distribution, and the kind whose count is theirs.
+const SKETCHED: [(Field, Kind); 4] = [
+    (Field::ResponseTimeMs, Kind::SessionMessage),
+    (Field::WaitSeconds, Kind::AgentSessionTakeover),
+    (Field::HandleSeconds, Kind::AgentSessionRelease),
+    (Field::ResolutionHours, Kind::TicketClosed),
+];
 
 impl Sketches {
     /// No values.
@@ -213,6 +224,22 @@ impl Sketches {
         for (field, sketch) in &other.fields {
             self.add(*field, sketch);
         }
+        self.incomplete.extend(other.incomplete.iter().copied());
+    }
+
+    /// The fields whose distribution does not hold as many values as `sums` counts
+    /// events of its kind.
+    pub fn mismatches(&self, sums: &crate::metrics::Sums) -> Vec<Field> {
+        SKETCHED
+            .iter()
+            .filter(|(field, kind)| self.get(*field).map_or(0, Sketch::count) != sums.count(*kind))
+            .map(|(field, _)| *field)
+            .collect()
+    }
+
+    /// Marks `field` as missing values: no percentiles for it, here or merged.
+    pub fn mark_incomplete(&mut self, field: Field) {
+        self.incomplete.insert(field);
     }
 
     /// The distribution of `field`'s quantity, if any value was added.
@@ -220,14 +247,22 @@ impl Sketches {
         self.fields.get(&field)
     }
 
-    /// The median of `field`'s quantity.
+    /// The median of `field`'s quantity (none when it is incomplete).
     pub fn p50(&self, field: Field) -> Option<f64> {
-        self.get(field).and_then(Sketch::p50)
+        self.complete(field).and_then(Sketch::p50)
     }
 
-    /// The 90th percentile of `field`'s quantity.
+    /// The 90th percentile of `field`'s quantity (none when it is incomplete).
     pub fn p90(&self, field: Field) -> Option<f64> {
-        self.get(field).and_then(Sketch::p90)
+        self.complete(field).and_then(Sketch::p90)
+    }
+
+    fn complete(&self, field: Field) -> Option<&Sketch> {
+        if self.incomplete.contains(&field) {
+            None
+        } else {
+            self.get(field)
+        }
     }
 
     /// The distributions that hold values, in field order.

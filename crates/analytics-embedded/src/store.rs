@@ -42,6 +42,32 @@ pub struct EmbeddedStore {
     settled: Settled,
 }
 
+/// Settled writes taken for removal: put back on drop unless removed.
+struct Taken<'a> {
+    settled: &'a Settled,
+    writes: Vec<i64>,
+}
+
+impl Taken<'_> {
+    /// Their removal committed.
+    fn removed(mut self) {
+        self.writes.clear();
+    }
+}
+
+impl Drop for Taken<'_> {
+    fn drop(&mut self) {
+        if !self.writes.is_empty() {
+            let writes = std::mem::take(&mut self.writes);
+            self.settled
+                .0
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .extend(writes);
+        }
+    }
+}
+
 /// The ids of writes whose counters were applied: their uncounted marks are removed
 /// by the next write's transaction, or before the marks are read, instead of by a
 /// transaction of their own per write. Until then the days look uncounted, which only
@@ -55,16 +81,13 @@ impl Settled {
         self.0.lock().unwrap_or_else(|e| e.into_inner()).push(write);
     }
 
-    fn take(&self) -> Vec<i64> {
-        std::mem::take(&mut *self.0.lock().unwrap_or_else(|e| e.into_inner()))
-    }
-
-    /// Puts back ids whose removal did not commit.
-    fn restore(&self, writes: Vec<i64>) {
-        self.0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .extend(writes);
+    /// Takes the ids to remove; they come back unless [`Taken::removed`] says their
+    /// removal committed (also when the write taking them is dropped half-way).
+    fn take(&self) -> Taken<'_> {
+        Taken {
+            settled: self,
+            writes: std::mem::take(&mut *self.0.lock().unwrap_or_else(|e| e.into_inner())),
+        }
     }
 
     /// Removes the marks of `writes` in the connection's transaction.
@@ -181,21 +204,24 @@ impl EmbeddedStore {
 impl EmbeddedStore {
     /// Removes the uncounted marks of the writes settled since the last write.
     async fn apply_settled(&self) -> Result<()> {
-        let writes = self.settled.take();
-        if writes.is_empty() {
+        use sqlx::Connection as _;
+        let taken = self.settled.take();
+        if taken.writes.is_empty() {
             return Ok(());
         }
+        let mut conn = self.writer.acquire().await?;
         let result = async {
-            use sqlx::Connection as _;
-            let mut conn = self.writer.acquire().await?;
             let mut tx = conn.begin().await?;
-            Settled::remove(&mut tx, &writes).await?;
+            Settled::remove(&mut tx, &taken.writes).await?;
             tx.commit().await?;
             Ok::<_, Error>(())
         }
         .await;
-        if result.is_err() {
-            self.settled.restore(writes);
+        match result {
+            Ok(()) => taken.removed(),
+            // As after a failed write: a transaction whose commit failed stays open on
+            // its connection.
+            Err(_) => conn.close_on_drop(),
         }
         result
     }
@@ -537,11 +563,14 @@ impl EventStore for EmbeddedStore {
         let encoded = encode(events);
         let mut conn = self.writer.acquire().await.map_err(Error::from)?;
         let settled = self.settled.take();
-        let result = write_events(&mut conn, &self.calendar, events, &encoded, &settled).await;
+        let result =
+            write_events(&mut conn, &self.calendar, events, &encoded, &settled.writes).await;
         let (flags, days, write) = match result {
-            Ok(done) => done,
+            Ok(done) => {
+                settled.removed();
+                done
+            }
             Err(error) => {
-                self.settled.restore(settled);
                 conn.close_on_drop();
                 return Err(error.into());
             }
@@ -679,7 +708,11 @@ impl EventStore for EmbeddedStore {
     }
 
     async fn uncounted_days(&self) -> analytics_core::Result<Vec<NaiveDate>> {
-        self.apply_settled().await?;
+        // Leftover marks only make days look uncounted (read from detail): a removal
+        // that fails (a full disk) is no reason to fail the reading.
+        if let Err(error) = self.apply_settled().await {
+            tracing::warn!(%error, "removing settled writes' uncounted marks failed");
+        }
         Ok(
             sqlx::query_scalar("SELECT DISTINCT day FROM analytics_uncounted ORDER BY day")
                 .fetch_all(&self.pool)

@@ -368,7 +368,7 @@ impl Stats {
     /// A store error.
     pub async fn day_sums(&self, range: DateRange) -> Result<Vec<(NaiveDate, Sums)>> {
         let sources = self.sources(range).await?;
-        self.sums_of(range, sources).await
+        Ok(self.sums_of(range, sources).await?.0)
     }
 
     /// The sums and the distributions of every day of `range`, in order, days without
@@ -382,15 +382,36 @@ impl Stats {
     pub async fn day_figures(&self, range: DateRange) -> Result<Vec<(NaiveDate, Sums, Sketches)>> {
         let sources = self.sources(range).await?;
         let mut sketches = self.sketches_of(range, &sources, false).await?;
-        Ok(self
-            .sums_of(range, sources)
-            .await?
-            .into_iter()
-            .map(|(day, sums)| {
-                let day_sketches = sketches.remove(&day).unwrap_or_default().totals;
-                (day, sums, day_sketches)
-            })
-            .collect())
+        let (days, sources) = self.sums_of(range, sources).await?;
+        let mut figures = Vec::with_capacity(days.len());
+        for (day, mut sums) in days {
+            let mut day_sketches = sketches.remove(&day).unwrap_or_default().totals;
+            // A day read from statistics or detail has as many values in each
+            // distribution as its sums count events (the counters are read apart from
+            // detail and may be a moment ahead or behind: not checked). If not, the
+            // two were read a moment apart, or the day was aggregated before
+            // distributions were kept: both again from one snapshot of detail; what
+            // still does not match (detail gone) has no percentiles.
+            let source = sources.get(&day).copied();
+            if source.is_some_and(|s| s != Source::Counters)
+                && !day_sketches.mismatches(&sums).is_empty()
+            {
+                let summary = self
+                    .stores
+                    .events
+                    .summarize(self.config.calendar.day_window(day))
+                    .await?;
+                if source == Some(Source::Detail) {
+                    sums = summary.totals;
+                }
+                day_sketches = summary.sketches.totals;
+                for field in day_sketches.mismatches(&sums) {
+                    day_sketches.mark_incomplete(field);
+                }
+            }
+            figures.push((day, sums, day_sketches));
+        }
+        Ok(figures)
     }
 
     /// The distributions of the days of `sources` (all of them, empty where a day has
@@ -429,11 +450,13 @@ impl Stats {
         Ok(days)
     }
 
+    /// The sums of every day of `range`, and the source each day was read from in the
+    /// end (a day whose counters were not whole is read from detail).
     async fn sums_of(
         &self,
         range: DateRange,
         mut sources: BTreeMap<NaiveDate, Source>,
-    ) -> Result<Vec<(NaiveDate, Sums)>> {
+    ) -> Result<(Vec<(NaiveDate, Sums)>, BTreeMap<NaiveDate, Source>)> {
         let mut sums: BTreeMap<NaiveDate, Sums> = range.iter().map(|d| (d, Sums::new())).collect();
         if sources.values().any(|s| *s == Source::Statistics) {
             for (day, day_sums) in self.stores.stats.days(range).await? {
@@ -469,7 +492,7 @@ impl Stats {
                 .await?;
             sums.insert(day, summary.totals);
         }
-        Ok(sums.into_iter().collect())
+        Ok((sums.into_iter().collect(), sources))
     }
 
     /// The per-agent sums over `range`.
@@ -479,15 +502,18 @@ impl Stats {
     /// A store error.
     pub async fn agent_sums(&self, range: DateRange) -> Result<BTreeMap<String, Sums>> {
         let sources = self.sources(range).await?;
-        self.agent_sums_of(range, &sources).await
+        Ok(self.agent_sums_of(range, &sources).await?.0)
     }
 
+    /// The per-agent sums over the days of `sources`, and those of the days read from
+    /// statistics alone.
     async fn agent_sums_of(
         &self,
         range: DateRange,
         sources: &BTreeMap<NaiveDate, Source>,
-    ) -> Result<BTreeMap<String, Sums>> {
+    ) -> Result<(BTreeMap<String, Sums>, BTreeMap<String, Sums>)> {
         let mut agents = BTreeMap::<String, Sums>::new();
+        let mut from_statistics = BTreeMap::<String, Sums>::new();
         let mut add = |day_agents: BTreeMap<String, Sums>| {
             for (agent, sums) in day_agents {
                 agents.entry(agent).or_default().merge(&sums);
@@ -496,6 +522,12 @@ impl Stats {
         if sources.values().any(|s| *s == Source::Statistics) {
             for (day, day_agents) in self.stores.stats.agent_days(range).await? {
                 if sources.get(&day) == Some(&Source::Statistics) {
+                    for (agent, sums) in &day_agents {
+                        from_statistics
+                            .entry(agent.clone())
+                            .or_default()
+                            .merge(sums);
+                    }
                     add(day_agents);
                 }
             }
@@ -520,7 +552,7 @@ impl Stats {
                 .await?
                 .agents);
         }
-        Ok(agents)
+        Ok((agents, from_statistics))
     }
 
     /// The metrics of one day.
@@ -630,15 +662,34 @@ impl Stats {
         let range = month.days();
         let sources = self.sources(range).await?;
         let mut sketches = BTreeMap::<String, Sketches>::new();
-        for day in self.sketches_of(range, &sources, true).await?.into_values() {
-            for (agent, day_sketches) in day.agents {
-                sketches.entry(agent).or_default().merge(&day_sketches);
+        let mut from_statistics = BTreeMap::<String, Sketches>::new();
+        for (day, day_sketches) in self.sketches_of(range, &sources, true).await? {
+            let statistics = sources.get(&day) == Some(&Source::Statistics);
+            for (agent, agent_sketches) in day_sketches.agents {
+                if statistics {
+                    from_statistics
+                        .entry(agent.clone())
+                        .or_default()
+                        .merge(&agent_sketches);
+                }
+                sketches.entry(agent).or_default().merge(&agent_sketches);
             }
         }
+        let (sums, statistics_sums) = self.agent_sums_of(range, &sources).await?;
+        // Days aggregated before distributions were kept have an agent's sums and not
+        // the distributions: that agent's percentiles of those fields are unknown.
         let none = Sketches::new();
-        Ok(self
-            .agent_sums_of(range, &sources)
-            .await?
+        for (agent, agent_sums) in &statistics_sums {
+            let mismatched = from_statistics
+                .get(agent)
+                .unwrap_or(&none)
+                .mismatches(agent_sums);
+            let agent_sketches = sketches.entry(agent.clone()).or_default();
+            for field in mismatched {
+                agent_sketches.mark_incomplete(field);
+            }
+        }
+        Ok(sums
             .iter()
             .map(|(agent, sums)| {
                 AgentMetrics::from_parts(agent.clone(), sums, sketches.get(agent).unwrap_or(&none))

@@ -45,7 +45,7 @@ use crate::telemetry::{Telemetry, add};
 /// How many waiting batches a writer stores together by default: batches wait only
 /// while every writer is busy, and then one write of several batches costs the store
 /// one transaction instead of several (the embedded store, with its one writer
-/// connection, went from 253,000 to over 300,000 events/s; BENCHMARKS.md).
+/// connection, went from 236,000–261,000 to 269,000–318,000 events/s; BENCHMARKS.md).
 pub const MERGE_BATCHES: usize = 4;
 
 /// How the tracker batches, buffers and retries.
@@ -104,9 +104,13 @@ impl TrackerConfig {
     }
 
     /// The most events the tracker holds in memory: the buffer, the batches waiting for
-    /// a writer, the batches being written, and the batch being filled.
+    /// a writer, the batches being written (each writer up to `merge_batches`, taken
+    /// from the waiting ones, which the flusher then fills again), and the batch being
+    /// filled.
     pub fn memory_bound(&self) -> usize {
-        self.queue_capacity + (self.waiting_batches + self.writers + 1) * self.batch_size
+        self.queue_capacity
+            + (self.waiting_batches + self.writers * self.merge_batches.max(1) + 1)
+                * self.batch_size
     }
 }
 

@@ -298,3 +298,88 @@ async fn the_return_window_decides_what_counts_as_a_return() {
     );
     assert_eq!(wide.ai_funnel(day).await.unwrap().total.returned, 1);
 }
+
+/// A day whose statistics were kept before distributions were (an upgrade): while its
+/// detail is kept, its distribution is read from detail; once retention dropped it,
+/// the month's percentiles of what that day counts are null — never a percentile of
+/// the other days' values passed off as the month's.
+#[tokio::test]
+async fn days_aggregated_without_distributions_give_no_partial_percentiles() {
+    let events = Arc::new(MemoryStore::new());
+    let stats_store = Arc::new(MemoryStore::new());
+    let calendar = Calendar::default();
+    let (first, second) = (at_date("2025-12-02"), at_date("2025-12-03"));
+    let mut all = Vec::new();
+    for (day, base) in [(first, 100), (second, 5_000)] {
+        let when = calendar.day_start(day) + TimeDelta::hours(3);
+        for i in 0..20 {
+            all.push(event(
+                "session.message",
+                when,
+                json!({"session_id": format!("{day}-{i}"), "response_time_ms": base + i}),
+            ));
+            all.push(event(
+                "agent.session_takeover",
+                when,
+                json!({"session_id": format!("{day}-{i}"), "agent_id": "a1", "wait_duration_seconds": base + i}),
+            ));
+        }
+    }
+    events.insert(&all).await.unwrap();
+    let stats = Stats::new(
+        StatsStores {
+            events: events.clone(),
+            stats: stats_store.clone(),
+            counters: Arc::new(MemoryCounters::new()),
+        },
+        Arc::new(FixedClock::new(at("2026-01-20T04:00:00Z"))),
+        StatsConfig {
+            calendar,
+            cost: Default::default(),
+            retention_days: 90,
+            session_idle: Duration::from_secs(1800),
+            days_ahead: 7,
+            return_window: analytics_core::store::RETURN_WINDOW,
+        },
+    );
+    Jobs::new(stats.clone()).refresh().await.unwrap();
+    let december = "2025-12".parse().unwrap();
+    let complete = stats.case_study(december).await.unwrap().raw;
+    let agents = stats.agents(december).await.unwrap();
+    assert!(complete.response_time_ms_p50.is_some());
+    // The first day as an older version kept it: sums, no distributions.
+    let mut old = events.summarize(calendar.day_window(first)).await.unwrap();
+    old.sketches = Default::default();
+    stats_store.put_day(first, &old).await.unwrap();
+    assert_eq!(
+        stats.case_study(december).await.unwrap().raw,
+        complete,
+        "read from detail"
+    );
+    assert_eq!(
+        stats.agents(december).await.unwrap()[0].first_response_seconds_p50,
+        None,
+        "an agent's distribution is not re-read: unknown until the day is aggregated again"
+    );
+    assert!(agents[0].first_response_seconds_p50.is_some());
+
+    // Retention drops the first day's detail: unknown, not the second day's alone.
+    events
+        .purge_before(calendar.day_start(second))
+        .await
+        .unwrap();
+    let raw = stats.case_study(december).await.unwrap().raw;
+    assert_eq!(raw.total_customers_served, complete.total_customers_served);
+    assert_eq!(raw.avg_response_time_ms, complete.avg_response_time_ms);
+    assert_eq!(raw.response_time_ms_p50, None);
+    assert_eq!(raw.first_response_seconds_p90, None);
+    // The second day alone still has its own.
+    assert!(
+        stats
+            .daily(second)
+            .await
+            .unwrap()
+            .response_time_ms_p50
+            .is_some()
+    );
+}
