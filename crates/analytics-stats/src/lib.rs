@@ -136,7 +136,7 @@ pub struct Realtime {
     /// Today's counters: events by name (`custom` for custom ones) and the summed
     /// durations, by field name.
     pub today_counters: Sums,
-    /// Today's metrics so far.
+    /// Today's metrics so far, without percentiles (null; `daily` of today has them).
     pub today: BusinessMetrics,
     /// This hour.
     pub this_hour: HourFigures,
@@ -718,8 +718,15 @@ impl Stats {
         let today = calendar.date(now);
         let hours = calendar.recent_hours(now, 24);
         // Today's figures by the same source rule as every other question (so exact,
-        // whatever the counters went through); the hours from the counters.
-        let (today_sums, today_sketches) = self.total(DateRange::day(today)).await?;
+        // whatever the counters went through); the hours from the counters. No
+        // percentiles: today's would be read from its detail on every call of a view
+        // that dashboards poll (`daily` of today has them).
+        let today_sums: Sums = self
+            .day_sums(DateRange::day(today))
+            .await?
+            .into_iter()
+            .map(|(_, s)| s)
+            .sum();
         let buckets: Vec<Bucket> = hours
             .iter()
             .map(|h| Bucket::all(Period::Hour(*h)))
@@ -742,7 +749,7 @@ impl Stats {
             date: today,
             events_today: today_sums.total_events(),
             today_counters: today_sums,
-            today: BusinessMetrics::from_parts(&today_sums, &today_sketches, self.config.cost),
+            today: BusinessMetrics::from_sums(&today_sums, self.config.cost),
             this_hour: last_24_hours.last().cloned().unwrap_or(HourFigures {
                 date: today,
                 hour: calendar.hour(now).hour,

@@ -362,7 +362,7 @@ async fn check(stats: &Stats, recount: &Recount, now: DateTime<Utc>, who: &str) 
     );
     assert_eq!(
         realtime.today,
-        recount.metrics(DateRange::day(today), cost),
+        BusinessMetrics::from_sums(&recount.day(today), cost),
         "{who}: today's metrics"
     );
 }
