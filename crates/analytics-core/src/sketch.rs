@@ -32,6 +32,15 @@ fn config() -> Config {
     Config::new(RELATIVE_ACCURACY, 2048, 1e-9)
 }
 
+/// `ln γ` of the mapping: a store may group values by `floor(ln(value) / ln γ)` (value
+/// in its unit: millionths / 10⁶) in its own arithmetic and hand each group's least
+/// and greatest value to [`DaySketches::add_named_range`], which checks them against
+/// the crate's mapping, so that a database's `ln` differing in the last bit never puts
+/// a value in the wrong bin.
+pub fn gamma_ln() -> f64 {
+    config().gamma.ln()
+}
+
 /// The distribution of one quantity: how many values fell in each DDSketch bin, and
 /// the least and greatest value (a percentile is never outside them, so a quantity
 /// whose values are all equal answers that value exactly).
@@ -69,6 +78,34 @@ impl Sketch {
             (Some((a, b)), Some((c, d))) => Some((a.min(c), b.max(d))),
             (one, other) => one.or(other),
         };
+    }
+
+    /// Whether values from `least` to `greatest` millionths all fall in one bin (or
+    /// are all zero): then [`Sketch::add_range`] can add them as a group.
+    pub fn one_bin(least: u64, greatest: u64) -> bool {
+        match (least, greatest) {
+            (0, 0) => true,
+            (0, _) | (_, 0) => false,
+            (least, greatest) => {
+                let config = config();
+                config.key(least as f64 / MICROS_PER_UNIT)
+                    == config.key(greatest as f64 / MICROS_PER_UNIT)
+            }
+        }
+    }
+
+    /// Adds `count` values from `least` to `greatest` millionths that all fall in one
+    /// bin ([`Sketch::one_bin`]; otherwise nothing is added and `false` answered).
+    pub fn add_range(&mut self, least: u64, greatest: u64, count: u64) -> bool {
+        if !Sketch::one_bin(least, greatest) || least > greatest {
+            return false;
+        }
+        if count == 0 {
+            return true;
+        }
+        self.add_micros(least, count);
+        self.widen(Some((least, greatest)));
+        true
     }
 
     /// Adds another distribution.
@@ -212,6 +249,19 @@ impl Sketches {
         }
     }
 
+    /// Adds `count` events of `kind` whose quantities, from `least` to `greatest`
+    /// millionths, fall in one bin (see [`Sketch::add_range`]).
+    pub fn add_range(&mut self, kind: Kind, least: u64, greatest: u64, count: u64) -> bool {
+        match Field::summed_by(kind) {
+            Some(field) => self
+                .fields
+                .entry(field)
+                .or_default()
+                .add_range(least, greatest, count),
+            None => true,
+        }
+    }
+
     /// Adds a distribution for `field`.
     pub fn add(&mut self, field: Field, sketch: &Sketch) {
         if !sketch.is_empty() {
@@ -344,6 +394,49 @@ impl DaySketches {
         Ok(())
     }
 
+    /// Like [`DaySketches::add_named_group`], for `count` events whose quantities go
+    /// from `least` to `greatest` millionths: added when they all fall in one bin of
+    /// the crate's mapping (`Ok(true)`), otherwise nothing is added (`Ok(false)`: the
+    /// store adds that group's values one by one).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidInput`] for a name that is neither a catalog nor a `custom.` name.
+    pub fn add_named_range(
+        &mut self,
+        name: &str,
+        agent: Option<&str>,
+        least: u64,
+        greatest: u64,
+        count: u64,
+    ) -> Result<bool> {
+        if !Sketch::one_bin(least, greatest) || least > greatest {
+            return Ok(false);
+        }
+        let kind = match crate::event::resolve_name(name) {
+            Ok(crate::event::Name::Catalog { kind, alias: false }) => kind,
+            Ok(crate::event::Name::Custom) => return Ok(true),
+            _ => {
+                return Err(Error::invalid_input(
+                    "stored event name",
+                    name,
+                    "a catalog or custom. event name",
+                ));
+            }
+        };
+        if Field::summed_by(kind).is_none() || count == 0 {
+            return Ok(true);
+        }
+        self.totals.add_range(kind, least, greatest, count);
+        if let Some(agent) = agent {
+            self.agents
+                .entry(agent.to_owned())
+                .or_default()
+                .add_range(kind, least, greatest, count);
+        }
+        Ok(true)
+    }
+
     /// Adds another day's (or period's) distributions.
     pub fn merge(&mut self, other: &DaySketches) {
         self.totals.merge(&other.totals);
@@ -407,6 +500,31 @@ mod tests {
         for key in low..=high {
             assert_eq!(config.key(config.value(key)), key);
         }
+    }
+
+    #[test]
+    fn a_group_is_added_only_when_it_lies_in_one_bin() {
+        let mut grouped = DaySketches::default();
+        let mut one_by_one = DaySketches::default();
+        // 1.000 s and 1.005 s share a bin; 1 s and 2 s do not; zeros are their own.
+        for (least, greatest, count) in [(1_000_000, 1_005_000, 3), (0, 0, 2)] {
+            let added = grouped.add_named_range(
+                "agent.session_takeover",
+                Some("a"),
+                least,
+                greatest,
+                count,
+            );
+            assert_eq!(added.ok(), Some(true));
+        }
+        for micros in [1_000_000, 1_002_000, 1_005_000, 0, 0] {
+            let _ = one_by_one.add_named_group("agent.session_takeover", Some("a"), micros, 1);
+        }
+        assert_eq!(grouped, one_by_one);
+        let straddles =
+            grouped.add_named_range("agent.session_takeover", None, 1_000_000, 2_000_000, 2);
+        assert_eq!(straddles.ok(), Some(false));
+        assert_eq!(grouped, one_by_one, "nothing added");
     }
 
     #[test]

@@ -603,25 +603,66 @@ async fn summarize(conn: &mut PgConnection, window: DayWindow) -> Result<DaySumm
     Ok(summary)
 }
 
+/// The bin of a value in PostgreSQL's arithmetic: `floor(ln(value) / ln γ)`, null
+/// for zero (see `sketch::gamma_ln`).
+const BIN_SQL: &str =
+    "floor(ln(nullif(value_micros, 0)::float8 / 1000000.0::float8) / $3::float8)::int8";
+
 /// The distributions of the durations of one business day's events: the events with
-/// a summed quantity grouped by name, agent and value (the sketch's bin is picked in
-/// Rust, by the crate's mapping, so that every store bins alike).
+/// a summed quantity grouped by name, agent and bin, each group with its least and
+/// greatest value and count — a few hundred rows, not one per distinct value. The
+/// bin is checked in Rust against the crate's mapping (least and greatest in one bin,
+/// so every value between them is too); a group that straddles two (PostgreSQL's `ln`
+/// differing in the last bit at an edge) is read value by value.
 async fn sketches(conn: &mut PgConnection, window: DayWindow) -> Result<DaySketches> {
-    let groups: Vec<(String, Option<String>, i64, i64)> = sqlx::query_as(
-        "SELECT event, agent_id, value_micros, count(*)::int8 \
-         FROM analytics_events \
-         WHERE occurred_at >= $1 AND occurred_at < $2 AND value_micros IS NOT NULL \
-         GROUP BY event, agent_id, value_micros",
-    )
-    .bind(window.start)
-    .bind(window.end)
-    .fetch_all(&mut *conn)
-    .await?;
+    let gamma_ln = analytics_core::sketch::gamma_ln();
+    let groups: Vec<(String, Option<String>, Option<i64>, i64, i64, i64)> =
+        sqlx::query_as(&format!(
+            "SELECT event, agent_id, {BIN_SQL} AS bin, min(value_micros)::int8, \
+                    max(value_micros)::int8, count(*)::int8 \
+             FROM analytics_events \
+             WHERE occurred_at >= $1 AND occurred_at < $2 AND value_micros IS NOT NULL \
+             GROUP BY event, agent_id, bin"
+        ))
+        .bind(window.start)
+        .bind(window.end)
+        .bind(gamma_ln)
+        .fetch_all(&mut *conn)
+        .await?;
     let mut sketches = DaySketches::default();
-    for (event, agent, value, count) in groups {
-        sketches
-            .add_named_group(&event, agent.as_deref(), value as u64, count as u64)
+    for (event, agent, bin, least, greatest, count) in groups {
+        let added = sketches
+            .add_named_range(
+                &event,
+                agent.as_deref(),
+                least as u64,
+                greatest as u64,
+                count as u64,
+            )
             .map_err(Error::Model)?;
+        if added {
+            continue;
+        }
+        let values: Vec<(i64, i64)> = sqlx::query_as(&format!(
+            "SELECT value_micros, count(*)::int8 FROM analytics_events \
+             WHERE occurred_at >= $1 AND occurred_at < $2 AND value_micros IS NOT NULL \
+               AND event = $4 AND agent_id IS NOT DISTINCT FROM $5 \
+               AND {BIN_SQL} IS NOT DISTINCT FROM $6 \
+             GROUP BY value_micros"
+        ))
+        .bind(window.start)
+        .bind(window.end)
+        .bind(gamma_ln)
+        .bind(&event)
+        .bind(&agent)
+        .bind(bin)
+        .fetch_all(&mut *conn)
+        .await?;
+        for (value, count) in values {
+            sketches
+                .add_named_group(&event, agent.as_deref(), value as u64, count as u64)
+                .map_err(Error::Model)?;
+        }
     }
     Ok(sketches)
 }
