@@ -603,6 +603,10 @@ async fn summarize(conn: &mut PgConnection, window: DayWindow) -> Result<DaySumm
     Ok(summary)
 }
 
+/// One group of a day's durations: event, agent, bin (null for zeros), least and
+/// greatest value, count.
+type BinGroup = (String, Option<String>, Option<i64>, i64, i64, i64);
+
 /// The bin of a value in PostgreSQL's arithmetic: `floor(ln(value) / ln γ)`, null
 /// for zero (see `sketch::gamma_ln`).
 const BIN_SQL: &str =
@@ -616,19 +620,18 @@ const BIN_SQL: &str =
 /// differing in the last bit at an edge) is read value by value.
 async fn sketches(conn: &mut PgConnection, window: DayWindow) -> Result<DaySketches> {
     let gamma_ln = analytics_core::sketch::gamma_ln();
-    let groups: Vec<(String, Option<String>, Option<i64>, i64, i64, i64)> =
-        sqlx::query_as(&format!(
-            "SELECT event, agent_id, {BIN_SQL} AS bin, min(value_micros)::int8, \
+    let groups: Vec<BinGroup> = sqlx::query_as(&format!(
+        "SELECT event, agent_id, {BIN_SQL} AS bin, min(value_micros)::int8, \
                     max(value_micros)::int8, count(*)::int8 \
              FROM analytics_events \
              WHERE occurred_at >= $1 AND occurred_at < $2 AND value_micros IS NOT NULL \
              GROUP BY event, agent_id, bin"
-        ))
-        .bind(window.start)
-        .bind(window.end)
-        .bind(gamma_ln)
-        .fetch_all(&mut *conn)
-        .await?;
+    ))
+    .bind(window.start)
+    .bind(window.end)
+    .bind(gamma_ln)
+    .fetch_all(&mut *conn)
+    .await?;
     let mut sketches = DaySketches::default();
     for (event, agent, bin, least, greatest, count) in groups {
         let added = sketches
