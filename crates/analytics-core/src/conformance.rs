@@ -127,6 +127,40 @@ pub async fn event_store_keeps_each_id_once(store: &dyn EventStore) {
         .await
         .unwrap_or_else(|e| panic!("summarize: {e}"));
     assert_eq!(day, summary_of(&events), "each event counted once");
+
+    // A batch of several statements' worth (stores write a thousand rows a statement)
+    // whose ids were partly stored before, some of them twice in the batch: the flags
+    // say which of each are new, in every part of the batch.
+    let when = at("2025-12-05T02:00:00Z");
+    let big: Vec<Event> = (0..2_500)
+        .map(|i| {
+            event(
+                "session.message",
+                when + TimeDelta::milliseconds(i),
+                json!({"session_id": format!("big-{i}"), "response_time_ms": i % 997 + 1}),
+            )
+        })
+        .collect();
+    let stored_before: Vec<Event> = big.iter().step_by(7).cloned().collect();
+    store
+        .insert(&stored_before)
+        .await
+        .unwrap_or_else(|e| panic!("insert: {e}"));
+    let mut batch = big.clone();
+    batch.extend(big.iter().skip(1_500).step_by(11).cloned());
+    let flags = store
+        .insert(&batch)
+        .await
+        .unwrap_or_else(|e| panic!("insert: {e}"));
+    let expected: Vec<bool> = (0..batch.len())
+        .map(|i| i < big.len() && i % 7 != 0)
+        .collect();
+    assert_eq!(flags, expected, "new ids across statements");
+    let day = store
+        .summarize(Calendar::default().day_window(date("2025-12-05")))
+        .await
+        .unwrap_or_else(|e| panic!("summarize: {e}"));
+    assert_eq!(day, summary_of(&big), "the big batch, each event once");
 }
 
 /// `summarize` sums exactly the events of one business day, per agent too.
