@@ -742,25 +742,11 @@ pub struct TicketMetrics {
     /// Closed with `sla_met = true` over closed, a fraction.
     #[serde(serialize_with = "num_serde::option")]
     pub sla_met_rate: Option<f64>,
-    /// Median `resolution_duration_hours` of `ticket.closed` (within 1 %).
-    #[serde(serialize_with = "num_serde::option")]
-    pub resolution_time_hours_p50: Option<f64>,
-    /// 90th percentile `resolution_duration_hours` of `ticket.closed`.
-    #[serde(serialize_with = "num_serde::option")]
-    pub resolution_time_hours_p90: Option<f64>,
 }
 
 impl TicketMetrics {
-    /// Derives ticket figures from the sums and distributions of a period.
-    pub fn from_parts(sums: &Sums, sketches: &Sketches) -> TicketMetrics {
-        TicketMetrics {
-            resolution_time_hours_p50: sketches.p50(Field::ResolutionHours),
-            resolution_time_hours_p90: sketches.p90(Field::ResolutionHours),
-            ..TicketMetrics::from_sums(sums)
-        }
-    }
-
-    /// Derives ticket figures from the sums of a period, without percentiles.
+    /// Derives ticket figures from the sums of a period (the percentiles of resolution
+    /// time are in the case study's `raw`: `/tickets` keeps SPEC §9's fields).
     pub fn from_sums(sums: &Sums) -> TicketMetrics {
         let closed = sums.count(Kind::TicketClosed);
         TicketMetrics {
@@ -768,8 +754,6 @@ impl TicketMetrics {
             tickets_resolved: closed,
             avg_resolution_time_hours: mean(sums.get(Field::ResolutionHours), closed),
             sla_met_rate: ratio(sums.get(Field::SlaMet), closed),
-            resolution_time_hours_p50: None,
-            resolution_time_hours_p90: None,
         }
     }
 }

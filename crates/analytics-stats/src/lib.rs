@@ -703,8 +703,7 @@ impl Stats {
     ///
     /// A store error.
     pub async fn tickets(&self, month: YearMonth) -> Result<TicketMetrics> {
-        let (sums, sketches) = self.total(month.days()).await?;
-        Ok(TicketMetrics::from_parts(&sums, &sketches))
+        Ok(TicketMetrics::from_sums(&self.month_sums(month).await?))
     }
 
     /// The real-time view, from the counters.

@@ -93,8 +93,7 @@ fn metrics_with_no_data_are_zero_or_null() {
     );
     assert_eq!(
         serde_json::to_value(TicketMetrics::from_sums(&Sums::new())).unwrap(),
-        json!({"tickets_created": 0, "tickets_resolved": 0, "avg_resolution_time_hours": null, "sla_met_rate": null,
-               "resolution_time_hours_p50": null, "resolution_time_hours_p90": null})
+        json!({"tickets_created": 0, "tickets_resolved": 0, "avg_resolution_time_hours": null, "sla_met_rate": null})
     );
 }
 

@@ -197,18 +197,6 @@ fn same_tickets(ours: &TicketMetrics, plain: &TicketMetrics, stage: &str) {
         stage,
     );
     close(ours.sla_met_rate, plain.sla_met_rate, "ticket sla", stage);
-    within(
-        ours.resolution_time_hours_p50,
-        plain.resolution_time_hours_p50,
-        "ticket resolution p50",
-        stage,
-    );
-    within(
-        ours.resolution_time_hours_p90,
-        plain.resolution_time_hours_p90,
-        "ticket resolution p90",
-        stage,
-    );
 }
 
 /// Every figure of both months and every day, against the plain computation.

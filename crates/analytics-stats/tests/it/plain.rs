@@ -106,8 +106,6 @@ impl Figures {
             tickets_resolved: closed,
             avg_resolution_time_hours: Self::mean(self.resolution, closed),
             sla_met_rate: (closed > 0).then(|| self.sla_met as f64 / closed as f64),
-            resolution_time_hours_p50: self.quantile("resolution", 0.5),
-            resolution_time_hours_p90: self.quantile("resolution", 0.9),
         }
     }
 }
