@@ -32,7 +32,7 @@
       keyRefused: '密钥无效：服务拒绝了它（401）。请检查后重新输入。',
       keyNoScope: '该密钥没有 read 权限（403）。请使用 read 或 admin 密钥。',
       networkError: '无法连接服务。',
-      updated: '更新于 {time}', range: '{start} 至 {end}',
+      updated: '更新于 {time}', range: '{start} 至 {end}', spread: '中位数 {p50} · P90 {p90}',
       rangeEmpty: '所选时间段暂无数据。', noData: NO_DATA,
       footer: '数据来自本服务的 API（/api/analytics）。',
       events: '事件', sessionsStarted: '新会话', customers: '服务客户',
@@ -71,7 +71,7 @@
       keyRefused: 'The key was refused (401). Check it and enter it again.',
       keyNoScope: 'This key has no read scope (403). Use a read or admin key.',
       networkError: 'The service cannot be reached.',
-      updated: 'updated {time}', range: '{start} to {end}',
+      updated: 'updated {time}', range: '{start} to {end}', spread: 'median {p50} · p90 {p90}',
       rangeEmpty: 'No data in the chosen range.', noData: 'No data this month.',
       footer: 'Data from this service\u2019s API (/api/analytics).',
       events: 'Events', sessionsStarted: 'Sessions started', customers: 'Customers served',
@@ -377,6 +377,15 @@
     for (const tile of $$('#case-tiles .tile')) {
       const v = value(tile.dataset.case);
       $('.value', tile).textContent = typeof v === 'number' ? count(v) : orDash(v);
+      // Beside a mean, its median and 90th percentile (in seconds as the mean is told).
+      if (tile.dataset.spread) {
+        const scale = Number(tile.dataset.scale);
+        const p50 = study.raw[tile.dataset.spread + '_p50'];
+        const p90 = study.raw[tile.dataset.spread + '_p90'];
+        $('.spread', tile).textContent = p50 === null || p50 === undefined || p90 === null || p90 === undefined
+          ? ''
+          : t('spread', { p50: duration(p50 * scale), p90: duration(p90 * scale) });
+      }
     }
     $('#story').textContent = study.story;
   }

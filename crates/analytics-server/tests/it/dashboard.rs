@@ -429,6 +429,30 @@ async fn the_dashboard_shows_what_the_api_says_in_a_real_browser() {
             .await,
         expect_count(&study["ai_chatbot"]["total_customers_served"])
     );
+    // Under each mean, the month's median and 90th percentile from `raw`.
+    for (path, field, to_seconds) in [
+        ("ai_chatbot.avg_response_time", "response_time_ms", 0.001),
+        ("agent_workbench.avg_first_response", "first_response_seconds", 1.0),
+        ("agent_workbench.avg_handle_time", "handle_time_seconds", 1.0),
+        ("tickets.avg_resolution_time", "resolution_time_hours", 3600.0),
+    ] {
+        let raw = &study["raw"];
+        let (p50, p90) = (
+            raw[format!("{field}_p50")].as_f64().unwrap(),
+            raw[format!("{field}_p90")].as_f64().unwrap(),
+        );
+        assert_eq!(
+            browser
+                .text(&format!("#case-tiles [data-case='{path}'] .spread"))
+                .await,
+            format!(
+                "中位数 {} · P90 {}",
+                expect_duration(Some(p50 * to_seconds)),
+                expect_duration(Some(p90 * to_seconds))
+            ),
+            "{path}"
+        );
+    }
 
     // Agents: the month's agents, sorted on click as the API's figures sort.
     let agents = get(
