@@ -432,9 +432,21 @@ async fn the_dashboard_shows_what_the_api_says_in_a_real_browser() {
     // Under each mean, the month's median and 90th percentile from `raw`.
     for (path, field, to_seconds) in [
         ("ai_chatbot.avg_response_time", "response_time_ms", 0.001),
-        ("agent_workbench.avg_first_response", "first_response_seconds", 1.0),
-        ("agent_workbench.avg_handle_time", "handle_time_seconds", 1.0),
-        ("tickets.avg_resolution_time", "resolution_time_hours", 3600.0),
+        (
+            "agent_workbench.avg_first_response",
+            "first_response_seconds",
+            1.0,
+        ),
+        (
+            "agent_workbench.avg_handle_time",
+            "handle_time_seconds",
+            1.0,
+        ),
+        (
+            "tickets.avg_resolution_time",
+            "resolution_time_hours",
+            3600.0,
+        ),
     ] {
         let raw = &study["raw"];
         let (p50, p90) = (
