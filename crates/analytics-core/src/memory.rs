@@ -319,19 +319,6 @@ impl StatsStore for MemoryStore {
             .collect())
     }
 
-    async fn agents(&self, range: DateRange) -> Result<BTreeMap<String, Sums>> {
-        let mut agents = BTreeMap::<String, Sums>::new();
-        for summary in lock(&self.days)
-            .range(range.start()..=range.end())
-            .map(|(_, s)| s)
-        {
-            for (agent, sums) in &summary.agents {
-                agents.entry(agent.clone()).or_default().merge(sums);
-            }
-        }
-        Ok(agents)
-    }
-
     async fn agent_days(
         &self,
         range: DateRange,

@@ -422,13 +422,6 @@ pub trait StatsStore: Send + Sync {
     /// A store error.
     async fn days(&self, range: DateRange) -> Result<Vec<(NaiveDate, Sums)>>;
 
-    /// Per-agent sums over `range`.
-    ///
-    /// # Errors
-    ///
-    /// A store error.
-    async fn agents(&self, range: DateRange) -> Result<BTreeMap<String, Sums>>;
-
     /// Per-agent sums of each day of `range` that has statistics.
     ///
     /// # Errors

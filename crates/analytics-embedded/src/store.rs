@@ -852,16 +852,6 @@ impl StatsStore for EmbeddedStore {
         .map_err(Error::Model)?)
     }
 
-    async fn agents(&self, range: DateRange) -> analytics_core::Result<BTreeMap<String, Sums>> {
-        let mut agents = BTreeMap::<String, Sums>::new();
-        for day in self.agent_days(range).await?.into_values() {
-            for (agent, sums) in day {
-                agents.entry(agent).or_default().merge(&sums);
-            }
-        }
-        Ok(agents)
-    }
-
     async fn agent_days(
         &self,
         range: DateRange,

@@ -287,10 +287,6 @@ impl StatsStore for ReplicaReads {
         self.route.read(|store| store.days(range)).await
     }
 
-    async fn agents(&self, range: DateRange) -> analytics_core::Result<BTreeMap<String, Sums>> {
-        self.route.read(|store| store.agents(range)).await
-    }
-
     async fn agent_days(
         &self,
         range: DateRange,

@@ -1063,26 +1063,6 @@ impl StatsStore for PgStore {
         .map_err(Error::Model)?)
     }
 
-    async fn agents(&self, range: DateRange) -> analytics_core::Result<BTreeMap<String, Sums>> {
-        let rows: Vec<(String, String, i64)> = sqlx::query_as(
-            "SELECT agent_id, field, sum(value)::int8 FROM analytics_agent_daily_stats \
-             WHERE day BETWEEN $1 AND $2 GROUP BY agent_id, field",
-        )
-        .bind(range.start())
-        .bind(range.end())
-        .fetch_all(&self.pool)
-        .await
-        .map_err(Error::from)?;
-        let mut agents = BTreeMap::<String, Sums>::new();
-        for (agent, name, value) in rows {
-            agents
-                .entry(agent)
-                .or_default()
-                .increment(field(&name)?, value as u64);
-        }
-        Ok(agents)
-    }
-
     async fn agent_days(
         &self,
         range: DateRange,
