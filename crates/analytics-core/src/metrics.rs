@@ -434,6 +434,29 @@ pub fn days_from_rows<D: PartialEq + Copy>(
     Ok(days)
 }
 
+/// Sums per day and agent from `(day, agent, field name, value)` rows, as stores keep
+/// per-agent daily statistics.
+///
+/// # Errors
+///
+/// [`Error::InvalidInput`] for a field name that is not a [`Field`].
+pub fn agent_days_from_rows<D: Ord>(
+    rows: impl IntoIterator<Item = (D, String, String, u64)>,
+) -> Result<BTreeMap<D, BTreeMap<String, Sums>>> {
+    let mut days = BTreeMap::<D, BTreeMap<String, Sums>>::new();
+    for (day, agent, name, value) in rows {
+        let field = Field::from_name(&name).ok_or_else(|| {
+            Error::invalid_input("statistics field", &name, "a field of the metric model")
+        })?;
+        days.entry(day)
+            .or_default()
+            .entry(agent)
+            .or_default()
+            .increment(field, value);
+    }
+    Ok(days)
+}
+
 /// The sums of one business day, for all events and per agent, and the
 /// distributions of its summed quantities (for percentiles).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

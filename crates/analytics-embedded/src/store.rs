@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use analytics_core::event::Event;
 use analytics_core::memory::{DayLocks, ProcessLocks};
-use analytics_core::metrics::{DaySummary, Field, Measure, Sums, days_from_rows};
+use analytics_core::metrics::{DaySummary, Measure, Sums, agent_days_from_rows, days_from_rows};
 use analytics_core::sketch::{DaySketches, sketch_days_from_rows};
 use analytics_core::store::{
     CounterRecount, DeadLetter, DirtyDay, EventStore, JobLock, PendingCounters, SESSION_READ_AHEAD,
@@ -230,12 +230,6 @@ impl EmbeddedStore {
 fn to_i64(field: &str, value: u64) -> Result<i64> {
     i64::try_from(value).map_err(|_| Error::Overflow {
         field: field.to_owned(),
-    })
-}
-
-fn field(name: &str) -> Result<Field> {
-    Field::from_name(name).ok_or_else(|| Error::UnknownField {
-        field: name.to_owned(),
     })
 }
 
@@ -865,15 +859,11 @@ impl StatsStore for EmbeddedStore {
         .fetch_all(&self.pool)
         .await
         .map_err(Error::from)?;
-        let mut days = BTreeMap::<NaiveDate, BTreeMap<String, Sums>>::new();
-        for (day, agent, name, value) in rows {
-            days.entry(day)
-                .or_default()
-                .entry(agent)
-                .or_default()
-                .increment(field(&name)?, value as u64);
-        }
-        Ok(days)
+        Ok(agent_days_from_rows(
+            rows.into_iter()
+                .map(|(day, agent, name, value)| (day, agent, name, value as u64)),
+        )
+        .map_err(Error::Model)?)
     }
 
     async fn sketch_days(

@@ -19,12 +19,6 @@ pub enum Error {
     /// The database holds events or statistics the domain model does not know.
     #[error("postgres holds events or statistics the domain model does not know")]
     Model(#[source] analytics_core::Error),
-    /// A statistics row names a field the metric model does not know.
-    #[error("postgres holds the statistics field {field:?}, which the metric model does not know")]
-    UnknownField {
-        /// The field name found.
-        field: String,
-    },
     /// A sum is too large for a PostgreSQL `bigint`.
     #[error("the statistics field {field:?} exceeds the largest bigint")]
     Overflow {

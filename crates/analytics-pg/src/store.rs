@@ -11,7 +11,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use analytics_core::event::Event;
-use analytics_core::metrics::{DaySummary, Field, Sums, days_from_rows};
+use analytics_core::metrics::{DaySummary, Sums, agent_days_from_rows, days_from_rows};
 use analytics_core::sketch::{DaySketches, sketch_days_from_rows};
 use analytics_core::store::{
     CounterRecount, DeadLetter, DirtyDay, EventStore, JobLock, PendingCounters, SESSION_READ_AHEAD,
@@ -750,12 +750,6 @@ async fn put_day(conn: &mut PgConnection, date: NaiveDate, summary: &DaySummary)
     Ok(())
 }
 
-fn field(name: &str) -> Result<Field> {
-    Field::from_name(name).ok_or_else(|| Error::UnknownField {
-        field: name.to_owned(),
-    })
-}
-
 /// The sessions export's query (see `EventStore::sessions` and `store::sessions_of`,
 /// whose rules it follows: text compared byte by byte, as Rust does).
 const SESSIONS_SQL: &str = r#"WITH ev AS (
@@ -1076,15 +1070,11 @@ impl StatsStore for PgStore {
         .fetch_all(&self.pool)
         .await
         .map_err(Error::from)?;
-        let mut days = BTreeMap::<NaiveDate, BTreeMap<String, Sums>>::new();
-        for (day, agent, name, value) in rows {
-            days.entry(day)
-                .or_default()
-                .entry(agent)
-                .or_default()
-                .increment(field(&name)?, value as u64);
-        }
-        Ok(days)
+        Ok(agent_days_from_rows(
+            rows.into_iter()
+                .map(|(day, agent, name, value)| (day, agent, name, value as u64)),
+        )
+        .map_err(Error::Model)?)
     }
 
     async fn sketch_days(
