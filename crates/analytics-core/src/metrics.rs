@@ -509,6 +509,22 @@ impl DaySummary {
         Ok(())
     }
 
+    /// The summary of `(event name, agent, count, value sum, sla met)` rows, grouped by
+    /// event and agent, as stores sum a day's detail (distributions left empty).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidInput`] for a name that is neither a catalog nor a `custom.` name.
+    pub fn from_groups(
+        rows: impl IntoIterator<Item = (String, Option<String>, i64, i64, i64)>,
+    ) -> Result<DaySummary> {
+        let mut summary = DaySummary::default();
+        for (event, agent, count, value, sla) in rows {
+            summary.add_named_group(&event, agent, count as u64, value as u64, sla as u64)?;
+        }
+        Ok(summary)
+    }
+
     /// Adds another summary.
     pub fn merge(&mut self, other: &DaySummary) {
         self.totals.merge(&other.totals);

@@ -437,6 +437,22 @@ impl DaySketches {
         Ok(true)
     }
 
+    /// Adds `(event name, agent, value, count)` rows, grouped by event, agent and
+    /// value, as stores read a day's durations.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidInput`] for a name that is neither a catalog nor a `custom.` name.
+    pub fn add_value_groups(
+        &mut self,
+        rows: impl IntoIterator<Item = (String, Option<String>, i64, i64)>,
+    ) -> Result<()> {
+        for (event, agent, value, count) in rows {
+            self.add_named_group(&event, agent.as_deref(), value as u64, count as u64)?;
+        }
+        Ok(())
+    }
+
     /// Adds another day's (or period's) distributions.
     pub fn merge(&mut self, other: &DaySketches) {
         self.totals.merge(&other.totals);

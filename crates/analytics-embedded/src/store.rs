@@ -244,12 +244,7 @@ async fn summarize(conn: &mut SqliteConnection, window: DayWindow) -> Result<Day
     .bind(micros(window.end))
     .fetch_all(&mut *conn)
     .await?;
-    let mut summary = DaySummary::default();
-    for (event, agent, count, value, sla) in groups {
-        summary
-            .add_named_group(&event, agent, count as u64, value as u64, sla as u64)
-            .map_err(Error::Model)?;
-    }
+    let mut summary = DaySummary::from_groups(groups).map_err(Error::Model)?;
     summary.sketches = sketches(conn, window).await?;
     Ok(summary)
 }
@@ -268,11 +263,7 @@ async fn sketches(conn: &mut SqliteConnection, window: DayWindow) -> Result<DayS
     .fetch_all(&mut *conn)
     .await?;
     let mut sketches = DaySketches::default();
-    for (event, agent, value, count) in groups {
-        sketches
-            .add_named_group(&event, agent.as_deref(), value as u64, count as u64)
-            .map_err(Error::Model)?;
-    }
+    sketches.add_value_groups(groups).map_err(Error::Model)?;
     Ok(sketches)
 }
 

@@ -593,12 +593,7 @@ async fn summarize(conn: &mut PgConnection, window: DayWindow) -> Result<DaySumm
     .bind(window.end)
     .fetch_all(&mut *conn)
     .await?;
-    let mut summary = DaySummary::default();
-    for (event, agent, count, value, sla) in groups {
-        summary
-            .add_named_group(&event, agent, count as u64, value as u64, sla as u64)
-            .map_err(Error::Model)?;
-    }
+    let mut summary = DaySummary::from_groups(groups).map_err(Error::Model)?;
     summary.sketches = sketches(conn, window).await?;
     Ok(summary)
 }
@@ -661,11 +656,13 @@ async fn sketches(conn: &mut PgConnection, window: DayWindow) -> Result<DaySketc
         .bind(bin)
         .fetch_all(&mut *conn)
         .await?;
-        for (value, count) in values {
-            sketches
-                .add_named_group(&event, agent.as_deref(), value as u64, count as u64)
-                .map_err(Error::Model)?;
-        }
+        sketches
+            .add_value_groups(
+                values
+                    .into_iter()
+                    .map(|(value, count)| (event.clone(), agent.clone(), value, count)),
+            )
+            .map_err(Error::Model)?;
     }
     Ok(sketches)
 }
