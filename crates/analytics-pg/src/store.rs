@@ -484,14 +484,19 @@ impl CounterRecount for PgRecount {
 
 /// Writes the batch with one `COPY`.
 async fn copy_in(conn: &mut PgConnection, events: &[&Event]) -> Result<()> {
-    let mut data = String::with_capacity(events.len() * 320);
+    let mut data = Vec::with_capacity(19 + events.len() * 300 + 2);
+    data.extend_from_slice(copy::BINARY_HEADER);
     for event in events {
-        copy::encode(&mut data, event);
+        copy::encode_binary(&mut data, event);
     }
+    data.extend_from_slice(&copy::BINARY_TRAILER);
     copy_data(
         conn,
-        &format!("COPY analytics_events ({}) FROM STDIN", copy::COLUMNS),
-        data.as_bytes(),
+        &format!(
+            "COPY analytics_events ({}) FROM STDIN WITH (FORMAT binary)",
+            copy::COLUMNS
+        ),
+        &data,
     )
     .await
 }

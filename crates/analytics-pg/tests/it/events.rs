@@ -66,7 +66,7 @@ async fn events_keep_their_columns_and_properties() {
     let takeover = event(
         "agent.session_takeover",
         t,
-        json!({"agent_id": "a-1", "session_id": "s-1", "wait_duration_seconds": 12.25}),
+        json!({"agent_id": "a-1", "session_id": "s\\1\t\"q\" ü", "wait_duration_seconds": 12.25}),
     );
     db.store()
         .insert(&[closed.clone(), takeover.clone()])
@@ -108,7 +108,7 @@ async fn events_keep_their_columns_and_properties() {
     .unwrap();
     assert_eq!(
         (agent.as_deref(), session.as_deref(), value),
-        (Some("a-1"), Some("s-1"), Some(12_250_000))
+        (Some("a-1"), Some("s\\1\t\"q\" ü"), Some(12_250_000))
     );
 }
 
