@@ -168,65 +168,76 @@ impl CaseStudy {
         }
     }
 
-    /// The case study as plain text, for `analytics report --format text`.
+    /// The case study as plain text, for `analytics report --format text` (its
+    /// [`Display`](std::fmt::Display)).
     pub fn to_text(&self) -> String {
-        let dash = "-";
-        let or_dash = |s: &Option<String>| s.clone().unwrap_or_else(|| dash.to_owned());
-        let mut out = String::new();
-        let _ = writeln!(out, "{} 案例数据", self.period);
-        let _ = writeln!(out);
-        let _ = writeln!(out, "AI 客服");
-        let _ = writeln!(
-            out,
-            "  服务客户数    {}",
-            format::count(self.ai_chatbot.total_customers_served)
-        );
-        let _ = writeln!(
-            out,
-            "  AI 解决率     {}",
-            or_dash(&self.ai_chatbot.ai_resolution_rate)
-        );
-        let _ = writeln!(
-            out,
-            "  平均响应时间  {}",
-            or_dash(&self.ai_chatbot.avg_response_time)
-        );
-        let _ = writeln!(out, "  节省成本      {}", self.ai_chatbot.cost_saved);
-        let _ = writeln!(out, "坐席工作台");
-        let _ = writeln!(
-            out,
-            "  处理会话数    {}",
-            format::count(self.agent_workbench.sessions_handled)
-        );
-        let _ = writeln!(
-            out,
-            "  平均首次响应  {}",
-            or_dash(&self.agent_workbench.avg_first_response)
-        );
-        let _ = writeln!(
-            out,
-            "  平均处理时长  {}",
-            or_dash(&self.agent_workbench.avg_handle_time)
-        );
-        let _ = writeln!(out, "工单");
-        let _ = writeln!(
-            out,
-            "  解决工单数    {}",
-            format::count(self.tickets.tickets_resolved)
-        );
-        let _ = writeln!(
-            out,
-            "  平均解决时长  {}",
-            or_dash(&self.tickets.avg_resolution_time)
-        );
-        let _ = writeln!(
-            out,
-            "  SLA 达标率    {}",
-            or_dash(&self.tickets.sla_met_rate)
-        );
-        let _ = writeln!(out);
-        let _ = writeln!(out, "{}", self.story);
-        out
+        self.to_string()
+    }
+}
+
+impl std::fmt::Display for CaseStudy {
+    /// The plain-text report: the period, the three sections as aligned lines (a dash
+    /// where there is no data), then the story.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let or_dash = |s: &Option<String>| s.clone().unwrap_or_else(|| "-".to_owned());
+        let sections = [
+            (
+                "AI 客服",
+                vec![
+                    (
+                        "服务客户数    ",
+                        format::count(self.ai_chatbot.total_customers_served),
+                    ),
+                    (
+                        "AI 解决率     ",
+                        or_dash(&self.ai_chatbot.ai_resolution_rate),
+                    ),
+                    (
+                        "平均响应时间  ",
+                        or_dash(&self.ai_chatbot.avg_response_time),
+                    ),
+                    ("节省成本      ", self.ai_chatbot.cost_saved.clone()),
+                ],
+            ),
+            (
+                "坐席工作台",
+                vec![
+                    (
+                        "处理会话数    ",
+                        format::count(self.agent_workbench.sessions_handled),
+                    ),
+                    (
+                        "平均首次响应  ",
+                        or_dash(&self.agent_workbench.avg_first_response),
+                    ),
+                    (
+                        "平均处理时长  ",
+                        or_dash(&self.agent_workbench.avg_handle_time),
+                    ),
+                ],
+            ),
+            (
+                "工单",
+                vec![
+                    (
+                        "解决工单数    ",
+                        format::count(self.tickets.tickets_resolved),
+                    ),
+                    ("平均解决时长  ", or_dash(&self.tickets.avg_resolution_time)),
+                    ("SLA 达标率    ", or_dash(&self.tickets.sla_met_rate)),
+                ],
+            ),
+        ];
+        writeln!(f, "{} 案例数据", self.period)?;
+        writeln!(f)?;
+        for (title, lines) in sections {
+            writeln!(f, "{title}")?;
+            for (label, value) in lines {
+                writeln!(f, "  {label}{value}")?;
+            }
+        }
+        writeln!(f)?;
+        writeln!(f, "{}", self.story)
     }
 }
 

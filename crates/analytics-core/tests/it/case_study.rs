@@ -228,6 +228,16 @@ fn durations_are_told_in_seconds_minutes_or_hours_by_size() {
 fn the_text_report_shows_every_figure_and_the_story() {
     let study = CaseStudy::from_sums(december(), &seed_month(), CostPerResolution::default());
     let text = study.to_text();
+    assert_eq!(
+        text,
+        format!(
+            "2025年12月 案例数据\n\nAI 客服\n  服务客户数    5,420\n  AI 解决率     85.3%\n  \
+             平均响应时间  1.5秒\n  节省成本      ¥46,230\n坐席工作台\n  处理会话数    812\n  \
+             平均首次响应  30秒\n  平均处理时长  8分钟\n工单\n  解决工单数    156\n  \
+             平均解决时长  4小时\n  SLA 达标率    95.5%\n\n{}\n",
+            study.story
+        )
+    );
     for expected in [
         "2025年12月",
         "5,420",
