@@ -649,15 +649,22 @@ impl BusinessMetrics {
         sketches: &Sketches,
         cost: CostPerResolution,
     ) -> BusinessMetrics {
+        let (response_time_ms_p50, response_time_ms_p90) = sketches.p50_p90(Field::ResponseTimeMs);
+        let (first_response_seconds_p50, first_response_seconds_p90) =
+            sketches.p50_p90(Field::WaitSeconds);
+        let (handle_time_seconds_p50, handle_time_seconds_p90) =
+            sketches.p50_p90(Field::HandleSeconds);
+        let (resolution_time_hours_p50, resolution_time_hours_p90) =
+            sketches.p50_p90(Field::ResolutionHours);
         BusinessMetrics {
-            response_time_ms_p50: sketches.p50(Field::ResponseTimeMs),
-            response_time_ms_p90: sketches.p90(Field::ResponseTimeMs),
-            first_response_seconds_p50: sketches.p50(Field::WaitSeconds),
-            first_response_seconds_p90: sketches.p90(Field::WaitSeconds),
-            handle_time_seconds_p50: sketches.p50(Field::HandleSeconds),
-            handle_time_seconds_p90: sketches.p90(Field::HandleSeconds),
-            resolution_time_hours_p50: sketches.p50(Field::ResolutionHours),
-            resolution_time_hours_p90: sketches.p90(Field::ResolutionHours),
+            response_time_ms_p50,
+            response_time_ms_p90,
+            first_response_seconds_p50,
+            first_response_seconds_p90,
+            handle_time_seconds_p50,
+            handle_time_seconds_p90,
+            resolution_time_hours_p50,
+            resolution_time_hours_p90,
             ..BusinessMetrics::from_sums(sums, cost)
         }
     }
@@ -738,11 +745,15 @@ impl AgentMetrics {
         sums: &Sums,
         sketches: &Sketches,
     ) -> AgentMetrics {
+        let (first_response_seconds_p50, first_response_seconds_p90) =
+            sketches.p50_p90(Field::WaitSeconds);
+        let (handle_time_seconds_p50, handle_time_seconds_p90) =
+            sketches.p50_p90(Field::HandleSeconds);
         AgentMetrics {
-            first_response_seconds_p50: sketches.p50(Field::WaitSeconds),
-            first_response_seconds_p90: sketches.p90(Field::WaitSeconds),
-            handle_time_seconds_p50: sketches.p50(Field::HandleSeconds),
-            handle_time_seconds_p90: sketches.p90(Field::HandleSeconds),
+            first_response_seconds_p50,
+            first_response_seconds_p90,
+            handle_time_seconds_p50,
+            handle_time_seconds_p90,
             ..AgentMetrics::from_sums(agent_id, sums)
         }
     }

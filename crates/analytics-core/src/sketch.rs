@@ -29,7 +29,10 @@ pub const RELATIVE_ACCURACY: f64 = 0.01;
 /// unit and at most 10⁹ when not zero (validation), which spans ~1,730 bins of
 /// 2,048: the sketch never collapses bins, so the bound holds for every value.
 fn config() -> Config {
-    Config::new(RELATIVE_ACCURACY, 2048, 1e-9)
+    // Built once: `Config::new` takes two logarithms.
+    static CONFIG: std::sync::LazyLock<Config> =
+        std::sync::LazyLock::new(|| Config::new(RELATIVE_ACCURACY, 2048, 1e-9));
+    *CONFIG
 }
 
 /// `ln γ` of the mapping: a store may group values by `floor(ln(value) / ln γ)` (value
@@ -97,15 +100,19 @@ impl Sketch {
     /// Adds `count` values from `least` to `greatest` millionths that all fall in one
     /// bin ([`Sketch::one_bin`]; otherwise nothing is added and `false` answered).
     pub fn add_range(&mut self, least: u64, greatest: u64, count: u64) -> bool {
-        if !Sketch::one_bin(least, greatest) || least > greatest {
+        if least > greatest || !Sketch::one_bin(least, greatest) {
             return false;
         }
-        if count == 0 {
-            return true;
-        }
-        self.add_micros(least, count);
-        self.widen(Some((least, greatest)));
+        self.add_in_bin(least, greatest, count);
         true
+    }
+
+    /// [`Sketch::add_range`] of values known to lie in one bin.
+    fn add_in_bin(&mut self, least: u64, greatest: u64, count: u64) {
+        if count > 0 {
+            self.add_micros(least, count);
+            self.widen(Some((least, greatest)));
+        }
     }
 
     /// Adds another distribution.
@@ -134,7 +141,14 @@ impl Sketch {
     /// `⌊q · (n − 1)⌋` of the sorted values, within [`RELATIVE_ACCURACY`] (and within
     /// the least and greatest value); `None` without values.
     pub fn quantile(&self, q: f64) -> Option<f64> {
-        let (least, greatest) = self.range?;
+        self.quantiles([q])[0]
+    }
+
+    /// Several quantiles ([`Sketch::quantile`]) from one DDSketch built from the bins.
+    pub fn quantiles<const N: usize>(&self, qs: [f64; N]) -> [Option<f64>; N] {
+        let Some((least, greatest)) = self.range else {
+            return [None; N];
+        };
         let config = config();
         let mut sketch = DDSketch::new(config);
         sketch.add_with_count(0.0, self.zero);
@@ -142,11 +156,13 @@ impl Sketch {
             // The bin's representative value lies inside the bin, so it maps back to it.
             sketch.add_with_count(config.value(*key), *count);
         }
-        let value = sketch.quantile(q.clamp(0.0, 1.0)).ok().flatten()?;
-        Some(value.clamp(
-            least as f64 / MICROS_PER_UNIT,
-            greatest as f64 / MICROS_PER_UNIT,
-        ))
+        qs.map(|q| {
+            let value = sketch.quantile(q.clamp(0.0, 1.0)).ok().flatten()?;
+            Some(value.clamp(
+                least as f64 / MICROS_PER_UNIT,
+                greatest as f64 / MICROS_PER_UNIT,
+            ))
+        })
     }
 
     /// The median.
@@ -250,15 +266,13 @@ impl Sketches {
     }
 
     /// Adds `count` events of `kind` whose quantities, from `least` to `greatest`
-    /// millionths, fall in one bin (see [`Sketch::add_range`]).
-    pub fn add_range(&mut self, kind: Kind, least: u64, greatest: u64, count: u64) -> bool {
-        match Field::summed_by(kind) {
-            Some(field) => self
-                .fields
+    /// millionths, are known to fall in one bin ([`Sketch::one_bin`]).
+    fn add_in_bin(&mut self, kind: Kind, least: u64, greatest: u64, count: u64) {
+        if let Some(field) = Field::summed_by(kind) {
+            self.fields
                 .entry(field)
                 .or_default()
-                .add_range(least, greatest, count),
-            None => true,
+                .add_in_bin(least, greatest, count);
         }
     }
 
@@ -307,6 +321,15 @@ impl Sketches {
         self.complete(field).and_then(Sketch::p90)
     }
 
+    /// The median and the 90th percentile of `field`'s quantity, from one pass over
+    /// its bins (none when it is incomplete).
+    pub fn p50_p90(&self, field: Field) -> (Option<f64>, Option<f64>) {
+        let [p50, p90] = self
+            .complete(field)
+            .map_or([None, None], |sketch| sketch.quantiles([0.5, 0.9]));
+        (p50, p90)
+    }
+
     fn complete(&self, field: Field) -> Option<&Sketch> {
         if self.incomplete.contains(&field) {
             None
@@ -338,21 +361,42 @@ pub struct DaySketches {
     pub agents: BTreeMap<String, Sketches>,
 }
 
+/// The kind stored under `name` when its quantity is sketched; none for other kinds
+/// and `custom.` names.
+///
+/// # Errors
+///
+/// [`Error::InvalidInput`] for a name that is neither a catalog nor a `custom.` name.
+fn sketched_kind(name: &str) -> Result<Option<Kind>> {
+    match crate::event::resolve_name(name) {
+        Ok(crate::event::Name::Catalog { kind, alias: false }) => {
+            Ok(Field::summed_by(kind).map(|_| kind))
+        }
+        Ok(crate::event::Name::Custom) => Ok(None),
+        _ => Err(Error::invalid_input(
+            "stored event name",
+            name,
+            "a catalog or custom. event name",
+        )),
+    }
+}
+
 impl DaySketches {
+    /// Applies `add` to the distributions of all events and to `agent`'s.
+    fn add_to(&mut self, agent: Option<&str>, add: impl Fn(&mut Sketches)) {
+        add(&mut self.totals);
+        if let Some(agent) = agent {
+            add(self.agents.entry(agent.to_owned()).or_default());
+        }
+    }
+
     /// Adds one event.
     pub fn record(&mut self, event: &Event) {
         let (Some(kind), Some(micros)) = (event.kind(), Measure::of(event).value_micros) else {
             return;
         };
-        if Field::summed_by(kind).is_none() {
-            return;
-        }
-        self.totals.add_group(kind, micros, 1);
-        if let Some(agent) = event.agent_id() {
-            self.agents
-                .entry(agent.to_owned())
-                .or_default()
-                .add_group(kind, micros, 1);
+        if Field::summed_by(kind).is_some() {
+            self.add_to(event.agent_id(), |s| s.add_group(kind, micros, 1));
         }
     }
 
@@ -370,26 +414,10 @@ impl DaySketches {
         micros: u64,
         count: u64,
     ) -> Result<()> {
-        let kind = match crate::event::resolve_name(name) {
-            Ok(crate::event::Name::Catalog { kind, alias: false }) => kind,
-            Ok(crate::event::Name::Custom) => return Ok(()),
-            _ => {
-                return Err(Error::invalid_input(
-                    "stored event name",
-                    name,
-                    "a catalog or custom. event name",
-                ));
-            }
-        };
-        if Field::summed_by(kind).is_none() || count == 0 {
-            return Ok(());
-        }
-        self.totals.add_group(kind, micros, count);
-        if let Some(agent) = agent {
-            self.agents
-                .entry(agent.to_owned())
-                .or_default()
-                .add_group(kind, micros, count);
+        if let Some(kind) = sketched_kind(name)?
+            && count > 0
+        {
+            self.add_to(agent, |s| s.add_group(kind, micros, count));
         }
         Ok(())
     }
@@ -410,29 +438,11 @@ impl DaySketches {
         greatest: u64,
         count: u64,
     ) -> Result<bool> {
-        if !Sketch::one_bin(least, greatest) || least > greatest {
+        if least > greatest || !Sketch::one_bin(least, greatest) {
             return Ok(false);
         }
-        let kind = match crate::event::resolve_name(name) {
-            Ok(crate::event::Name::Catalog { kind, alias: false }) => kind,
-            Ok(crate::event::Name::Custom) => return Ok(true),
-            _ => {
-                return Err(Error::invalid_input(
-                    "stored event name",
-                    name,
-                    "a catalog or custom. event name",
-                ));
-            }
-        };
-        if Field::summed_by(kind).is_none() || count == 0 {
-            return Ok(true);
-        }
-        self.totals.add_range(kind, least, greatest, count);
-        if let Some(agent) = agent {
-            self.agents
-                .entry(agent.to_owned())
-                .or_default()
-                .add_range(kind, least, greatest, count);
+        if let Some(kind) = sketched_kind(name)? {
+            self.add_to(agent, |s| s.add_in_bin(kind, least, greatest, count));
         }
         Ok(true)
     }
