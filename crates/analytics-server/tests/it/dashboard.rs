@@ -458,6 +458,8 @@ async fn the_dashboard_shows_what_the_api_says_in_a_real_browser() {
                 .text(&format!("#case-tiles [data-case='{path}'] .spread"))
                 .await,
             format!(
+                // Each label is kept with its value by a no-break space, which
+                // WebDriver's element text shows as a space.
                 "中位数 {} · P90 {}",
                 expect_duration(Some(p50 * to_seconds)),
                 expect_duration(Some(p90 * to_seconds))
