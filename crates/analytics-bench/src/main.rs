@@ -114,7 +114,7 @@ async fn main() -> anyhow::Result<()> {
                 rows.push(memory::run_embedded(scale).await?);
             }
             "pg-insert" => rows.extend(pg_insert::run(scale).await?),
-            "redis-counters" => rows.push(redis_counters::run(scale).await?),
+            "redis-counters" => rows.extend(redis_counters::run(scale).await?),
             "spill-drain" => rows.push(tracker::spill_drain(scale).await?),
             _ => unreachable!("names are checked above"),
         }

@@ -291,7 +291,8 @@ pub struct Config {
     /// statistics questions once it has replayed what the primary had when asked
     /// (optional; PostgreSQL only).
     pub database_read_url: Option<ConnectionUrl>,
-    /// `REDIS_URL`: Redis, or in-process counters when unset.
+    /// `REDIS_URL`: Redis (a Redis Cluster for `redis+cluster://`), or in-process
+    /// counters when unset.
     pub redis_url: Option<ConnectionUrl>,
     /// `ANALYTICS_REDIS_PREFIX`, default `analytics`.
     pub redis_prefix: String,
@@ -387,13 +388,18 @@ impl Config {
             config.database_read_url = Some(ConnectionUrl::new(url));
         }
         config.redis_url = match get("REDIS_URL") {
-            Some(url) if url.starts_with("redis://") || url.starts_with("rediss://") => {
+            Some(url)
+                if ["redis://", "rediss://", "redis+cluster://"]
+                    .iter()
+                    .any(|scheme| url.starts_with(scheme)) =>
+            {
                 Some(ConnectionUrl::new(url.trim()))
             }
             Some(_) => {
                 return Err(ConfigError {
                     variable: "REDIS_URL",
-                    message: "must start with redis:// or rediss:// \
+                    message: "must start with redis:// or rediss://, or be \
+                              redis+cluster://host:port,host:port for a Redis Cluster \
                               (unset it for in-process counters)"
                         .to_owned(),
                 });

@@ -1,6 +1,6 @@
 //! `CounterStore` on Redis: one flush is one `MULTI … EXEC` pipeline with one
 //! `HINCRBY` per key and field, one `EXPIRE … NX` per key, and the session and agent
-//! updates.
+//! updates — on a cluster, one such transaction per slot group it touches.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -8,12 +8,48 @@ use analytics_core::catalog::AgentStatus;
 use analytics_core::metrics::{Field, Sums};
 use analytics_core::store::{Bucket, CounterBatch, CounterStore, Period};
 use async_trait::async_trait;
-use chrono::{DateTime, TimeDelta, Utc};
-use deadpool_redis::redis::{self, Pipeline};
+use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
+use deadpool_redis::redis::{self, Pipeline, Value};
 
 use crate::RedisStore;
 use crate::error::{Error, Result};
-use crate::keys::hash_field;
+use crate::keys::{Keys, hash_field, slot_group};
+
+/// The UTC days, from today, whose groups a rebuild marks intact on a cluster: any time
+/// zone's yesterday, today and tomorrow (which the rebuild recounts), and days after
+/// them, which hold nothing yet.
+const MARKED_DAYS: std::ops::RangeInclusive<i64> = -2..=7;
+/// The UTC days, from today, whose groups must be marked for the counters to be intact
+/// on a cluster: any time zone's yesterday and today.
+const CHECKED_DAYS: std::ops::RangeInclusive<i64> = -2..=1;
+/// How long a group's intact marker lives on a cluster: past the last day it covers.
+const MARKER_TTL_SECS: u64 = 14 * 24 * 3600;
+
+/// One atomic pipeline per slot group (one in all on a server).
+struct Transactions<'k> {
+    keys: &'k Keys,
+    pipes: BTreeMap<String, Pipeline>,
+}
+
+impl<'k> Transactions<'k> {
+    fn new(keys: &'k Keys) -> Transactions<'k> {
+        Transactions {
+            keys,
+            pipes: BTreeMap::new(),
+        }
+    }
+
+    /// The transaction of `key`'s group.
+    fn on(&mut self, key: &str) -> &mut Pipeline {
+        self.pipes
+            .entry(slot_group(self.keys, key))
+            .or_insert_with(|| {
+                let mut pipe = redis::pipe();
+                pipe.atomic();
+                pipe
+            })
+    }
+}
 
 /// Keeps each agent's latest status (by event time) and the set of online agents.
 /// KEYS: presence hash, online set. ARGV: (agent, microseconds, status) triples.
@@ -47,15 +83,15 @@ fn as_i64(field: Field, value: u64) -> Result<i64> {
 }
 
 impl RedisStore {
-    /// The commands of one flush, combined per key and field.
-    fn counter_pipeline(&self, batch: &CounterBatch) -> Result<Pipeline> {
-        let mut pipe = redis::pipe();
-        pipe.atomic();
+    /// The transactions of one flush (one per slot group), combined per key and field.
+    fn counter_pipeline(&self, batch: &CounterBatch) -> Result<Vec<Pipeline>> {
+        let mut tx = Transactions::new(&self.keys);
         let mut expiries = BTreeMap::new();
         for (bucket, sums) in &batch.increments {
             let (key, ttl) = self.keys.bucket(bucket);
             for (field, value) in sums.iter() {
-                pipe.cmd("HINCRBY")
+                tx.on(&key)
+                    .cmd("HINCRBY")
                     .arg(&key)
                     .arg(hash_field(field.name(), bucket.agent.as_deref()))
                     .arg(as_i64(field, value)?)
@@ -65,7 +101,8 @@ impl RedisStore {
         }
         // A key gets its TTL when it is created; later flushes leave it running.
         for (key, ttl) in expiries {
-            pipe.cmd("EXPIRE")
+            tx.on(&key)
+                .cmd("EXPIRE")
                 .arg(key)
                 .arg(ttl.as_secs())
                 .arg("NX")
@@ -97,14 +134,15 @@ impl RedisStore {
         }
         for (command, n) in [(started, n_started), (touched, n_touched), (ended, n_ended)] {
             if n > 0 {
-                pipe.add_command(command).ignore();
+                tx.on(&sessions).add_command(command).ignore();
             }
         }
         if let Some(latest) = batch.sessions.values().map(|m| millis(m.last_seen)).max() {
             let horizon = TimeDelta::from_std(self.options.session_horizon)
                 .unwrap_or(TimeDelta::days(1))
                 .num_milliseconds();
-            pipe.cmd("ZREMRANGEBYSCORE")
+            tx.on(&sessions)
+                .cmd("ZREMRANGEBYSCORE")
                 .arg(&sessions)
                 .arg("-inf")
                 .arg(format!("({}", latest - horizon))
@@ -112,19 +150,20 @@ impl RedisStore {
         }
 
         if !batch.agents.is_empty() {
+            let presence = self.keys.agent_presence();
             let mut eval = redis::cmd("EVAL");
             eval.arg(PRESENCE_SCRIPT)
                 .arg(2)
-                .arg(self.keys.agent_presence())
+                .arg(&presence)
                 .arg(self.keys.online_agents());
             for (agent, mark) in &batch.agents {
                 eval.arg(agent)
                     .arg(mark.at.timestamp_micros())
                     .arg(mark.status.as_str());
             }
-            pipe.add_command(eval).ignore();
+            tx.on(&presence).add_command(eval).ignore();
         }
-        Ok(pipe)
+        Ok(tx.pipes.into_values().collect())
     }
 
     /// The distinct hashes that hold these buckets, sorted.
@@ -135,24 +174,88 @@ impl RedisStore {
         keys
     }
 
-    /// Each bucket's sums, from the hashes read for `keys` (in their order).
+    /// `keys` by slot group.
+    fn by_group<'k>(&self, keys: &'k [String]) -> BTreeMap<String, Vec<&'k String>> {
+        let mut groups = BTreeMap::<String, Vec<&String>>::new();
+        for key in keys {
+            groups
+                .entry(slot_group(&self.keys, key))
+                .or_default()
+                .push(key);
+        }
+        groups
+    }
+
+    /// Each bucket's sums, from the hashes read by key.
     fn bucket_sums(
         &self,
         buckets: &[Bucket],
-        keys: &[String],
-        hashes: &[HashMap<String, i64>],
+        hashes: &HashMap<String, HashMap<String, i64>>,
     ) -> Result<Vec<Sums>> {
-        let by_key: HashMap<&str, &HashMap<String, i64>> =
-            keys.iter().map(String::as_str).zip(hashes).collect();
         let empty = HashMap::new();
         buckets
             .iter()
             .map(|bucket| {
                 let key = self.keys.bucket(bucket).0;
-                let hash = by_key.get(key.as_str()).copied().unwrap_or(&empty);
+                let hash = hashes.get(&key).unwrap_or(&empty);
                 sums_from_hash(&key, hash, bucket.agent.as_deref())
             })
             .collect()
+    }
+
+    /// Reads `keys` (hashes of one slot group) with the group's intact marker, in one
+    /// transaction: `None` when the group is not intact.
+    async fn read_group_whole(
+        &self,
+        conn: &mut crate::Connection,
+        group: &str,
+        keys: &[&String],
+    ) -> Result<Option<Vec<HashMap<String, i64>>>> {
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        pipe.cmd("GET").arg(self.keys.intact(group));
+        pipe.cmd("INFO").arg("server");
+        for key in keys {
+            pipe.cmd("HGETALL").arg(*key);
+        }
+        let mut values: Vec<Value> = pipe.query_async(conn).await?;
+        let unexpected = |what: String| Error::Unexpected {
+            key: self.keys.intact(group),
+            what,
+        };
+        if values.len() < 2 {
+            return Err(unexpected("a short answer to GET and INFO".to_owned()));
+        }
+        let rest = values.split_off(2);
+        let info: String = redis::from_redis_value(values.remove(1))
+            .map_err(|e| unexpected(format!("INFO answered {e}")))?;
+        let marker: Option<String> = redis::from_redis_value(values.remove(0))
+            .map_err(|e| unexpected(format!("GET answered {e}")))?;
+        if !is_intact(marker.as_deref(), &info) {
+            return Ok(None);
+        }
+        let hashes = rest
+            .into_iter()
+            .map(redis::from_redis_value)
+            .collect::<std::result::Result<_, _>>()
+            .map_err(|e| unexpected(format!("HGETALL answered {e}")))?;
+        Ok(Some(hashes))
+    }
+
+    /// The groups whose markers a rebuild sets, or that must be marked.
+    fn marker_groups(&self, days: std::ops::RangeInclusive<i64>) -> Vec<String> {
+        let today: NaiveDate = Utc::now().date_naive();
+        self.keys.marker_groups(today, days)
+    }
+
+    /// How many transactions [`CounterStore::apply`] sends for `batch`: one, or on a
+    /// cluster one per slot group it touches.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Unexpected`] for a sum beyond a Redis integer.
+    pub fn transactions_for(&self, batch: &CounterBatch) -> Result<usize> {
+        Ok(self.counter_pipeline(batch)?.len())
     }
 
     /// How many commands [`CounterStore::apply`] sends for `batch` (without `MULTI` and
@@ -162,7 +265,11 @@ impl RedisStore {
     ///
     /// [`Error::Unexpected`] for a sum beyond a Redis integer.
     pub fn commands_for(&self, batch: &CounterBatch) -> Result<usize> {
-        Ok(self.counter_pipeline(batch)?.cmd_iter().count())
+        Ok(self
+            .counter_pipeline(batch)?
+            .iter()
+            .map(|pipe| pipe.cmd_iter().count())
+            .sum())
     }
 }
 
@@ -227,11 +334,17 @@ fn agents_from_hash(key: &str, hash: &HashMap<String, i64>) -> Result<BTreeMap<S
     Ok(agents)
 }
 
-/// Marks the counters intact if the rebuild's token is still there (no loss since it
-/// began). KEYS: rebuilding token, intact marker. ARGV: the token, the server's run id.
+/// Marks the counters (of a group, on a cluster) intact with the server's run id if the
+/// rebuild's token is still there (no loss since it began). KEYS: rebuilding token,
+/// intact marker. ARGV: the token, the marker's TTL in seconds (0: none).
 const FINISH_REBUILD_SCRIPT: &str = r"
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  redis.call('SET', KEYS[2], ARGV[2])
+local run = string.match(redis.call('INFO', 'server'), 'run_id:(%w+)')
+if run and redis.call('GET', KEYS[1]) == ARGV[1] then
+  if tonumber(ARGV[2]) > 0 then
+    redis.call('SET', KEYS[2], run, 'EX', ARGV[2])
+  else
+    redis.call('SET', KEYS[2], run)
+  end
   redis.call('DEL', KEYS[1])
   return 1
 end
@@ -244,11 +357,13 @@ impl CounterStore for RedisStore {
         if batch.is_empty() {
             return Ok(());
         }
-        let pipe = self.counter_pipeline(batch)?;
+        let transactions = self.counter_pipeline(batch)?;
         let mut conn = self.connection().await?;
-        pipe.query_async::<()>(&mut conn)
-            .await
-            .map_err(Error::from)?;
+        for pipe in transactions {
+            pipe.query_async::<()>(&mut conn)
+                .await
+                .map_err(Error::from)?;
+        }
         Ok(())
     }
 
@@ -258,14 +373,18 @@ impl CounterStore for RedisStore {
         if keys.is_empty() {
             return Ok(Vec::new());
         }
-        let mut pipe = redis::pipe();
-        for key in &keys {
-            pipe.cmd("HGETALL").arg(key);
-        }
         let mut conn = self.connection().await?;
-        let hashes: Vec<HashMap<String, i64>> =
-            pipe.query_async(&mut conn).await.map_err(Error::from)?;
-        Ok(self.bucket_sums(buckets, &keys, &hashes)?)
+        let mut hashes = HashMap::new();
+        for group_keys in self.by_group(&keys).into_values() {
+            let mut pipe = redis::pipe();
+            for key in &group_keys {
+                pipe.cmd("HGETALL").arg(*key);
+            }
+            let read: Vec<HashMap<String, i64>> =
+                pipe.query_async(&mut conn).await.map_err(Error::from)?;
+            hashes.extend(group_keys.into_iter().cloned().zip(read));
+        }
+        Ok(self.bucket_sums(buckets, &hashes)?)
     }
 
     async fn replace(&self, bucket: &Bucket, sums: &Sums) -> analytics_core::Result<()> {
@@ -333,44 +452,24 @@ impl CounterStore for RedisStore {
     }
 
     async fn read_whole(&self, buckets: &[Bucket]) -> analytics_core::Result<Option<Vec<Sums>>> {
-        // The marker and the hashes in one transaction: a loss between two reads
+        // Each group's marker and hashes in one transaction: a loss between two reads
         // cannot pass for whole counters.
         let keys = self.hash_keys(buckets);
-        let mut pipe = redis::pipe();
-        pipe.atomic();
-        pipe.cmd("GET").arg(self.keys.intact());
-        pipe.cmd("INFO").arg("server");
-        for key in &keys {
-            pipe.cmd("HGETALL").arg(key);
+        if keys.is_empty() {
+            return Ok(self.intact().await?.then(Vec::new));
         }
         let mut conn = self.connection().await?;
-        let (intact, hashes): (bool, Vec<HashMap<String, i64>>) = {
-            let mut values: Vec<redis::Value> =
-                pipe.query_async(&mut conn).await.map_err(Error::from)?;
-            let unexpected = |what: String| Error::Unexpected {
-                key: self.keys.intact(),
-                what,
-            };
-            if values.len() < 2 {
-                return Err(unexpected("a short answer to GET and INFO".to_owned()).into());
+        let mut hashes = HashMap::new();
+        for (group, group_keys) in self.by_group(&keys) {
+            match self
+                .read_group_whole(&mut conn, &group, &group_keys)
+                .await?
+            {
+                Some(read) => hashes.extend(group_keys.into_iter().cloned().zip(read)),
+                None => return Ok(None),
             }
-            let rest = values.split_off(2);
-            let info: String = redis::from_redis_value(values.remove(1))
-                .map_err(|e| unexpected(format!("INFO answered {e}")))?;
-            let marker: Option<String> = redis::from_redis_value(values.remove(0))
-                .map_err(|e| unexpected(format!("GET answered {e}")))?;
-            let intact = is_intact(marker.as_deref(), &info);
-            let hashes = rest
-                .into_iter()
-                .map(redis::from_redis_value)
-                .collect::<std::result::Result<_, _>>()
-                .map_err(|e| unexpected(format!("HGETALL answered {e}")))?;
-            (intact, hashes)
-        };
-        if !intact {
-            return Ok(None);
         }
-        Ok(Some(self.bucket_sums(buckets, &keys, &hashes)?))
+        Ok(Some(self.bucket_sums(buckets, &hashes)?))
     }
 
     async fn read_agents_whole(
@@ -379,75 +478,70 @@ impl CounterStore for RedisStore {
     ) -> analytics_core::Result<Option<BTreeMap<String, Sums>>> {
         let key = self.keys.bucket(&Bucket::agent(period, "")).0;
         let mut conn = self.connection().await?;
-        let (marker, info, hash): (Option<String>, String, HashMap<String, i64>) = redis::pipe()
-            .atomic()
-            .cmd("GET")
-            .arg(self.keys.intact())
-            .cmd("INFO")
-            .arg("server")
-            .cmd("HGETALL")
-            .arg(&key)
-            .query_async(&mut conn)
-            .await
-            .map_err(Error::from)?;
-        if !is_intact(marker.as_deref(), &info) {
+        let group = slot_group(&self.keys, &key);
+        let Some(mut read) = self.read_group_whole(&mut conn, &group, &[&key]).await? else {
             return Ok(None);
-        }
+        };
+        let hash = read.pop().unwrap_or_default();
         Ok(Some(agents_from_hash(&key, &hash)?))
     }
 
     async fn intact(&self) -> analytics_core::Result<bool> {
         let mut conn = self.connection().await?;
-        let (marker, info): (Option<String>, String) = redis::pipe()
-            .cmd("GET")
-            .arg(self.keys.intact())
-            .cmd("INFO")
-            .arg("server")
-            .query_async(&mut conn)
-            .await
-            .map_err(Error::from)?;
-        Ok(is_intact(marker.as_deref(), &info))
+        for group in self.marker_groups(CHECKED_DAYS) {
+            let (marker, info): (Option<String>, String) = redis::pipe()
+                .cmd("GET")
+                .arg(self.keys.intact(&group))
+                .cmd("INFO")
+                .arg("server")
+                .query_async(&mut conn)
+                .await
+                .map_err(Error::from)?;
+            if !is_intact(marker.as_deref(), &info) {
+                return Ok(false);
+            }
+        }
+        Ok(true)
     }
 
     async fn begin_rebuild(&self) -> analytics_core::Result<String> {
         let token = uuid::Uuid::now_v7().to_string();
         let mut conn = self.connection().await?;
-        redis::cmd("SET")
-            .arg(self.keys.rebuilding())
-            .arg(&token)
-            .arg("EX")
-            .arg(3600)
-            .query_async::<()>(&mut conn)
-            .await
-            .map_err(Error::from)?;
+        for group in self.marker_groups(MARKED_DAYS) {
+            redis::cmd("SET")
+                .arg(self.keys.rebuilding(&group))
+                .arg(&token)
+                .arg("EX")
+                .arg(3600)
+                .query_async::<()>(&mut conn)
+                .await
+                .map_err(Error::from)?;
+        }
         Ok(token)
     }
 
     async fn finish_rebuild(&self, token: &str) -> analytics_core::Result<bool> {
         let mut conn = self.connection().await?;
-        let info: String = redis::cmd("INFO")
-            .arg("server")
-            .query_async(&mut conn)
-            .await
-            .map_err(Error::from)?;
-        let Some(run) = run_id(&info) else {
-            return Err(Error::Unexpected {
-                key: self.keys.intact(),
-                what: "INFO server names no run_id".to_owned(),
-            }
-            .into());
+        let ttl = if self.keys.is_cluster() {
+            MARKER_TTL_SECS
+        } else {
+            0
         };
-        let done: i64 = redis::cmd("EVAL")
-            .arg(FINISH_REBUILD_SCRIPT)
-            .arg(2)
-            .arg(self.keys.rebuilding())
-            .arg(self.keys.intact())
-            .arg(token)
-            .arg(run)
-            .query_async(&mut conn)
-            .await
-            .map_err(Error::from)?;
-        Ok(done == 1)
+        let mut finished = true;
+        for group in self.marker_groups(MARKED_DAYS) {
+            let done: i64 = redis::cmd("EVAL")
+                .arg(FINISH_REBUILD_SCRIPT)
+                .arg(2)
+                .arg(self.keys.rebuilding(&group))
+                .arg(self.keys.intact(&group))
+                .arg(token)
+                .arg(ttl)
+                .query_async(&mut conn)
+                .await
+                .map_err(Error::from)?;
+            finished &= done == 1;
+        }
+        Ok(finished)
     }
 
     async fn online_agents(&self) -> analytics_core::Result<u64> {

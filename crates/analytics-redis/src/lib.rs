@@ -27,6 +27,34 @@
 //!
 //! Field names are `analytics_core::metrics::Field::name`; values are integers (counts,
 //! and sums in millionths), so every increment is an exact `HINCRBY`.
+//!
+//! ## Redis Cluster
+//!
+//! A URL `redis+cluster://host1:port1,host2:port2,…` names a cluster (any of its nodes;
+//! the others are discovered). There every key gets a hash tag, so that what must
+//! change or be read together lives in one slot, and every transaction, script and
+//! pipeline stays within one slot:
+//!
+//! | group | keys (under the prefix) |
+//! |---|---|
+//! | a day `D` | `daily:{D}`, `hourly:{D}:{hh}`, `agent:daily:{D}`, `counters_intact:{D}`, `counters_rebuilding:{D}` |
+//! | a month `M` | `monthly:{M}`, `agent:monthly:{M}`, `counters_intact:{M}`, `counters_rebuilding:{M}` |
+//! | agents | `agent_presence:{agents}`, `online_agents:{agents}` |
+//! | the spill buffer | `{spill}:event_buffer`, `…:claims`, `…:claim:{token}`, `…:dead` |
+//! | sessions | `active_sessions` (one key) |
+//!
+//! A flush is then one `MULTI … EXEC` per group it touches instead of one in all; a
+//! flush that fails part-way leaves its day uncounted, and the repair recounts it, as
+//! on one server. A master that restarts empty loses only its slots, so the intact
+//! marker is kept per day and month group, next to the hashes it vouches for, and
+//! holds the `run_id` of the node that holds it: a read of a day is whole only if the
+//! day's own marker is there and was set in this run of its node (a failover to a
+//! replica changes the node, so counters that may have missed the last writes are
+//! read from detail and rebuilt). A rebuild marks the groups of the UTC days from two
+//! before today to seven after (any time zone's yesterday, today and tomorrow, which
+//! the rebuild recounts, and later days, which hold nothing yet), and the counters
+//! are intact while the groups from two days before to one after are marked: a new
+//! rebuild runs about once a week, or after a loss.
 #![deny(missing_docs)]
 
 mod counters;
@@ -38,12 +66,14 @@ pub mod testing;
 
 use std::time::Duration;
 
-use deadpool_redis::{Pool, Runtime};
+use deadpool_redis::Runtime;
+use deadpool_redis::redis::aio::ConnectionLike;
+use deadpool_redis::redis::{Cmd, Pipeline, RedisFuture, Value};
 
 pub use counters::agent_status;
 pub use deadpool_redis::redis;
 pub use error::{Error, Result};
-pub use keys::{DAILY_TTL, HOURLY_TTL, Keys, MONTHLY_TTL};
+pub use keys::{DAILY_TTL, HOURLY_TTL, Keys, MONTHLY_TTL, slot_group};
 pub use spill::{MAX_CLAIM, dead_letters};
 
 /// How a [`RedisStore`] connects and behaves.
@@ -72,6 +102,71 @@ impl Default for RedisOptions {
     }
 }
 
+/// The scheme of a Redis Cluster URL: `redis+cluster://host:port,host:port,…`.
+pub const CLUSTER_SCHEME: &str = "redis+cluster://";
+
+/// The node URLs of a cluster URL (`redis+cluster://[user:password@]h1:p1,h2:p2,…`),
+/// each as `redis://…` with the credentials of the first; `None` for a URL that does
+/// not name a cluster.
+pub fn cluster_nodes(url: &str) -> Option<Vec<String>> {
+    let rest = url.trim().strip_prefix(CLUSTER_SCHEME)?;
+    let (credentials, hosts) = match rest.rsplit_once('@') {
+        Some((credentials, hosts)) => (format!("{credentials}@"), hosts),
+        None => (String::new(), rest),
+    };
+    Some(
+        hosts
+            .trim_end_matches('/')
+            .split(',')
+            .map(str::trim)
+            .filter(|host| !host.is_empty())
+            .map(|host| format!("redis://{credentials}{host}"))
+            .collect(),
+    )
+}
+
+/// A connection pool to one server or to a cluster.
+#[derive(Clone)]
+enum Pool {
+    Server(deadpool_redis::Pool),
+    Cluster(deadpool_redis::cluster::Pool),
+}
+
+/// A connection from either pool: commands, pipelines and scripts are sent to the one
+/// server, or routed by the slot of their first key in a cluster.
+pub(crate) enum Connection {
+    Server(deadpool_redis::Connection),
+    Cluster(deadpool_redis::cluster::Connection),
+}
+
+impl ConnectionLike for Connection {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Connection::Server(conn) => conn.req_packed_command(cmd),
+            Connection::Cluster(conn) => conn.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Connection::Server(conn) => conn.req_packed_commands(pipeline, offset, count),
+            Connection::Cluster(conn) => conn.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Connection::Server(conn) => conn.get_db(),
+            Connection::Cluster(conn) => conn.get_db(),
+        }
+    }
+}
+
 /// Real-time counters and the spill buffer in Redis.
 #[derive(Clone)]
 pub struct RedisStore {
@@ -90,15 +185,16 @@ impl std::fmt::Debug for RedisStore {
 }
 
 impl RedisStore {
-    /// A store on the Redis server at `url`. Connections are opened on first use, so
-    /// this succeeds while Redis is down; operations then fail with a transient error.
+    /// A store on the Redis server at `url`, or on the cluster a `redis+cluster://` URL
+    /// names. Connections are opened on first use, so this succeeds while Redis is
+    /// down; operations then fail with a transient error.
     ///
     /// # Errors
     ///
-    /// [`Error::Pool`] when `url` is not a Redis URL.
+    /// [`Error::Pool`] when `url` is not a Redis URL, or names a cluster with no node
+    /// or under a prefix that holds a `{` (it would take the place of the hash tags).
     pub fn connect(url: &str, options: RedisOptions) -> Result<RedisStore> {
-        let mut config = deadpool_redis::Config::from_url(url);
-        config.pool = Some(deadpool_redis::PoolConfig {
+        let pool_config = deadpool_redis::PoolConfig {
             max_size: options.pool_size,
             timeouts: deadpool_redis::Timeouts {
                 wait: Some(Duration::from_secs(5)),
@@ -106,20 +202,54 @@ impl RedisStore {
                 recycle: Some(Duration::from_secs(5)),
             },
             ..deadpool_redis::PoolConfig::default()
-        });
-        let pool = config
-            .create_pool(Some(Runtime::Tokio1))
-            .map_err(|error| Error::Pool(error.to_string()))?;
+        };
+        let (pool, keys) = match cluster_nodes(url) {
+            None => {
+                let mut config = deadpool_redis::Config::from_url(url);
+                config.pool = Some(pool_config);
+                let pool = config
+                    .create_pool(Some(Runtime::Tokio1))
+                    .map_err(|error| Error::Pool(error.to_string()))?;
+                (Pool::Server(pool), Keys::new(&options.prefix))
+            }
+            Some(nodes) => {
+                if nodes.is_empty() {
+                    return Err(Error::Pool(format!(
+                        "{CLUSTER_SCHEME} names no node (write {CLUSTER_SCHEME}host:port,host:port)"
+                    )));
+                }
+                if options.prefix.contains('{') || options.prefix.contains('}') {
+                    return Err(Error::Pool(format!(
+                        "a prefix for Redis Cluster must not hold braces (got {:?})",
+                        options.prefix
+                    )));
+                }
+                let mut config = deadpool_redis::cluster::Config::from_urls(nodes);
+                config.pool = Some(pool_config);
+                let pool = config
+                    .create_pool(Some(Runtime::Tokio1))
+                    .map_err(|error| Error::Pool(error.to_string()))?;
+                (Pool::Cluster(pool), Keys::cluster(&options.prefix))
+            }
+        };
         Ok(RedisStore {
             pool,
-            keys: Keys::new(&options.prefix),
+            keys,
             options,
         })
     }
 
-    /// The connection pool.
-    pub fn pool(&self) -> &Pool {
-        &self.pool
+    /// The connection pool to the one server; `None` on a cluster.
+    pub fn server_pool(&self) -> Option<&deadpool_redis::Pool> {
+        match &self.pool {
+            Pool::Server(pool) => Some(pool),
+            Pool::Cluster(_) => None,
+        }
+    }
+
+    /// Whether this store is on a Redis Cluster.
+    pub fn is_cluster(&self) -> bool {
+        matches!(self.pool, Pool::Cluster(_))
     }
 
     /// The key layout.
@@ -132,8 +262,11 @@ impl RedisStore {
         &self.options
     }
 
-    async fn connection(&self) -> Result<deadpool_redis::Connection> {
-        self.pool.get().await.map_err(Error::from)
+    async fn connection(&self) -> Result<Connection> {
+        Ok(match &self.pool {
+            Pool::Server(pool) => Connection::Server(pool.get().await?),
+            Pool::Cluster(pool) => Connection::Cluster(pool.get().await?),
+        })
     }
 
     /// Checks that Redis answers.

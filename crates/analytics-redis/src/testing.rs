@@ -98,7 +98,11 @@ impl TestRedis {
 
 fn scan(prefix: &str) -> redis::RedisResult<Vec<String>> {
     let client = redis::Client::open(server_url())?;
-    let mut conn = client.get_connection()?;
+    scan_on(&mut client.get_connection()?, prefix)
+}
+
+/// Every key under `prefix` on the server of `conn`.
+fn scan_on(conn: &mut redis::Connection, prefix: &str) -> redis::RedisResult<Vec<String>> {
     let mut keys = Vec::new();
     let mut cursor: u64 = 0;
     loop {
@@ -108,7 +112,7 @@ fn scan(prefix: &str) -> redis::RedisResult<Vec<String>> {
             .arg(format!("{prefix}*"))
             .arg("COUNT")
             .arg(1000)
-            .query(&mut conn)?;
+            .query(conn)?;
         keys.extend(batch);
         if next == 0 {
             return Ok(keys);
@@ -130,5 +134,255 @@ impl Drop for TestRedis {
         {
             let _ = redis::cmd("UNLINK").arg(&keys).query::<()>(&mut conn);
         }
+    }
+}
+
+/// A private Redis Cluster of masters (no replicas) on free loopback ports, each
+/// `redis-server --cluster-enabled yes` without persistence in a directory of its own,
+/// joined by `redis-cli --cluster create`: for tests of the store on a cluster. The
+/// shared test server is not touched; the nodes are killed (by their processes) and
+/// the directory removed on drop.
+#[derive(Debug)]
+pub struct TestCluster {
+    dir: std::path::PathBuf,
+    ports: Vec<u16>,
+    nodes: Vec<Option<std::process::Child>>,
+}
+
+/// A loopback port that is free, and whose cluster bus port (+10000) is free too.
+fn free_cluster_port() -> u16 {
+    for _ in 0..100 {
+        let Ok(port) = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .map(|addr| addr.port())
+        else {
+            continue;
+        };
+        if port < 55_000 && std::net::TcpListener::bind(("127.0.0.1", port + 10_000)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port pair for a Redis Cluster node");
+}
+
+impl TestCluster {
+    /// Starts `masters` nodes, creates the cluster over them, and waits until every
+    /// node reports `cluster_state:ok`.
+    ///
+    /// # Panics
+    ///
+    /// When `redis-server` or `redis-cli` is missing or fails: the test fails and says
+    /// which.
+    pub fn start(masters: usize) -> TestCluster {
+        let dir = std::env::temp_dir().join(format!(
+            "analytics-redis-cluster-{}",
+            Uuid::now_v7().simple()
+        ));
+        let mut cluster = TestCluster {
+            dir,
+            ports: Vec::new(),
+            nodes: Vec::new(),
+        };
+        while cluster.ports.len() < masters {
+            let port = free_cluster_port();
+            if !cluster.ports.contains(&port) {
+                cluster.ports.push(port);
+            }
+        }
+        for i in 0..masters {
+            let node = cluster.spawn(i);
+            cluster.nodes.push(Some(node));
+        }
+        for i in 0..masters {
+            cluster.wait_for(i, |conn| redis::cmd("PING").query::<String>(conn).is_ok());
+        }
+        let addresses: Vec<String> = cluster
+            .ports
+            .iter()
+            .map(|port| format!("127.0.0.1:{port}"))
+            .collect();
+        let out = std::process::Command::new("redis-cli")
+            .arg("--cluster")
+            .arg("create")
+            .args(&addresses)
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .output()
+            .unwrap_or_else(|error| panic!("cannot run redis-cli: {error}"));
+        assert!(
+            out.status.success(),
+            "redis-cli --cluster create failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        cluster.wait_ok();
+        cluster
+    }
+
+    fn spawn(&self, i: usize) -> std::process::Child {
+        let port = self.ports[i];
+        let dir = self.dir.join(port.to_string());
+        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+        std::process::Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args([
+                "--cluster-enabled",
+                "yes",
+                "--cluster-config-file",
+                "nodes.conf",
+            ])
+            .args(["--cluster-node-timeout", "2000"])
+            .args(["--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(&dir)
+            .args(["--logfile", "redis.log", "--daemonize", "no"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|error| panic!("cannot start redis-server: {error}"))
+    }
+
+    fn client(&self, i: usize) -> redis::RedisResult<redis::Connection> {
+        redis::Client::open(format!("redis://127.0.0.1:{}", self.ports[i]))?.get_connection()
+    }
+
+    /// Waits up to 30 s for `ready` to hold on node `i`.
+    fn wait_for(&self, i: usize, ready: impl Fn(&mut redis::Connection) -> bool) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while std::time::Instant::now() < deadline {
+            if self.client(i).is_ok_and(|mut conn| ready(&mut conn)) {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        panic!("Redis Cluster node {} did not become ready", self.ports[i]);
+    }
+
+    /// Waits until every node reports the cluster whole.
+    pub fn wait_ok(&self) {
+        for i in 0..self.ports.len() {
+            self.wait_for(i, |conn| {
+                redis::cmd("CLUSTER")
+                    .arg("INFO")
+                    .query::<String>(conn)
+                    .is_ok_and(|info| {
+                        info.contains("cluster_state:ok") && info.contains("cluster_slots_ok:16384")
+                    })
+            });
+        }
+    }
+
+    /// The URL of the cluster for `REDIS_URL`: `redis+cluster://` and every node.
+    pub fn url(&self) -> String {
+        let nodes: Vec<String> = self
+            .ports
+            .iter()
+            .map(|port| format!("127.0.0.1:{port}"))
+            .collect();
+        format!("{}{}", crate::CLUSTER_SCHEME, nodes.join(","))
+    }
+
+    /// A store on the cluster under a fresh prefix `test:{uuid}:`.
+    ///
+    /// # Panics
+    ///
+    /// When the cluster does not answer.
+    pub async fn store(&self, options: RedisOptions) -> RedisStore {
+        let store = RedisStore::connect(
+            &self.url(),
+            RedisOptions {
+                prefix: format!("test:{}:", Uuid::now_v7().simple()),
+                ..options
+            },
+        )
+        .unwrap_or_else(|error| panic!("bad cluster URL: {error}"));
+        store
+            .ping()
+            .await
+            .unwrap_or_else(|error| panic!("the test cluster does not answer: {error}"));
+        store
+    }
+
+    /// The node that holds `key`'s slot.
+    ///
+    /// # Panics
+    ///
+    /// When the cluster does not answer.
+    pub fn node_of(&self, key: &str) -> usize {
+        // Only the node that serves the slot answers; the others redirect (MOVED).
+        (0..self.ports.len())
+            .find(|i| {
+                self.client(*i).is_ok_and(|mut conn| {
+                    redis::cmd("EXISTS")
+                        .arg(key)
+                        .query::<u64>(&mut conn)
+                        .is_ok()
+                })
+            })
+            .unwrap_or_else(|| panic!("no node serves {key}"))
+    }
+
+    /// Kills node `i` (`SIGKILL`) and starts it again, empty (no persistence) but with
+    /// its slots (its `nodes.conf`), and waits until the cluster is whole again: a
+    /// master that crashed and restarted.
+    ///
+    /// # Panics
+    ///
+    /// When the node does not come back.
+    pub fn restart(&mut self, i: usize) {
+        if let Some(mut node) = self.nodes[i].take() {
+            let _ = node.kill();
+            let _ = node.wait();
+        }
+        self.nodes[i] = Some(self.spawn(i));
+        self.wait_ok();
+    }
+
+    /// Every key under `prefix` on every node, sorted.
+    ///
+    /// # Panics
+    ///
+    /// When a node does not answer.
+    pub fn keys(&self, prefix: &str) -> Vec<String> {
+        let mut keys = Vec::new();
+        for i in 0..self.ports.len() {
+            let mut conn = self
+                .client(i)
+                .unwrap_or_else(|error| panic!("cluster node down: {error}"));
+            keys.extend(
+                scan_on(&mut conn, prefix).unwrap_or_else(|error| panic!("SCAN failed: {error}")),
+            );
+        }
+        keys.sort();
+        keys
+    }
+
+    /// Deletes every key under `prefix` on every node: the counters lost their data.
+    ///
+    /// # Panics
+    ///
+    /// When a node does not answer.
+    pub fn wipe(&self, prefix: &str) {
+        for i in 0..self.ports.len() {
+            let mut conn = self
+                .client(i)
+                .unwrap_or_else(|error| panic!("cluster node down: {error}"));
+            let keys = scan_on(&mut conn, prefix).unwrap_or_else(|error| panic!("SCAN: {error}"));
+            for key in keys {
+                let _: () = redis::cmd("DEL")
+                    .arg(&key)
+                    .query(&mut conn)
+                    .unwrap_or_else(|error| panic!("DEL {key}: {error}"));
+            }
+        }
+    }
+}
+
+impl Drop for TestCluster {
+    fn drop(&mut self) {
+        for node in self.nodes.iter_mut().filter_map(Option::as_mut) {
+            let _ = node.kill();
+            let _ = node.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

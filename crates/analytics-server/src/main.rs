@@ -45,7 +45,7 @@ struct Settings {
     /// once caught up (default: none; PostgreSQL only).
     #[arg(long, global = true)]
     database_read_url: Option<String>,
-    /// REDIS_URL: redis://… (default: in-process counters).
+    /// REDIS_URL: redis://…, or redis+cluster://host:port,… (default: in-process counters).
     #[arg(long, global = true)]
     redis_url: Option<String>,
     /// ANALYTICS_REDIS_PREFIX (default: analytics).

@@ -485,7 +485,7 @@ async fn store_connection_name(store: &RedisStore, name: &str) -> impl redis::ai
 }
 
 async fn store_conn(store: &RedisStore) -> deadpool_redis::Connection {
-    store.pool().get().await.unwrap()
+    store.server_pool().unwrap().get().await.unwrap()
 }
 
 #[tokio::test]

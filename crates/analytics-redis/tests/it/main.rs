@@ -4,6 +4,7 @@
 // Panicking on an unexpected error is how a test fails.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod cluster;
 mod conformance;
 mod counters;
 mod spill;

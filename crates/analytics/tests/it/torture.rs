@@ -33,7 +33,7 @@ use analytics::core::time::{DateRange, YearMonth};
 use analytics::stats::{Jobs, Stats, StatsConfig};
 use analytics::tracker::{TrackError, Tracker, TrackerConfig};
 use analytics_pg::testing::TestDatabase;
-use analytics_redis::testing::TestRedis;
+use analytics_redis::testing::{TestCluster, TestRedis};
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 use tokio::sync::watch;
@@ -364,18 +364,47 @@ async fn check(stats: &Stats, recount: &Recount, now: DateTime<Utc>, who: &str) 
     );
 }
 
-/// Deletes every key of a Redis prefix: Redis lost its data.
-fn wipe(redis: &TestRedis) {
-    let mut conn = redis.connection();
-    for key in redis.keys() {
-        let _: () = analytics_redis::redis::cmd("DEL")
-            .arg(&key)
-            .query(&mut conn)
-            .unwrap();
+/// The Redis the counters of a round live in, and how it loses their data.
+enum SharedRedis<'a> {
+    Server(&'a TestRedis),
+    Cluster {
+        cluster: &'a Mutex<TestCluster>,
+        prefix: &'a str,
+    },
+}
+
+impl SharedRedis<'_> {
+    /// Redis loses the counters' data: every key of the prefix is deleted, or with
+    /// `crash` on a cluster, the master of today's slot is killed and comes back empty
+    /// (with everything else its slots held).
+    fn lose_data(&self, config: &Config, now: DateTime<Utc>, crash: bool) {
+        match self {
+            SharedRedis::Server(redis) => {
+                let mut conn = redis.connection();
+                for key in redis.keys() {
+                    let _: () = analytics_redis::redis::cmd("DEL")
+                        .arg(&key)
+                        .query(&mut conn)
+                        .unwrap();
+                }
+            }
+            SharedRedis::Cluster { cluster, prefix } if crash => {
+                let today = Bucket::all(Period::Day(config.calendar().date(now)));
+                let key = analytics_redis::Keys::cluster(prefix).bucket(&today).0;
+                tokio::task::block_in_place(|| {
+                    let mut cluster = cluster.lock().unwrap();
+                    let master = cluster.node_of(&key);
+                    cluster.restart(master);
+                });
+            }
+            SharedRedis::Cluster { cluster, prefix } => {
+                tokio::task::block_in_place(|| cluster.lock().unwrap().wipe(prefix));
+            }
+        }
     }
 }
 
-async fn round(config: &Config, redis: Option<&TestRedis>, seed: u64) {
+async fn round(config: &Config, redis: Option<&SharedRedis<'_>>, seed: u64) {
     let now = Utc::now();
     let errors = Arc::new(Mutex::new(Vec::new()));
     let validator = Validator::new(config.validation_rules(), Arc::new(FixedClock::new(now)));
@@ -397,9 +426,10 @@ async fn round(config: &Config, redis: Option<&TestRedis>, seed: u64) {
         .chain(second.as_ref().map(|s| &s.tracker))
         .collect();
     phase(&trackers, &lists, 0.0, 0.3, &mut accepted).await;
-    // Redis loses its data in the middle of the traffic.
+    // Redis loses its data in the middle of the traffic (a master crashes, on a
+    // cluster).
     if let Some(redis) = redis {
-        wipe(redis);
+        redis.lose_data(config, now, true);
     }
     phase(&trackers, &lists, 0.3, 0.5, &mut accepted).await;
     first.tracker.flush().await.unwrap();
@@ -416,7 +446,7 @@ async fn round(config: &Config, redis: Option<&TestRedis>, seed: u64) {
     let mut service = Instance::start(config, now, errors.clone(), false).await;
     phase(&[&service.tracker], &lists, 0.5, 0.6, &mut accepted).await;
     if let Some(redis) = redis {
-        wipe(redis);
+        redis.lose_data(config, now, false);
         let rebuilt = tokio::spawn({
             let counters = service.stats.stores().counters.clone();
             async move {
@@ -479,7 +509,7 @@ async fn round(config: &Config, redis: Option<&TestRedis>, seed: u64) {
     // Redis loses its data: the answers stay right at once (from detail), and again
     // once the counters are rebuilt.
     if let Some(redis) = redis {
-        wipe(redis);
+        redis.lose_data(config, now, true);
         check(
             &service.stats,
             &recount,
@@ -517,6 +547,28 @@ async fn every_answer_equals_a_recount_on_postgres_and_redis() {
             ("REDIS_URL", &analytics_redis::testing::server_url()),
             ("ANALYTICS_REDIS_PREFIX", redis.prefix()),
         ]);
+        round(&config, Some(&SharedRedis::Server(&redis)), seed).await;
+    }
+}
+
+/// The same on a three-master Redis Cluster, where a master crashes and restarts
+/// empty twice a round.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_answer_equals_a_recount_on_postgres_and_a_redis_cluster() {
+    let cluster = Mutex::new(TestCluster::start(3));
+    let url = cluster.lock().unwrap().url();
+    for seed in seeds(2_000) {
+        let db = TestDatabase::new().await;
+        let prefix = format!("test:{}:{seed}:", std::process::id());
+        let config = config(&[
+            ("DATABASE_URL", db.url()),
+            ("REDIS_URL", &url),
+            ("ANALYTICS_REDIS_PREFIX", &prefix),
+        ]);
+        let redis = SharedRedis::Cluster {
+            cluster: &cluster,
+            prefix: &prefix,
+        };
         round(&config, Some(&redis), seed).await;
     }
 }

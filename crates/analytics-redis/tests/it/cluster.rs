@@ -1,0 +1,149 @@
+//! The store on a private three-master Redis Cluster: the conformance suite, keys
+//! spread over the masters with each flush's transactions kept within one slot, and a
+//! master that restarts empty taking only its own days out of the whole counters.
+
+use std::collections::BTreeSet;
+
+use analytics_core::conformance as suite;
+use analytics_core::event::Event;
+use analytics_core::store::{Bucket, CounterBatch, CounterStore, Period, SpillBuffer};
+use analytics_core::testing::event;
+use analytics_core::time::Calendar;
+use analytics_redis::RedisOptions;
+use analytics_redis::testing::TestCluster;
+use chrono::{TimeDelta, Utc};
+use serde_json::json;
+
+/// Events on each UTC day from two days ago to tomorrow, noon (the same day in
+/// Shanghai, the default calendar), with sessions and
+/// agents.
+fn recent_events() -> Vec<Event> {
+    let noon = Utc::now()
+        .date_naive()
+        .and_hms_opt(12, 0, 0)
+        .unwrap()
+        .and_utc();
+    (-2..=1)
+        .flat_map(|offset| {
+            let t = noon + TimeDelta::days(offset);
+            vec![
+                event(
+                    "session.start",
+                    t,
+                    json!({"session_id": format!("s{offset}")}),
+                ),
+                event("agent.login", t, json!({"agent_id": format!("a{offset}")})),
+                event(
+                    "agent.session_release",
+                    t,
+                    json!({"agent_id": "a", "session_id": "s", "handle_duration_seconds": 30.5}),
+                ),
+            ]
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn the_store_conforms_on_a_redis_cluster() {
+    let cluster = TestCluster::start(3);
+    let options = RedisOptions::default;
+    suite::counter_store_counts_exactly(&cluster.store(options()).await).await;
+    suite::counter_store_knows_it_is_intact(&cluster.store(options()).await).await;
+    suite::counter_store_tracks_sessions_and_agents(&cluster.store(options()).await).await;
+    suite::spill_buffer_round_trips(&cluster.store(options()).await).await;
+
+    // One flush touches several groups, which live on several masters.
+    let store = cluster.store(options()).await;
+    let calendar = Calendar::default();
+    store
+        .apply(&CounterBatch::from_events(&calendar, &recent_events()))
+        .await
+        .unwrap();
+    let keys = cluster.keys(store.keys().prefix());
+    let nodes: BTreeSet<usize> = keys.iter().map(|key| cluster.node_of(key)).collect();
+    assert!(nodes.len() > 1, "keys on one master only: {keys:?}");
+    let today_key = format!("daily:{{{}}}", Utc::now().date_naive());
+    assert!(
+        keys.iter().any(|key| key.ends_with(&today_key)),
+        "hash-tagged day keys: {keys:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_master_that_restarts_empty_takes_out_only_its_own_days() {
+    let mut cluster = TestCluster::start(3);
+    let store = cluster.store(RedisOptions::default()).await;
+    let calendar = Calendar::default();
+    let batch = CounterBatch::from_events(&calendar, &recent_events());
+    store.apply(&batch).await.unwrap();
+    assert!(!store.intact().await.unwrap(), "never rebuilt");
+    let token = store.begin_rebuild().await.unwrap();
+    assert!(store.finish_rebuild(&token).await.unwrap());
+    assert!(store.intact().await.unwrap());
+
+    let today = Utc::now().date_naive();
+    let days: Vec<Period> = (-2..=1)
+        .map(|offset| Period::Day(today + TimeDelta::days(offset)))
+        .collect();
+    let buckets: Vec<Bucket> = days.iter().map(|day| Bucket::all(*day)).collect();
+    let counted = store.read(&buckets).await.unwrap();
+    assert!(
+        counted.iter().all(|sums| sums.total_events() == 3),
+        "{counted:?}"
+    );
+    assert_eq!(
+        store.read_whole(&buckets).await.unwrap(),
+        Some(counted.clone())
+    );
+
+    // The master of today's slot crashes and comes back empty.
+    let node_of = |cluster: &TestCluster, day: &Period| {
+        cluster.node_of(&store.keys().bucket(&Bucket::all(*day)).0)
+    };
+    let restarted = node_of(&cluster, &days[2]);
+    cluster.restart(restarted);
+    assert!(!store.intact().await.unwrap(), "a lost group: not intact");
+    for (i, day) in days.iter().enumerate() {
+        let read = store.read_whole(&[Bucket::all(*day)]).await.unwrap();
+        let agents = store.read_agents_whole(*day).await.unwrap();
+        if node_of(&cluster, day) == restarted {
+            assert_eq!(read, None, "{day:?} lost with its master");
+            assert_eq!(agents, None, "{day:?} agents lost with its master");
+        } else {
+            assert_eq!(
+                read,
+                Some(vec![counted[i].clone()]),
+                "{day:?} on another master"
+            );
+            assert!(agents.is_some());
+        }
+    }
+    assert_eq!(
+        store.read_whole(&buckets).await.unwrap(),
+        None,
+        "one lost day: not whole"
+    );
+
+    // A rebuild (here: the counters replaced by what was counted) makes them whole.
+    let token = store.begin_rebuild().await.unwrap();
+    for (bucket, sums) in buckets.iter().zip(&counted) {
+        store.replace(bucket, sums).await.unwrap();
+    }
+    assert!(store.finish_rebuild(&token).await.unwrap());
+    assert!(store.intact().await.unwrap());
+    assert_eq!(store.read_whole(&buckets).await.unwrap(), Some(counted));
+
+    // A loss during a rebuild keeps them not intact.
+    let token = store.begin_rebuild().await.unwrap();
+    cluster.restart(restarted);
+    assert!(!store.finish_rebuild(&token).await.unwrap());
+    assert!(!store.intact().await.unwrap());
+
+    // The spill buffer works across the restarts (its slot is one master's).
+    store.push(&recent_events()).await.unwrap();
+    assert_eq!(store.len().await.unwrap(), 12);
+    let claim = store.claim(100).await.unwrap().unwrap();
+    assert_eq!(claim.events.len(), 12);
+    store.ack(&claim).await.unwrap();
+    assert_eq!(store.len().await.unwrap(), 0);
+}
