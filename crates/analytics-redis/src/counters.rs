@@ -22,13 +22,17 @@ const MARKED_DAYS: std::ops::RangeInclusive<i64> = -2..=7;
 /// The UTC days, from today, whose groups must be marked for the counters to be intact
 /// on a cluster: any time zone's yesterday and today.
 const CHECKED_DAYS: std::ops::RangeInclusive<i64> = -2..=1;
+/// The most sessions one session command names.
+const SESSIONS_PER_COMMAND: usize = 1_000;
+
 /// How long a group's intact marker lives on a cluster: past the last day it covers.
 const MARKER_TTL_SECS: u64 = 14 * 24 * 3600;
 
-/// One atomic pipeline per slot group (one in all on a server).
+/// The commands of one transaction per slot group (one in all on a server), each with
+/// a key that routes it.
 struct Transactions<'k> {
     keys: &'k Keys,
-    pipes: BTreeMap<String, Pipeline>,
+    pipes: BTreeMap<String, (String, Pipeline)>,
 }
 
 impl<'k> Transactions<'k> {
@@ -41,13 +45,11 @@ impl<'k> Transactions<'k> {
 
     /// The transaction of `key`'s group.
     fn on(&mut self, key: &str) -> &mut Pipeline {
-        self.pipes
+        &mut self
+            .pipes
             .entry(slot_group(self.keys, key))
-            .or_insert_with(|| {
-                let mut pipe = redis::pipe();
-                pipe.atomic();
-                pipe
-            })
+            .or_insert_with(|| (key.to_owned(), redis::pipe()))
+            .1
     }
 }
 
@@ -84,7 +86,7 @@ fn as_i64(field: Field, value: u64) -> Result<i64> {
 
 impl RedisStore {
     /// The transactions of one flush (one per slot group), combined per key and field.
-    fn counter_pipeline(&self, batch: &CounterBatch) -> Result<Vec<Pipeline>> {
+    fn counter_pipeline(&self, batch: &CounterBatch) -> Result<Vec<(String, Pipeline)>> {
         let mut tx = Transactions::new(&self.keys);
         let mut expiries = BTreeMap::new();
         for (bucket, sums) in &batch.increments {
@@ -109,31 +111,36 @@ impl RedisStore {
                 .ignore();
         }
 
-        // Sessions: one command each for starts, activity and ends.
+        // Sessions: one command each for starts, activity and ends, of at most
+        // SESSIONS_PER_COMMAND sessions (a cluster runs them in a script, whose
+        // arguments Lua unpacks onto a bounded stack).
         let sessions = self.keys.active_sessions();
-        let mut started = redis::cmd("ZADD");
-        started.arg(&sessions).arg("GT");
-        // Activity keeps a started session alive; it never starts one.
-        let mut touched = redis::cmd("ZADD");
-        touched.arg(&sessions).arg("XX").arg("GT");
-        let mut ended = redis::cmd("ZREM");
-        ended.arg(&sessions);
-        let (mut n_started, mut n_touched, mut n_ended) = (0, 0, 0);
+        let (mut started, mut touched, mut ended) = (Vec::new(), Vec::new(), Vec::new());
         for (session, mark) in &batch.sessions {
             let at = millis(mark.last_seen);
             if mark.ended {
-                ended.arg(session);
-                n_ended += 1;
+                ended.push((None, session));
             } else if mark.started {
-                started.arg(at).arg(session);
-                n_started += 1;
+                started.push((Some(at), session));
             } else {
-                touched.arg(at).arg(session);
-                n_touched += 1;
+                touched.push((Some(at), session));
             }
         }
-        for (command, n) in [(started, n_started), (touched, n_touched), (ended, n_ended)] {
-            if n > 0 {
+        // Activity keeps a started session alive (`XX`); it never starts one.
+        for (head, members) in [
+            (&["ZADD", "GT"][..], started),
+            (&["ZADD", "XX", "GT"][..], touched),
+            (&["ZREM"][..], ended),
+        ] {
+            for chunk in members.chunks(SESSIONS_PER_COMMAND) {
+                let mut command = redis::cmd(head[0]);
+                command.arg(&sessions).arg(&head[1..]);
+                for (at, session) in chunk {
+                    if let Some(at) = at {
+                        command.arg(at);
+                    }
+                    command.arg(session);
+                }
                 tx.on(&sessions).add_command(command).ignore();
             }
         }
@@ -211,14 +218,14 @@ impl RedisStore {
         group: &str,
         keys: &[&String],
     ) -> Result<Option<Vec<HashMap<String, i64>>>> {
+        let marker = self.keys.intact(group);
         let mut pipe = redis::pipe();
-        pipe.atomic();
-        pipe.cmd("GET").arg(self.keys.intact(group));
+        pipe.cmd("GET").arg(&marker);
         pipe.cmd("INFO").arg("server");
         for key in keys {
             pipe.cmd("HGETALL").arg(*key);
         }
-        let mut values: Vec<Value> = pipe.query_async(conn).await?;
+        let mut values: Vec<Value> = self.transaction(conn, &marker, pipe).await?;
         let unexpected = |what: String| Error::Unexpected {
             key: self.keys.intact(group),
             what,
@@ -268,7 +275,7 @@ impl RedisStore {
         Ok(self
             .counter_pipeline(batch)?
             .iter()
-            .map(|pipe| pipe.cmd_iter().count())
+            .map(|(_, pipe)| pipe.cmd_iter().count())
             .sum())
     }
 }
@@ -359,10 +366,18 @@ impl CounterStore for RedisStore {
         }
         let transactions = self.counter_pipeline(batch)?;
         let mut conn = self.connection().await?;
-        for pipe in transactions {
-            pipe.query_async::<()>(&mut conn)
-                .await
-                .map_err(Error::from)?;
+        if let crate::Connection::Cluster(cluster) = &conn {
+            // The groups' transactions go to their masters at once, on the one
+            // multiplexed connection.
+            let sent = transactions.into_iter().map(|(route, pipe)| {
+                let mut conn = crate::Connection::Cluster(cluster.clone());
+                async move { self.transaction::<()>(&mut conn, &route, pipe).await }
+            });
+            futures_util::future::try_join_all(sent).await?;
+            return Ok(());
+        }
+        for (route, pipe) in transactions {
+            self.transaction::<()>(&mut conn, &route, pipe).await?;
         }
         Ok(())
     }
@@ -381,7 +396,7 @@ impl CounterStore for RedisStore {
                 pipe.cmd("HGETALL").arg(*key);
             }
             let read: Vec<HashMap<String, i64>> =
-                pipe.query_async(&mut conn).await.map_err(Error::from)?;
+                self.transaction(&mut conn, group_keys[0], pipe).await?;
             hashes.extend(group_keys.into_iter().cloned().zip(read));
         }
         Ok(self.bucket_sums(buckets, &hashes)?)
@@ -391,7 +406,6 @@ impl CounterStore for RedisStore {
         let (key, ttl) = self.keys.bucket(bucket);
         let agent = bucket.agent.as_deref();
         let mut pipe = redis::pipe();
-        pipe.atomic();
         match agent {
             None => {
                 pipe.cmd("DEL").arg(&key).ignore();
@@ -422,9 +436,7 @@ impl CounterStore for RedisStore {
             pipe.add_command(expire).ignore();
         }
         let mut conn = self.connection().await?;
-        pipe.query_async::<()>(&mut conn)
-            .await
-            .map_err(Error::from)?;
+        self.transaction::<()>(&mut conn, &key, pipe).await?;
         Ok(())
     }
 
@@ -489,14 +501,11 @@ impl CounterStore for RedisStore {
     async fn intact(&self) -> analytics_core::Result<bool> {
         let mut conn = self.connection().await?;
         for group in self.marker_groups(CHECKED_DAYS) {
-            let (marker, info): (Option<String>, String) = redis::pipe()
-                .cmd("GET")
-                .arg(self.keys.intact(&group))
-                .cmd("INFO")
-                .arg("server")
-                .query_async(&mut conn)
-                .await
-                .map_err(Error::from)?;
+            let marker = self.keys.intact(&group);
+            let mut pipe = redis::pipe();
+            pipe.cmd("GET").arg(&marker).cmd("INFO").arg("server");
+            let (marker, info): (Option<String>, String) =
+                self.transaction(&mut conn, &marker, pipe).await?;
             if !is_intact(marker.as_deref(), &info) {
                 return Ok(false);
             }

@@ -2,7 +2,7 @@
 //! `analytics-core` (retryable or not).
 
 use analytics_core::error::StoreError;
-use deadpool_redis::redis::RedisError;
+use deadpool_redis::redis::{ErrorKind, RedisError, ServerErrorKind};
 
 /// The result type of this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -38,7 +38,8 @@ impl From<deadpool_redis::PoolError> for Error {
 
 impl Error {
     /// Whether retrying later may succeed: Redis is unreachable, the connection broke,
-    /// or the pool is exhausted.
+    /// the pool is exhausted, or a cluster is failing over or resharding
+    /// (`CLUSTERDOWN`, `TRYAGAIN`, `MASTERDOWN`, a redirection the client gave up on).
     pub fn is_transient(&self) -> bool {
         match self {
             Error::Command(error) => {
@@ -46,6 +47,8 @@ impl Error {
                     || error.is_connection_dropped()
                     || error.is_connection_refusal()
                     || error.is_timeout()
+                    || error.is_cluster_error()
+                    || matches!(error.kind(), ErrorKind::Server(ServerErrorKind::MasterDown))
             }
             Error::Pool(_) => true,
             Error::Unexpected { .. } => false,
@@ -61,5 +64,27 @@ impl From<Error> for analytics_core::Error {
             StoreError::failed("redis", error)
         };
         analytics_core::Error::Store(store_error)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cluster_failing_over_is_transient_a_script_error_is_not() {
+        for kind in [
+            ServerErrorKind::ClusterDown,
+            ServerErrorKind::TryAgain,
+            ServerErrorKind::MasterDown,
+        ] {
+            let error = Error::Command(RedisError::from((ErrorKind::Server(kind), "down")));
+            assert!(error.is_transient(), "{kind:?}");
+        }
+        let error = Error::Command(RedisError::from((
+            ErrorKind::Server(ServerErrorKind::CrossSlot),
+            "keys in different slots",
+        )));
+        assert!(!error.is_transient());
     }
 }

@@ -43,9 +43,13 @@
 //! | the spill buffer | `{spill}:event_buffer`, `…:claims`, `…:claim:{token}`, `…:dead` |
 //! | sessions | `active_sessions` (one key) |
 //!
-//! A flush is then one `MULTI … EXEC` per group it touches instead of one in all; a
-//! flush that fails part-way leaves its day uncounted, and the repair recounts it, as
-//! on one server. A master that restarts empty loses only its slots, so the intact
+//! A flush is then one transaction per group it touches instead of one in all, sent to
+//! their masters at once; a transaction of several commands runs as one script there
+//! (`TRANSACTION_SCRIPT`), because a script is redirected like any command when the
+//! client's map of slots is stale (after a master restarted), where a `MULTI` only
+//! aborts. A flush that fails part-way leaves its day uncounted, and the repair
+//! recounts it, as on one server. A command waits at most 5 s in all on a cluster
+//! (retries and redirections included), then fails as a transient error. A master that restarts empty loses only its slots, so the intact
 //! marker is kept per day and month group, next to the hashes it vouches for, and
 //! holds the `run_id` of the node that holds it: a read of a day is whole only if the
 //! day's own marker is there and was set in this run of its node (a failover to a
@@ -66,8 +70,12 @@ pub mod testing;
 
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use deadpool_redis::Runtime;
 use deadpool_redis::redis::aio::ConnectionLike;
+use deadpool_redis::redis::cluster::{ClusterClient, ClusterClientBuilder};
+use deadpool_redis::redis::cluster_async::ClusterConnection;
 use deadpool_redis::redis::{Cmd, Pipeline, RedisFuture, Value};
 
 pub use counters::agent_status;
@@ -125,18 +133,43 @@ pub fn cluster_nodes(url: &str) -> Option<Vec<String>> {
     )
 }
 
-/// A connection pool to one server or to a cluster.
+/// A connection pool to one server, or one multiplexed connection to a cluster (it
+/// keeps a connection to each master, follows the slots as they move, reconnects).
 #[derive(Clone)]
 enum Pool {
     Server(deadpool_redis::Pool),
-    Cluster(deadpool_redis::cluster::Pool),
+    Cluster(Arc<ClusterPool>),
 }
 
-/// A connection from either pool: commands, pipelines and scripts are sent to the one
-/// server, or routed by the slot of their first key in a cluster.
+/// The cluster's client and its connection, opened on first use (and again after a
+/// failed attempt), so that a store can be made while the cluster is down.
+struct ClusterPool {
+    client: ClusterClient,
+    connection: tokio::sync::OnceCell<ClusterConnection>,
+}
+
+/// How long a command on a cluster may take in all, redirections and retries while a
+/// master fails over included: then it fails as a transient error (on one server a
+/// down Redis refuses the connection at once).
+const CLUSTER_RESPONSE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Runs commands given as (argument count, name, arguments…) in ARGV, atomically, and
+/// returns their answers. KEYS[1] routes it to the slot of the keys the commands touch.
+const TRANSACTION_SCRIPT: &str = r"
+local answers, i = {}, 1
+while i <= #ARGV do
+  local n = tonumber(ARGV[i])
+  answers[#answers + 1] = redis.call(unpack(ARGV, i + 1, i + n))
+  i = i + n + 1
+end
+return answers
+";
+
+/// A connection to either: commands, pipelines and scripts are sent to the one server,
+/// or routed by the slot of their first key in a cluster.
 pub(crate) enum Connection {
     Server(deadpool_redis::Connection),
-    Cluster(deadpool_redis::cluster::Connection),
+    Cluster(ClusterConnection),
 }
 
 impl ConnectionLike for Connection {
@@ -224,12 +257,19 @@ impl RedisStore {
                         options.prefix
                     )));
                 }
-                let mut config = deadpool_redis::cluster::Config::from_urls(nodes);
-                config.pool = Some(pool_config);
-                let pool = config
-                    .create_pool(Some(Runtime::Tokio1))
+                let client = ClusterClientBuilder::new(nodes)
+                    .connection_timeout(Duration::from_secs(2))
+                    .response_timeout(CLUSTER_RESPONSE_TIMEOUT)
+                    .build()
                     .map_err(|error| Error::Pool(error.to_string()))?;
-                (Pool::Cluster(pool), Keys::cluster(&options.prefix))
+                let pool = ClusterPool {
+                    client,
+                    connection: tokio::sync::OnceCell::new(),
+                };
+                (
+                    Pool::Cluster(Arc::new(pool)),
+                    Keys::cluster(&options.prefix),
+                )
             }
         };
         Ok(RedisStore {
@@ -265,8 +305,56 @@ impl RedisStore {
     async fn connection(&self) -> Result<Connection> {
         Ok(match &self.pool {
             Pool::Server(pool) => Connection::Server(pool.get().await?),
-            Pool::Cluster(pool) => Connection::Cluster(pool.get().await?),
+            Pool::Cluster(pool) => Connection::Cluster(
+                pool.connection
+                    .get_or_try_init(|| pool.client.get_async_connection())
+                    .await?
+                    .clone(),
+            ),
         })
+    }
+
+    /// Runs `commands` (on keys of one slot group, `route` among them) as one
+    /// transaction and returns their answers in order: `MULTI … EXEC` on a server; on a
+    /// cluster one script that runs them, because a script is redirected like any
+    /// command when its slot has moved (or the client's map of slots is stale after a
+    /// master restarted), where a `MULTI` that meets a moved slot only aborts. One
+    /// command is sent as it is (it is atomic by itself; a script cannot run `EVAL`).
+    pub(crate) async fn transaction<T: redis::FromRedisValue>(
+        &self,
+        conn: &mut Connection,
+        route: &str,
+        mut commands: Pipeline,
+    ) -> Result<T> {
+        let single = commands.cmd_iter().count() == 1;
+        match conn {
+            Connection::Server(_) if !single => {
+                commands.atomic();
+                Ok(commands.query_async(conn).await?)
+            }
+            _ if single => {
+                let values: Vec<Value> = commands.query_async(conn).await?;
+                redis::from_redis_value(Value::Array(values)).map_err(|error| Error::Unexpected {
+                    key: route.to_owned(),
+                    what: format!("an answer that does not read: {error}"),
+                })
+            }
+            _ => {
+                let mut eval = redis::cmd("EVAL");
+                eval.arg(TRANSACTION_SCRIPT).arg(1).arg(route);
+                for command in commands.cmd_iter() {
+                    let args: Vec<&[u8]> = command
+                        .args_iter()
+                        .filter_map(|arg| match arg {
+                            redis::Arg::Simple(bytes) => Some(bytes),
+                            _ => None,
+                        })
+                        .collect();
+                    eval.arg(args.len()).arg(args);
+                }
+                Ok(eval.query_async(conn).await?)
+            }
+        }
     }
 
     /// Checks that Redis answers.

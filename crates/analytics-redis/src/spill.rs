@@ -122,18 +122,14 @@ impl SpillBuffer for RedisStore {
 
     async fn ack(&self, claim: &SpillClaim) -> analytics_core::Result<()> {
         let mut conn = self.connection().await?;
-        redis::pipe()
-            .atomic()
-            .cmd("DEL")
+        let claims = self.keys.claims();
+        let mut pipe = redis::pipe();
+        pipe.cmd("DEL")
             .arg(format!("{}{}", self.keys.claim_prefix(), claim.token))
-            .ignore()
             .cmd("ZREM")
-            .arg(self.keys.claims())
-            .arg(&claim.token)
-            .ignore()
-            .query_async::<()>(&mut conn)
-            .await
-            .map_err(Error::from)?;
+            .arg(&claims)
+            .arg(&claim.token);
+        self.transaction::<()>(&mut conn, &claims, pipe).await?;
         Ok(())
     }
 

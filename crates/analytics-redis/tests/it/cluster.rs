@@ -62,6 +62,33 @@ async fn the_store_conforms_on_a_redis_cluster() {
     let keys = cluster.keys(store.keys().prefix());
     let nodes: BTreeSet<usize> = keys.iter().map(|key| cluster.node_of(key)).collect();
     assert!(nodes.len() > 1, "keys on one master only: {keys:?}");
+    // A flush with more sessions than one command names (a script's arguments are
+    // bounded on a cluster).
+    let now = Utc::now();
+    let before = store
+        .active_sessions(now - TimeDelta::minutes(1))
+        .await
+        .unwrap();
+    let starts: Vec<Event> = (0..5_000)
+        .map(|i| {
+            event(
+                "session.start",
+                now,
+                json!({"session_id": format!("big-{i}")}),
+            )
+        })
+        .collect();
+    store
+        .apply(&CounterBatch::from_events(&calendar, &starts))
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .active_sessions(now - TimeDelta::minutes(1))
+            .await
+            .unwrap(),
+        before + 5_000
+    );
     let today_key = format!("daily:{{{}}}", Utc::now().date_naive());
     assert!(
         keys.iter().any(|key| key.ends_with(&today_key)),
