@@ -137,11 +137,7 @@ async fn a_master_that_restarts_empty_takes_out_only_its_own_days() {
             assert_eq!(read, None, "{day:?} lost with its master");
             assert_eq!(agents, None, "{day:?} agents lost with its master");
         } else {
-            assert_eq!(
-                read,
-                Some(vec![counted[i].clone()]),
-                "{day:?} on another master"
-            );
+            assert_eq!(read, Some(vec![counted[i]]), "{day:?} on another master");
             assert!(agents.is_some());
         }
     }
