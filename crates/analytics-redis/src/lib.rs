@@ -368,3 +368,29 @@ impl RedisStore {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::cluster_nodes;
+
+    #[test]
+    fn a_cluster_url_names_its_nodes_with_the_credentials_of_the_first() {
+        assert_eq!(cluster_nodes("redis://127.0.0.1:6379"), None);
+        assert_eq!(
+            cluster_nodes("redis+cluster://h1:7000, h2:7001,h3:7002/"),
+            Some(vec![
+                "redis://h1:7000".to_owned(),
+                "redis://h2:7001".to_owned(),
+                "redis://h3:7002".to_owned()
+            ])
+        );
+        assert_eq!(
+            cluster_nodes("redis+cluster://user:p%40ss@h1:7000,h2:7001"),
+            Some(vec![
+                "redis://user:p%40ss@h1:7000".to_owned(),
+                "redis://user:p%40ss@h2:7001".to_owned()
+            ])
+        );
+        assert_eq!(cluster_nodes("redis+cluster://"), Some(vec![]));
+    }
+}

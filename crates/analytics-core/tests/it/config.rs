@@ -166,12 +166,25 @@ fn secrets_never_appear_in_debug_output_or_errors() {
 }
 
 #[test]
+fn a_redis_cluster_url_is_taken() {
+    let config = config(&[("REDIS_URL", "redis+cluster://h1:7000,h2:7001")]).unwrap();
+    assert_eq!(
+        config.redis_url.as_ref().map(|url| url.expose()),
+        Some("redis+cluster://h1:7000,h2:7001")
+    );
+}
+
+#[test]
 fn connection_urls_are_redacted_for_logs() {
     let cases = [
         ("postgres://app:pw@host/db", "postgres://app:***@host/db"),
         ("postgres://app@host/db", "postgres://app@host/db"),
         ("postgres://host/db?user=a", "postgres://host/db?user=a"),
         ("redis://:pw@host:6379", "redis://:***@host:6379"),
+        (
+            "redis+cluster://u:pw@h1:7000,h2:7001",
+            "redis+cluster://u:***@h1:7000,h2:7001",
+        ),
         ("sqlite://analytics.db", "sqlite://analytics.db"),
         ("postgres://app:p@ss@host/db", "postgres://app:***@host/db"),
         // Credentials as query parameters, in any case, and several of them.
