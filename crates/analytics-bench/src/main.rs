@@ -5,9 +5,9 @@
 //! stdout and written to `target/bench/report.md`.
 
 /// The allocator of the `analytics` binary, whose server the HTTP benchmarks run in
-/// this process (the other figures are taken with it too).
+/// this process (the other figures are taken with it too), with its runtime.
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: analytics_server::allocator::Allocator = analytics_server::allocator::Allocator;
 
 mod case_study;
 mod embedded;
@@ -57,8 +57,11 @@ const BENCHMARKS: &[&str] = &[
     "sessions-export",
 ];
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
+    analytics_server::allocator::runtime()?.block_on(run())
+}
+
+async fn run() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some("memory-worker") {
         let n = args

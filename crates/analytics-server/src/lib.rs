@@ -4,6 +4,7 @@
 //! adds the command line of SPEC §11.
 #![deny(missing_docs)]
 
+pub mod allocator;
 pub mod api;
 pub mod auth;
 pub mod dashboard;

@@ -7,9 +7,10 @@ mod demo;
 
 /// mimalloc rather than the system allocator: ingest allocates per event (JSON values,
 /// strings), and glibc's malloc took 15 % of the machine's CPU under HTTP load
-/// (BENCHMARKS.md, "Allocator").
+/// (BENCHMARKS.md, "Allocator"). The runtime has idle threads give freed memory back
+/// (`allocator::runtime`).
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: analytics_server::allocator::Allocator = analytics_server::allocator::Allocator;
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -262,8 +263,17 @@ fn init_logging(format: LogFormat) {
     }
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
+    match analytics_server::allocator::runtime() {
+        Ok(runtime) => runtime.block_on(run_cli()),
+        Err(error) => {
+            eprintln!("analytics: cannot start the runtime: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run_cli() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_format);
     let config = match cli.settings.config() {
