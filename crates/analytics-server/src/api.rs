@@ -2,22 +2,20 @@
 //! `/metrics` and the OpenAPI document. Only this crate knows HTTP and the wire format;
 //! the request and response types live here.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use analytics::core::config::{ApiKey, Scope};
 use analytics::core::event::RawEvent;
 use analytics::core::metrics::{AgentMetrics, BusinessMetrics, TicketMetrics};
-use analytics::core::time::{DateRange, YearMonth, parse_date};
+use analytics::core::time::YearMonth;
 use analytics::stats::{Jobs, Stats};
 use analytics::tracker::{TrackError, Tracker};
 use axum::body::Bytes;
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{DefaultBodyLimit, Query, State};
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{MethodRouter, get, post};
 use axum::{Json, Router};
 use chrono::NaiveDate;
 use serde::Serialize;
@@ -25,6 +23,10 @@ use serde_json::{Value, json};
 
 use crate::auth::authorize;
 use crate::error::ApiError;
+use crate::extract::{
+    AckParams, Admin, DateParams, FunnelParams, Ingest, Key, MonthParams, NoParams, Params,
+    RangeParams, Read,
+};
 
 /// The largest request body (SPEC §9).
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -106,32 +108,106 @@ impl AppState {
         }
     }
 
-    fn authorize(&self, headers: &HeaderMap, scope: Scope) -> Result<(), ApiError> {
+    pub(crate) fn authorize(&self, headers: &HeaderMap, scope: Scope) -> Result<(), ApiError> {
         authorize(&self.inner.keys, headers, scope)
     }
 }
 
+/// One endpoint: its method and path, the query parameters it takes, and its handler.
+/// The router is built from this table, and a test holds the OpenAPI document to it.
+struct Endpoint {
+    #[cfg_attr(not(test), expect(dead_code, reason = "read by the OpenAPI test"))]
+    method: &'static str,
+    path: &'static str,
+    #[cfg_attr(not(test), expect(dead_code, reason = "read by the OpenAPI test"))]
+    params: &'static [&'static str],
+    handler: MethodRouter<AppState>,
+}
+
+/// Every endpoint the OpenAPI document describes.
+fn endpoints() -> Vec<Endpoint> {
+    use crate::extract::QueryParams;
+    let endpoint = |method, path, params, handler| Endpoint {
+        method,
+        path,
+        params,
+        handler,
+    };
+    vec![
+        endpoint(
+            "post",
+            "/api/analytics/events",
+            AckParams::NAMES,
+            post(ingest),
+        ),
+        endpoint("post", "/api/analytics/flush", &[], post(flush)),
+        endpoint(
+            "get",
+            "/api/analytics/realtime",
+            NoParams::NAMES,
+            get(realtime),
+        ),
+        endpoint("get", "/api/analytics/daily", DateParams::NAMES, get(daily)),
+        endpoint(
+            "get",
+            "/api/analytics/range",
+            RangeParams::NAMES,
+            get(range),
+        ),
+        endpoint(
+            "get",
+            "/api/analytics/case-study",
+            MonthParams::NAMES,
+            get(case_study),
+        ),
+        endpoint(
+            "get",
+            "/api/analytics/agents",
+            MonthParams::NAMES,
+            get(agents),
+        ),
+        endpoint(
+            "get",
+            "/api/analytics/tickets",
+            MonthParams::NAMES,
+            get(tickets),
+        ),
+        endpoint("get", "/api/analytics/ai", FunnelParams::NAMES, get(ai)),
+        endpoint(
+            "get",
+            "/api/analytics/export/daily.csv",
+            RangeParams::NAMES,
+            get(export_daily),
+        ),
+        endpoint(
+            "get",
+            "/api/analytics/export/agents.csv",
+            MonthParams::NAMES,
+            get(export_agents),
+        ),
+        endpoint(
+            "get",
+            "/api/analytics/export/sessions.csv",
+            RangeParams::NAMES,
+            get(export_sessions),
+        ),
+        endpoint("get", "/api/analytics/openapi.json", &[], get(openapi)),
+        endpoint("get", "/", &[], get(crate::dashboard::index)),
+        endpoint("get", "/healthz", &[], get(healthz)),
+        endpoint("get", "/readyz", &[], get(readyz)),
+        endpoint("get", "/metrics", &[], get(metrics)),
+    ]
+}
+
 /// The router of the whole API.
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/api/analytics/events", post(ingest))
-        .route("/api/analytics/flush", post(flush))
-        .route("/api/analytics/realtime", get(realtime))
-        .route("/api/analytics/daily", get(daily))
-        .route("/api/analytics/range", get(range))
-        .route("/api/analytics/case-study", get(case_study))
-        .route("/api/analytics/agents", get(agents))
-        .route("/api/analytics/tickets", get(tickets))
-        .route("/api/analytics/ai", get(ai))
-        .route("/api/analytics/export/daily.csv", get(export_daily))
-        .route("/api/analytics/export/agents.csv", get(export_agents))
-        .route("/api/analytics/export/sessions.csv", get(export_sessions))
-        .route("/api/analytics/openapi.json", get(openapi))
-        .route("/", get(crate::dashboard::index))
+    let mut router = Router::new();
+    for endpoint in endpoints() {
+        router = router.route(endpoint.path, endpoint.handler);
+    }
+    router
+        // The dashboard's script, style sheet and icon (not API endpoints).
         .route("/assets/{name}", get(crate::dashboard::asset))
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
         .fallback(|| async {
             ApiError::not_found("no such endpoint; see /api/analytics/openapi.json")
         })
@@ -142,58 +218,17 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Reads the query parameters, refusing any the endpoint does not take.
-fn params(
-    query: Result<Query<HashMap<String, String>>, QueryRejection>,
-    allowed: &[&str],
-) -> Result<HashMap<String, String>, ApiError> {
-    let Query(params) =
-        query.map_err(|rejection| ApiError::bad_request("invalid_query", rejection.body_text()))?;
-    if let Some(unknown) = params.keys().find(|k| !allowed.contains(&k.as_str())) {
-        let takes = if allowed.is_empty() {
-            "no parameters".to_owned()
-        } else {
-            allowed.join(", ")
-        };
-        return Err(ApiError::bad_request(
-            "unknown_parameter",
-            format!(
-                "unknown query parameter {:?} (this endpoint takes {takes})",
-                truncate(unknown)
-            ),
-        ));
-    }
-    Ok(params)
-}
-
-fn month_param(stats: &Stats, params: &HashMap<String, String>) -> Result<YearMonth, ApiError> {
-    match params.get("month") {
-        Some(month) => Ok(month.parse()?),
-        None => Ok(YearMonth::of(stats.today())),
-    }
-}
-
-fn date_param(name: &'static str, params: &HashMap<String, String>) -> Result<NaiveDate, ApiError> {
-    let value = params.get(name).ok_or_else(|| {
-        ApiError::bad_request(
-            "missing_parameter",
-            format!("the query parameter {name:?} is required (YYYY-MM-DD)"),
-        )
-    })?;
-    Ok(parse_date(name, value)?)
-}
-
 async fn ingest(
     State(state): State<AppState>,
+    _: Key<Ingest>,
+    Params(params): Params<AckParams>,
     headers: HeaderMap,
-    query: Result<Query<HashMap<String, String>>, QueryRejection>,
     body: axum::body::Body,
 ) -> Result<Response, ApiError> {
-    // Everything that can refuse the request is checked before the body is read, so
-    // that a client sending `Expect: 100-continue` gets its answer without sending it.
-    state.authorize(&headers, Scope::Ingest)?;
-    let params = params(query, &["ack"])?;
-    let durable = match params.get("ack").map(String::as_str) {
+    // Everything that can refuse the request is checked before the body is read (the
+    // key and the query by the extractors, in that order), so that a client sending
+    // `Expect: 100-continue` gets its answer without sending it.
+    let durable = match params.ack.as_deref() {
         None | Some("stored") => true,
         Some("buffered") => false,
         Some(other) => {
@@ -350,8 +385,7 @@ async fn ingest(
         .into_response())
 }
 
-async fn flush(State(state): State<AppState>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
-    state.authorize(&headers, Scope::Admin)?;
+async fn flush(State(state): State<AppState>, _: Key<Admin>) -> Result<Json<Value>, ApiError> {
     match state.inner.tracker.flush().await {
         Ok(()) => Ok(Json(json!({"flushed": true}))),
         Err(TrackError::NotStoredInTime(deadline)) => Err(ApiError::unavailable(
@@ -370,11 +404,9 @@ async fn flush(State(state): State<AppState>, headers: HeaderMap) -> Result<Json
 
 async fn realtime(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+    _: Key<Read>,
+    _: Params<NoParams>,
 ) -> Result<Json<analytics::stats::Realtime>, ApiError> {
-    state.authorize(&headers, Scope::Read)?;
-    params(query, &[])?;
     Ok(Json(state.inner.stats.realtime().await?))
 }
 
@@ -386,15 +418,10 @@ struct Day {
 
 async fn daily(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+    _: Key<Read>,
+    Params(params): Params<DateParams>,
 ) -> Result<Json<Day>, ApiError> {
-    state.authorize(&headers, Scope::Read)?;
-    let params = params(query, &["date"])?;
-    let date = match params.get("date") {
-        Some(_) => date_param("date", &params)?,
-        None => state.inner.stats.today(),
-    };
+    let date = params.date(&state.inner.stats)?;
     let raw = state.inner.stats.daily(date).await?;
     Ok(Json(Day { date, raw }))
 }
@@ -410,13 +437,11 @@ struct Range {
 
 async fn range(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+    _: Key<Read>,
+    Params(params): Params<RangeParams>,
 ) -> Result<Json<Range>, ApiError> {
-    state.authorize(&headers, Scope::Read)?;
-    let params = params(query, &["start", "end"])?;
-    let (start, end) = (date_param("start", &params)?, date_param("end", &params)?);
-    let range = DateRange::new(start, end)?;
+    let range = params.range()?;
+    let (start, end) = (range.start(), range.end());
     let (total, days) = state.inner.stats.range_with_total(range).await?;
     let days = days
         .into_iter()
@@ -432,12 +457,10 @@ async fn range(
 
 async fn case_study(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+    _: Key<Read>,
+    Params(params): Params<MonthParams>,
 ) -> Result<Json<analytics::core::case_study::CaseStudy>, ApiError> {
-    state.authorize(&headers, Scope::Read)?;
-    let params = params(query, &["month"])?;
-    let month = month_param(&state.inner.stats, &params)?;
+    let month = params.month(&state.inner.stats)?;
     Ok(Json(state.inner.stats.case_study(month).await?))
 }
 
@@ -449,12 +472,10 @@ struct Agents {
 
 async fn agents(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+    _: Key<Read>,
+    Params(params): Params<MonthParams>,
 ) -> Result<Json<Agents>, ApiError> {
-    state.authorize(&headers, Scope::Read)?;
-    let params = params(query, &["month"])?;
-    let month = month_param(&state.inner.stats, &params)?;
+    let month = params.month(&state.inner.stats)?;
     let agents = state.inner.stats.agents(month).await?;
     Ok(Json(Agents { month, agents }))
 }
@@ -468,12 +489,10 @@ struct Tickets {
 
 async fn tickets(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+    _: Key<Read>,
+    Params(params): Params<MonthParams>,
 ) -> Result<Json<Tickets>, ApiError> {
-    state.authorize(&headers, Scope::Read)?;
-    let params = params(query, &["month"])?;
-    let month = month_param(&state.inner.stats, &params)?;
+    let month = params.month(&state.inner.stats)?;
     let tickets = state.inner.stats.tickets(month).await?;
     Ok(Json(Tickets { month, tickets }))
 }
@@ -481,22 +500,10 @@ async fn tickets(
 /// `GET /ai?month=` or `?start=&end=`: the AI funnel (SPEC §5).
 async fn ai(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+    _: Key<Read>,
+    Params(params): Params<FunnelParams>,
 ) -> Result<Json<analytics::stats::FunnelReport>, ApiError> {
-    state.authorize(&headers, Scope::Read)?;
-    let params = params(query, &["month", "start", "end"])?;
-    let range = if params.contains_key("start") || params.contains_key("end") {
-        if params.contains_key("month") {
-            return Err(ApiError::bad_request(
-                "invalid_query",
-                "give either month or start and end, not both",
-            ));
-        }
-        range_params(&params)?
-    } else {
-        month_param(&state.inner.stats, &params)?.days()
-    };
+    let range = params.range(&state.inner.stats)?;
     Ok(Json(state.inner.stats.ai_funnel(range).await?))
 }
 
@@ -516,18 +523,12 @@ fn csv_response(body: axum::body::Body, filename: &str) -> Response {
     response
 }
 
-fn range_params(params: &HashMap<String, String>) -> Result<DateRange, ApiError> {
-    let (start, end) = (date_param("start", params)?, date_param("end", params)?);
-    Ok(DateRange::new(start, end)?)
-}
-
 async fn export_daily(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+    _: Key<Read>,
+    Params(params): Params<RangeParams>,
 ) -> Result<Response, ApiError> {
-    state.authorize(&headers, Scope::Read)?;
-    let range = range_params(&params(query, &["start", "end"])?)?;
+    let range = params.range()?;
     let days = state.inner.stats.range(range).await?;
     let csv = crate::export::daily_csv(&days).map_err(|error| ApiError::internal(&error))?;
     Ok(csv_response(
@@ -538,12 +539,10 @@ async fn export_daily(
 
 async fn export_agents(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+    _: Key<Read>,
+    Params(params): Params<MonthParams>,
 ) -> Result<Response, ApiError> {
-    state.authorize(&headers, Scope::Read)?;
-    let params = params(query, &["month"])?;
-    let month = month_param(&state.inner.stats, &params)?;
+    let month = params.month(&state.inner.stats)?;
     let agents = state.inner.stats.agents(month).await?;
     let csv = crate::export::agents_csv(&agents).map_err(|error| ApiError::internal(&error))?;
     Ok(csv_response(csv.into(), &format!("agents-{month}.csv")))
@@ -551,11 +550,10 @@ async fn export_agents(
 
 async fn export_sessions(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+    _: Key<Read>,
+    Params(params): Params<RangeParams>,
 ) -> Result<Response, ApiError> {
-    state.authorize(&headers, Scope::Read)?;
-    let range = range_params(&params(query, &["start", "end"])?)?;
+    let range = params.range()?;
     let Ok(permit) = state.inner.session_exports.clone().try_acquire_owned() else {
         return Err(ApiError::unavailable(
             "busy",
@@ -650,7 +648,7 @@ async fn metrics(State(state): State<AppState>) -> Response {
 }
 
 /// Caller input echoed in a message, cut to a readable length.
-fn truncate(input: &str) -> String {
+pub(crate) fn truncate(input: &str) -> String {
     const MAX: usize = 64;
     if input.chars().count() <= MAX {
         return input.to_owned();
@@ -779,5 +777,40 @@ mod strict_json {
             }
             Ok(Value::Object(object))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+
+    /// The OpenAPI document describes every endpoint the router serves, with the query
+    /// parameters its extractor takes, and nothing else.
+    #[test]
+    fn the_openapi_document_describes_every_endpoint_and_its_parameters() {
+        let document: Value = serde_json::from_str(OPENAPI).unwrap_or_default();
+        let mut documented = BTreeSet::new();
+        for (path, operations) in document["paths"].as_object().into_iter().flatten() {
+            for (method, operation) in operations.as_object().into_iter().flatten() {
+                let params: BTreeSet<String> = operation["parameters"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter(|p| p["in"] == "query")
+                    .filter_map(|p| p["name"].as_str().map(str::to_owned))
+                    .collect();
+                documented.insert((method.clone(), path.clone(), params));
+            }
+        }
+        let served: BTreeSet<(String, String, BTreeSet<String>)> = endpoints()
+            .into_iter()
+            .map(|e| {
+                let params = e.params.iter().map(|p| (*p).to_owned()).collect();
+                (e.method.to_owned(), e.path.to_owned(), params)
+            })
+            .collect();
+        assert_eq!(documented, served);
     }
 }

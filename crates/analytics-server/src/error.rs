@@ -113,14 +113,9 @@ impl From<analytics::core::Error> for ApiError {
         use analytics::core::Error;
         use analytics::core::error::StoreErrorKind;
         match &error {
-            Error::InvalidInput { what, .. } => {
-                let code = match *what {
-                    "month" => "invalid_month",
-                    "range" => "invalid_range",
-                    _ => "invalid_input",
-                };
-                ApiError::bad_request(code, error.to_string())
-            }
+            // A month or a range the request names is read by its extractor, which
+            // answers `invalid_month` or `invalid_range` itself.
+            Error::InvalidInput { .. } => ApiError::bad_request("invalid_input", error.to_string()),
             Error::Validation(validation) => {
                 ApiError::bad_request("invalid_event", validation.to_string())
             }

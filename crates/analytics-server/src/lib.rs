@@ -10,5 +10,6 @@ pub mod auth;
 pub mod dashboard;
 pub mod error;
 pub mod export;
+pub mod extract;
 pub mod metrics;
 pub mod server;
