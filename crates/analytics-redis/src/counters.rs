@@ -33,6 +33,8 @@ const MARKER_TTL_SECS: u64 = 14 * 24 * 3600;
 struct Transactions<'k> {
     keys: &'k Keys,
     pipes: BTreeMap<String, (String, Pipeline)>,
+    /// The groups whose transaction increments: running it twice would count twice.
+    counting: std::collections::BTreeSet<String>,
 }
 
 impl<'k> Transactions<'k> {
@@ -40,7 +42,29 @@ impl<'k> Transactions<'k> {
         Transactions {
             keys,
             pipes: BTreeMap::new(),
+            counting: std::collections::BTreeSet::new(),
         }
+    }
+
+    /// The transactions, each with the key that routes it and, on a cluster, for one
+    /// that increments, the key that makes it run once (`Keys::applied`) however often
+    /// the client sends it (the others leave the same state when run twice).
+    fn finish(self, flush: &str) -> Vec<(String, Option<String>, Pipeline)> {
+        let (keys, counting) = (self.keys, self.counting);
+        self.pipes
+            .into_iter()
+            .map(|(group, (route, pipe))| {
+                let once = (keys.is_cluster() && counting.contains(&group))
+                    .then(|| keys.applied(&group, flush));
+                (route, once, pipe)
+            })
+            .collect()
+    }
+
+    /// The transaction of `key`'s group, which increments.
+    fn counting(&mut self, key: &str) -> &mut Pipeline {
+        self.counting.insert(slot_group(self.keys, key));
+        self.on(key)
     }
 
     /// The transaction of `key`'s group.
@@ -85,14 +109,19 @@ fn as_i64(field: Field, value: u64) -> Result<i64> {
 }
 
 impl RedisStore {
-    /// The transactions of one flush (one per slot group), combined per key and field.
-    fn counter_pipeline(&self, batch: &CounterBatch) -> Result<Vec<(String, Pipeline)>> {
+    /// The transactions of one flush (one per slot group), combined per key and field;
+    /// `flush` names the flush (see [`RedisStore::apply_once`]).
+    fn counter_pipeline(
+        &self,
+        batch: &CounterBatch,
+        flush: &str,
+    ) -> Result<Vec<(String, Option<String>, Pipeline)>> {
         let mut tx = Transactions::new(&self.keys);
         let mut expiries = BTreeMap::new();
         for (bucket, sums) in &batch.increments {
             let (key, ttl) = self.keys.bucket(bucket);
             for (field, value) in sums.iter() {
-                tx.on(&key)
+                tx.counting(&key)
                     .cmd("HINCRBY")
                     .arg(&key)
                     .arg(hash_field(field.name(), bucket.agent.as_deref()))
@@ -170,7 +199,7 @@ impl RedisStore {
             }
             tx.on(&presence).add_command(eval).ignore();
         }
-        Ok(tx.pipes.into_values().collect())
+        Ok(tx.finish(flush))
     }
 
     /// The distinct hashes that hold these buckets, sorted.
@@ -221,11 +250,11 @@ impl RedisStore {
         let marker = self.keys.intact(group);
         let mut pipe = redis::pipe();
         pipe.cmd("GET").arg(&marker);
-        pipe.cmd("INFO").arg("server");
+        pipe.cmd("INFO").arg("server").arg("replication");
         for key in keys {
             pipe.cmd("HGETALL").arg(*key);
         }
-        let mut values: Vec<Value> = self.transaction(conn, &marker, pipe).await?;
+        let mut values: Vec<Value> = self.transaction(conn, &marker, None, pipe).await?;
         let unexpected = |what: String| Error::Unexpected {
             key: self.keys.intact(group),
             what,
@@ -249,10 +278,51 @@ impl RedisStore {
         Ok(Some(hashes))
     }
 
-    /// The groups whose markers a rebuild sets, or that must be marked.
-    fn marker_groups(&self, days: std::ops::RangeInclusive<i64>) -> Vec<String> {
-        let today: NaiveDate = Utc::now().date_naive();
+    /// The groups whose markers a rebuild sets, or that must be marked, from the UTC
+    /// day `today` (now when `None`).
+    fn marker_groups(
+        &self,
+        today: Option<NaiveDate>,
+        days: std::ops::RangeInclusive<i64>,
+    ) -> Vec<String> {
+        let today = today.unwrap_or_else(|| Utc::now().date_naive());
         self.keys.marker_groups(today, days)
+    }
+
+    /// Applies what one flush adds, named `flush`: on a cluster each slot group's
+    /// transaction first records the name in its slot (`Keys::applied`, for 10
+    /// minutes) and does nothing if it is there already, because the cluster client
+    /// sends a request again after a broken connection, which may have run. (One
+    /// server's connection never sends a request twice.)
+    ///
+    /// # Errors
+    ///
+    /// A store error; the counters may then be partly applied (the day stays
+    /// uncounted, and the repair recounts it).
+    pub async fn apply_once(&self, batch: &CounterBatch, flush: &str) -> Result<()> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let transactions = self.counter_pipeline(batch, flush)?;
+        let mut conn = self.connection().await?;
+        if let crate::Connection::Cluster(cluster) = &conn {
+            // The groups' transactions go to their masters at once, on the one
+            // multiplexed connection.
+            let sent = transactions.into_iter().map(|(route, once, pipe)| {
+                let mut conn = crate::Connection::Cluster(cluster.clone());
+                async move {
+                    self.transaction::<()>(&mut conn, &route, once.as_deref(), pipe)
+                        .await
+                }
+            });
+            futures_util::future::try_join_all(sent).await?;
+            return Ok(());
+        }
+        for (route, once, pipe) in transactions {
+            self.transaction::<()>(&mut conn, &route, once.as_deref(), pipe)
+                .await?;
+        }
+        Ok(())
     }
 
     /// How many transactions [`CounterStore::apply`] sends for `batch`: one, or on a
@@ -262,7 +332,7 @@ impl RedisStore {
     ///
     /// [`Error::Unexpected`] for a sum beyond a Redis integer.
     pub fn transactions_for(&self, batch: &CounterBatch) -> Result<usize> {
-        Ok(self.counter_pipeline(batch)?.len())
+        Ok(self.counter_pipeline(batch, "")?.len())
     }
 
     /// How many commands [`CounterStore::apply`] sends for `batch` (without `MULTI` and
@@ -273,9 +343,9 @@ impl RedisStore {
     /// [`Error::Unexpected`] for a sum beyond a Redis integer.
     pub fn commands_for(&self, batch: &CounterBatch) -> Result<usize> {
         Ok(self
-            .counter_pipeline(batch)?
+            .counter_pipeline(batch, "")?
             .iter()
-            .map(|(_, pipe)| pipe.cmd_iter().count())
+            .map(|(_, _, pipe)| pipe.cmd_iter().count())
             .sum())
     }
 }
@@ -310,18 +380,30 @@ fn sums_from_hash(key: &str, hash: &HashMap<String, i64>, agent: Option<&str>) -
     Ok(sums)
 }
 
-/// The `run_id` of `INFO server`: it changes with every start of Redis.
-fn run_id(info: &str) -> Option<&str> {
-    info.lines()
-        .find_map(|line| line.strip_prefix("run_id:"))
-        .map(str::trim)
+/// Which data a node holds: the `run_id` of `INFO server` (it changes with every
+/// start of Redis) and the `master_replid` of `INFO replication` (it changes when a
+/// replica is promoted, also when a former master that copied its replica's data is
+/// failed back), as `{run_id}:{master_replid}`. The scripts compute the same.
+fn identity(info: &str) -> Option<String> {
+    let field = |name: &str| {
+        info.lines()
+            .find_map(|line| line.strip_prefix(name))
+            .map(str::trim)
+    };
+    Some(format!(
+        "{}:{}",
+        field("run_id:")?,
+        field("master_replid:")?
+    ))
 }
 
-/// Whether the intact marker was set by a rebuild in this run of Redis: a restart that
-/// restores a snapshot (RDB or AOF) brings the marker back with counters as old as the
-/// snapshot, and must not pass for whole counters.
+/// Whether the intact marker was set by a rebuild in this run of Redis, on the data it
+/// holds: a restart that restores a snapshot (RDB or AOF) brings the marker back with
+/// counters as old as the snapshot, and a failover (or a failback) to a node that may
+/// have missed the last writes changes the `master_replid`; neither passes for whole
+/// counters.
 fn is_intact(marker: Option<&str>, info: &str) -> bool {
-    marker.is_some_and(|marker| Some(marker) == run_id(info))
+    marker.is_some_and(|marker| Some(marker) == identity(info).as_deref())
 }
 
 /// Reads a per-agent hash (`{field}|{agent}` fields) into sums by agent.
@@ -341,12 +423,15 @@ fn agents_from_hash(key: &str, hash: &HashMap<String, i64>) -> Result<BTreeMap<S
     Ok(agents)
 }
 
-/// Marks the counters (of a group, on a cluster) intact with the server's run id if the
+/// Marks the counters (of a group, on a cluster) intact with the server's identity
+/// (`{run_id}:{master_replid}`, see `identity`) if the
 /// rebuild's token is still there (no loss since it began). KEYS: rebuilding token,
 /// intact marker. ARGV: the token, the marker's TTL in seconds (0: none).
 const FINISH_REBUILD_SCRIPT: &str = r"
 local run = string.match(redis.call('INFO', 'server'), 'run_id:(%w+)')
-if run and redis.call('GET', KEYS[1]) == ARGV[1] then
+local replid = string.match(redis.call('INFO', 'replication'), 'master_replid:(%w+)')
+if run and replid and redis.call('GET', KEYS[1]) == ARGV[1] then
+  run = run .. ':' .. replid
   if tonumber(ARGV[2]) > 0 then
     redis.call('SET', KEYS[2], run, 'EX', ARGV[2])
   else
@@ -361,25 +446,9 @@ return 0
 #[async_trait]
 impl CounterStore for RedisStore {
     async fn apply(&self, batch: &CounterBatch) -> analytics_core::Result<()> {
-        if batch.is_empty() {
-            return Ok(());
-        }
-        let transactions = self.counter_pipeline(batch)?;
-        let mut conn = self.connection().await?;
-        if let crate::Connection::Cluster(cluster) = &conn {
-            // The groups' transactions go to their masters at once, on the one
-            // multiplexed connection.
-            let sent = transactions.into_iter().map(|(route, pipe)| {
-                let mut conn = crate::Connection::Cluster(cluster.clone());
-                async move { self.transaction::<()>(&mut conn, &route, pipe).await }
-            });
-            futures_util::future::try_join_all(sent).await?;
-            return Ok(());
-        }
-        for (route, pipe) in transactions {
-            self.transaction::<()>(&mut conn, &route, pipe).await?;
-        }
-        Ok(())
+        Ok(self
+            .apply_once(batch, &uuid::Uuid::now_v7().simple().to_string())
+            .await?)
     }
 
     async fn read(&self, buckets: &[Bucket]) -> analytics_core::Result<Vec<Sums>> {
@@ -395,8 +464,9 @@ impl CounterStore for RedisStore {
             for key in &group_keys {
                 pipe.cmd("HGETALL").arg(*key);
             }
-            let read: Vec<HashMap<String, i64>> =
-                self.transaction(&mut conn, group_keys[0], pipe).await?;
+            let read: Vec<HashMap<String, i64>> = self
+                .transaction(&mut conn, group_keys[0], None, pipe)
+                .await?;
             hashes.extend(group_keys.into_iter().cloned().zip(read));
         }
         Ok(self.bucket_sums(buckets, &hashes)?)
@@ -436,7 +506,7 @@ impl CounterStore for RedisStore {
             pipe.add_command(expire).ignore();
         }
         let mut conn = self.connection().await?;
-        self.transaction::<()>(&mut conn, &key, pipe).await?;
+        self.transaction::<()>(&mut conn, &key, None, pipe).await?;
         Ok(())
     }
 
@@ -500,12 +570,16 @@ impl CounterStore for RedisStore {
 
     async fn intact(&self) -> analytics_core::Result<bool> {
         let mut conn = self.connection().await?;
-        for group in self.marker_groups(CHECKED_DAYS) {
+        for group in self.marker_groups(None, CHECKED_DAYS) {
             let marker = self.keys.intact(&group);
             let mut pipe = redis::pipe();
-            pipe.cmd("GET").arg(&marker).cmd("INFO").arg("server");
+            pipe.cmd("GET")
+                .arg(&marker)
+                .cmd("INFO")
+                .arg("server")
+                .arg("replication");
             let (marker, info): (Option<String>, String) =
-                self.transaction(&mut conn, &marker, pipe).await?;
+                self.transaction(&mut conn, &marker, None, pipe).await?;
             if !is_intact(marker.as_deref(), &info) {
                 return Ok(false);
             }
@@ -514,9 +588,12 @@ impl CounterStore for RedisStore {
     }
 
     async fn begin_rebuild(&self) -> analytics_core::Result<String> {
-        let token = uuid::Uuid::now_v7().to_string();
+        // The token names the UTC day the rebuild began on: it finishes with the same
+        // groups if midnight passes meanwhile.
+        let today = Utc::now().date_naive();
+        let token = format!("{today}/{}", uuid::Uuid::now_v7());
         let mut conn = self.connection().await?;
-        for group in self.marker_groups(MARKED_DAYS) {
+        for group in self.marker_groups(Some(today), MARKED_DAYS) {
             redis::cmd("SET")
                 .arg(self.keys.rebuilding(&group))
                 .arg(&token)
@@ -536,8 +613,11 @@ impl CounterStore for RedisStore {
         } else {
             0
         };
+        let began = token
+            .split_once('/')
+            .and_then(|(day, _)| day.parse::<NaiveDate>().ok());
         let mut finished = true;
-        for group in self.marker_groups(MARKED_DAYS) {
+        for group in self.marker_groups(began, MARKED_DAYS) {
             let done: i64 = redis::cmd("EVAL")
                 .arg(FINISH_REBUILD_SCRIPT)
                 .arg(2)

@@ -39,7 +39,8 @@ impl From<deadpool_redis::PoolError> for Error {
 impl Error {
     /// Whether retrying later may succeed: Redis is unreachable, the connection broke,
     /// the pool is exhausted, or a cluster is failing over or resharding
-    /// (`CLUSTERDOWN`, `TRYAGAIN`, `MASTERDOWN`, a redirection the client gave up on).
+    /// (`CLUSTERDOWN`, `TRYAGAIN`, `MASTERDOWN`, a redirection the client gave up on, no
+    /// connection to the node of a slot).
     pub fn is_transient(&self) -> bool {
         match self {
             Error::Command(error) => {
@@ -48,6 +49,7 @@ impl Error {
                     || error.is_connection_refusal()
                     || error.is_timeout()
                     || error.is_cluster_error()
+                    || error.kind() == ErrorKind::ClusterConnectionNotFound
                     || matches!(error.kind(), ErrorKind::Server(ServerErrorKind::MasterDown))
             }
             Error::Pool(_) => true,
@@ -81,6 +83,11 @@ mod tests {
             let error = Error::Command(RedisError::from((ErrorKind::Server(kind), "down")));
             assert!(error.is_transient(), "{kind:?}");
         }
+        let error = Error::Command(RedisError::from((
+            ErrorKind::ClusterConnectionNotFound,
+            "no node",
+        )));
+        assert!(error.is_transient());
         let error = Error::Command(RedisError::from((
             ErrorKind::Server(ServerErrorKind::CrossSlot),
             "keys in different slots",

@@ -142,9 +142,20 @@ impl Keys {
         groups
     }
 
-    /// Sessions started and not ended, scored by last activity.
+    /// Sessions started and not ended, scored by last activity (on a cluster with the
+    /// tag `{sessions}`, which [`Keys::applied`] keys share).
     pub fn active_sessions(&self) -> String {
-        self.key(format_args!("active_sessions"))
+        if self.cluster {
+            self.key(format_args!("active_sessions:{{sessions}}"))
+        } else {
+            self.key(format_args!("active_sessions"))
+        }
+    }
+
+    /// On a cluster, the key that records that flush `flush` was applied to `group`
+    /// (a [`slot_group`]), in the group's slot.
+    pub fn applied(&self, group: &str, flush: &str) -> String {
+        self.key(format_args!("applied:{{{group}}}:{flush}"))
     }
 
     /// Each agent's latest status.
@@ -276,9 +287,10 @@ mod tests {
         for key in [keys.claims(), keys.claim_prefix(), keys.dead_letters()] {
             assert_eq!(slot_group(&keys, &key), "spill", "{key}");
         }
+        assert_eq!(slot_group(&keys, &keys.active_sessions()), "sessions");
         assert_eq!(
-            slot_group(&keys, &keys.active_sessions()),
-            "analytics:active_sessions"
+            slot_group(&keys, &keys.applied("2025-12-01", "f")),
+            "2025-12-01"
         );
         assert_eq!(
             hash_field("session.start", Some("a|b")),

@@ -41,20 +41,26 @@
 //! | a month `M` | `monthly:{M}`, `agent:monthly:{M}`, `counters_intact:{M}`, `counters_rebuilding:{M}` |
 //! | agents | `agent_presence:{agents}`, `online_agents:{agents}` |
 //! | the spill buffer | `{spill}:event_buffer`, `…:claims`, `…:claim:{token}`, `…:dead` |
-//! | sessions | `active_sessions` (one key) |
+//! | sessions | `active_sessions:{sessions}` |
+//! | (each of the above) | `applied:{tag}:{flush}`: a flush applied to the group, 10 minutes |
 //!
 //! A flush is then one transaction per group it touches instead of one in all, sent to
 //! their masters at once; a transaction of several commands runs as one script there
 //! (`TRANSACTION_SCRIPT`), because a script is redirected like any command when the
 //! client's map of slots is stale (after a master restarted), where a `MULTI` only
-//! aborts. A flush that fails part-way leaves its day uncounted, and the repair
+//! aborts. The cluster client sends a request again after a broken connection,
+//! although it may have run: each of a flush's scripts first sets the flush's
+//! `applied` key in its slot and does nothing if it was set (an increment counts once),
+//! a spill-buffer claim sent again answers the events it claimed the first time, and
+//! the other requests leave the same state when run twice. A flush that fails part-way leaves its day uncounted, and the repair
 //! recounts it, as on one server. A command waits at most 5 s in all on a cluster
 //! (retries and redirections included), then fails as a transient error. A master that restarts empty loses only its slots, so the intact
 //! marker is kept per day and month group, next to the hashes it vouches for, and
-//! holds the `run_id` of the node that holds it: a read of a day is whole only if the
-//! day's own marker is there and was set in this run of its node (a failover to a
-//! replica changes the node, so counters that may have missed the last writes are
-//! read from detail and rebuilt). A rebuild marks the groups of the UTC days from two
+//! holds the `run_id` and `master_replid` of the node that holds it: a read of a day is
+//! whole only if the day's own marker is there and was set in this run of its node on
+//! this history of its data (a failover to a replica, or a failback, changes the
+//! `master_replid`, so counters that may have missed the last writes are read from
+//! detail and rebuilt). A rebuild marks the groups of the UTC days from two
 //! before today to seven after (any time zone's yesterday, today and tomorrow, which
 //! the rebuild recounts, and later days, which hold nothing yet), and the counters
 //! are intact while the groups from two days before to one after are marked: a new
@@ -153,10 +159,15 @@ struct ClusterPool {
 /// down Redis refuses the connection at once).
 const CLUSTER_RESPONSE_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Runs commands given as (argument count, name, arguments…) in ARGV, atomically, and
-/// returns their answers. KEYS[1] routes it to the slot of the keys the commands touch.
+/// Runs commands given as (argument count, name, arguments…) in ARGV after ARGV[1],
+/// atomically, and returns their answers. KEYS[1] routes it to the slot of the keys the
+/// commands touch. ARGV[1], unless empty, is a key of that slot set for 10 minutes
+/// before the commands run; if it is set already they ran already, and nothing is done.
 const TRANSACTION_SCRIPT: &str = r"
-local answers, i = {}, 1
+if ARGV[1] ~= '' and not redis.call('SET', ARGV[1], '1', 'NX', 'EX', 600) then
+  return {}
+end
+local answers, i = {}, 2
 while i <= #ARGV do
   local n = tonumber(ARGV[i])
   answers[#answers + 1] = redis.call(unpack(ARGV, i + 1, i + n))
@@ -305,18 +316,28 @@ impl RedisStore {
     async fn connection(&self) -> Result<Connection> {
         Ok(match &self.pool {
             Pool::Server(pool) => Connection::Server(pool.get().await?),
-            Pool::Cluster(pool) => Connection::Cluster(
-                pool.connection
-                    .get_or_try_init(|| pool.client.get_async_connection())
-                    .await?
-                    .clone(),
-            ),
+            Pool::Cluster(pool) => {
+                // Bounded: callers waiting while another one's attempt fails each try
+                // in turn.
+                let connect = pool
+                    .connection
+                    .get_or_try_init(|| pool.client.get_async_connection());
+                match tokio::time::timeout(CLUSTER_RESPONSE_TIMEOUT, connect).await {
+                    Ok(conn) => Connection::Cluster(conn?.clone()),
+                    Err(_) => {
+                        return Err(Error::Pool(
+                            "no connection to the Redis Cluster within 5 s".to_owned(),
+                        ));
+                    }
+                }
+            }
         })
     }
 
     /// Runs `commands` (on keys of one slot group, `route` among them) as one
     /// transaction and returns their answers in order: `MULTI … EXEC` on a server; on a
-    /// cluster one script that runs them, because a script is redirected like any
+    /// cluster one script that runs them (once, if `once` names a key of the group:
+    /// see `TRANSACTION_SCRIPT`), because a script is redirected like any
     /// command when its slot has moved (or the client's map of slots is stale after a
     /// master restarted), where a `MULTI` that meets a moved slot only aborts. One
     /// command is sent as it is (it is atomic by itself; a script cannot run `EVAL`).
@@ -324,15 +345,17 @@ impl RedisStore {
         &self,
         conn: &mut Connection,
         route: &str,
+        once: Option<&str>,
         mut commands: Pipeline,
     ) -> Result<T> {
         let single = commands.cmd_iter().count() == 1;
+        let server = matches!(conn, Connection::Server(_));
         match conn {
             Connection::Server(_) if !single => {
                 commands.atomic();
                 Ok(commands.query_async(conn).await?)
             }
-            _ if single => {
+            _ if single && (server || once.is_none()) => {
                 let values: Vec<Value> = commands.query_async(conn).await?;
                 redis::from_redis_value(Value::Array(values)).map_err(|error| Error::Unexpected {
                     key: route.to_owned(),
@@ -341,7 +364,10 @@ impl RedisStore {
             }
             _ => {
                 let mut eval = redis::cmd("EVAL");
-                eval.arg(TRANSACTION_SCRIPT).arg(1).arg(route);
+                eval.arg(TRANSACTION_SCRIPT)
+                    .arg(1)
+                    .arg(route)
+                    .arg(once.unwrap_or(""));
                 for command in commands.cmd_iter() {
                     let args: Vec<&[u8]> = command
                         .args_iter()

@@ -25,6 +25,11 @@ pub const MAX_CLAIM: usize = 1_000;
 const CLAIM_SCRIPT: &str = r"
 local buffer, claims = KEYS[1], KEYS[2]
 local max, token, lease, prefix = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3]), ARGV[4]
+-- Sent again (a cluster client resends after a broken connection): the same events.
+local mine = redis.call('LRANGE', prefix .. token, 0, -1)
+if #mine > 0 then
+  return mine
+end
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
 for _, expired in ipairs(redis.call('ZRANGEBYSCORE', claims, '-inf', now)) do
@@ -55,6 +60,52 @@ end
 return n
 ";
 
+impl RedisStore {
+    /// [`SpillBuffer::claim`] under the token `token`: the same token claimed again
+    /// (a request sent again) answers the events it claimed the first time.
+    pub(crate) async fn claim_as(&self, max: usize, token: &str) -> Result<Option<SpillClaim>> {
+        let max = max.clamp(1, MAX_CLAIM);
+        let lease_ms = u64::try_from(self.options.claim_lease.as_millis()).unwrap_or(u64::MAX);
+        let mut conn = self.connection().await?;
+        let items: Vec<String> = redis::cmd("EVAL")
+            .arg(CLAIM_SCRIPT)
+            .arg(2)
+            .arg(self.keys.event_buffer())
+            .arg(self.keys.claims())
+            .arg(max)
+            .arg(token)
+            .arg(lease_ms)
+            .arg(self.keys.claim_prefix())
+            .query_async(&mut conn)
+            .await?;
+        if items.is_empty() {
+            return Ok(None);
+        }
+        let mut events = Vec::with_capacity(items.len());
+        let mut dead = Vec::new();
+        for item in items {
+            match serde_json::from_str::<Event>(&item) {
+                Ok(event) => events.push(event),
+                Err(error) => {
+                    tracing::warn!(%error, "spilled entry is not an event; moved to dead letters");
+                    dead.push(item);
+                }
+            }
+        }
+        if !dead.is_empty() {
+            redis::cmd("RPUSH")
+                .arg(self.keys.dead_letters())
+                .arg(&dead)
+                .query_async::<()>(&mut conn)
+                .await?;
+        }
+        Ok(Some(SpillClaim {
+            token: token.to_owned(),
+            events,
+        }))
+    }
+}
+
 #[async_trait]
 impl SpillBuffer for RedisStore {
     async fn push(&self, events: &[Event]) -> analytics_core::Result<()> {
@@ -79,45 +130,7 @@ impl SpillBuffer for RedisStore {
     }
 
     async fn claim(&self, max: usize) -> analytics_core::Result<Option<SpillClaim>> {
-        let max = max.clamp(1, MAX_CLAIM);
-        let token = Uuid::now_v7().to_string();
-        let lease_ms = u64::try_from(self.options.claim_lease.as_millis()).unwrap_or(u64::MAX);
-        let mut conn = self.connection().await?;
-        let items: Vec<String> = redis::cmd("EVAL")
-            .arg(CLAIM_SCRIPT)
-            .arg(2)
-            .arg(self.keys.event_buffer())
-            .arg(self.keys.claims())
-            .arg(max)
-            .arg(&token)
-            .arg(lease_ms)
-            .arg(self.keys.claim_prefix())
-            .query_async(&mut conn)
-            .await
-            .map_err(Error::from)?;
-        if items.is_empty() {
-            return Ok(None);
-        }
-        let mut events = Vec::with_capacity(items.len());
-        let mut dead = Vec::new();
-        for item in items {
-            match serde_json::from_str::<Event>(&item) {
-                Ok(event) => events.push(event),
-                Err(error) => {
-                    tracing::warn!(%error, "spilled entry is not an event; moved to dead letters");
-                    dead.push(item);
-                }
-            }
-        }
-        if !dead.is_empty() {
-            redis::cmd("RPUSH")
-                .arg(self.keys.dead_letters())
-                .arg(&dead)
-                .query_async::<()>(&mut conn)
-                .await
-                .map_err(Error::from)?;
-        }
-        Ok(Some(SpillClaim { token, events }))
+        Ok(self.claim_as(max, &Uuid::now_v7().to_string()).await?)
     }
 
     async fn ack(&self, claim: &SpillClaim) -> analytics_core::Result<()> {
@@ -129,7 +142,8 @@ impl SpillBuffer for RedisStore {
             .cmd("ZREM")
             .arg(&claims)
             .arg(&claim.token);
-        self.transaction::<()>(&mut conn, &claims, pipe).await?;
+        self.transaction::<()>(&mut conn, &claims, None, pipe)
+            .await?;
         Ok(())
     }
 
@@ -159,4 +173,59 @@ pub async fn dead_letters(store: &RedisStore) -> Result<u64> {
         .arg(store.keys.dead_letters())
         .query_async(&mut conn)
         .await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use analytics_core::store::SpillBuffer;
+    use analytics_core::testing::event;
+
+    use crate::testing::TestRedis;
+
+    /// A claim sent twice with one token (a cluster client resends after a broken
+    /// connection) answers the same events and takes no more: acknowledging it loses
+    /// nothing that was not handed out.
+    #[tokio::test]
+    async fn a_claim_sent_again_answers_the_same_events() {
+        let redis = TestRedis::new().await;
+        let store = redis.store();
+        let events: Vec<_> = (0..10)
+            .map(|i| {
+                let session = format!("s-{i}");
+                event(
+                    "session.start",
+                    chrono::Utc::now(),
+                    serde_json::json!({"session_id": session}),
+                )
+            })
+            .collect();
+        store
+            .push(&events)
+            .await
+            .unwrap_or_else(|e| panic!("push: {e}"));
+        let first = store
+            .claim_as(4, "token-1")
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let again = store
+            .claim_as(4, "token-1")
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let ids = |claim: &Option<analytics_core::store::SpillClaim>| -> Vec<uuid::Uuid> {
+            claim
+                .iter()
+                .flat_map(|c| c.events.iter().map(|e| e.id()))
+                .collect()
+        };
+        assert_eq!(ids(&first).len(), 4);
+        assert_eq!(ids(&first), ids(&again));
+        assert_eq!(store.len().await.unwrap_or_default(), 10);
+        if let Some(claim) = &again {
+            store
+                .ack(claim)
+                .await
+                .unwrap_or_else(|e| panic!("ack: {e}"));
+        }
+        assert_eq!(store.len().await.unwrap_or_default(), 6);
+    }
 }

@@ -190,8 +190,26 @@ impl TestCluster {
             }
         }
         for i in 0..masters {
-            let node = cluster.spawn(i);
-            cluster.nodes.push(Some(node));
+            // A port found free may be taken before the node binds it (its bus port
+            // +10,000 lies among those the kernel hands to outgoing connections): a
+            // node that exits at once is started again on other ports.
+            let mut attempts = 0;
+            loop {
+                let mut node = cluster.spawn(i);
+                std::thread::sleep(std::time::Duration::from_millis(100));
+                if matches!(node.try_wait(), Ok(None)) || attempts == 5 {
+                    cluster.nodes.push(Some(node));
+                    break;
+                }
+                attempts += 1;
+                loop {
+                    let port = free_cluster_port();
+                    if !cluster.ports.contains(&port) {
+                        cluster.ports[i] = port;
+                        break;
+                    }
+                }
+            }
         }
         for i in 0..masters {
             cluster.wait_for(i, |conn| redis::cmd("PING").query::<String>(conn).is_ok());
@@ -383,6 +401,11 @@ impl Drop for TestCluster {
             let _ = node.kill();
             let _ = node.wait();
         }
-        let _ = std::fs::remove_dir_all(&self.dir);
+        // The nodes' logs stay for a test that failed.
+        if std::thread::panicking() {
+            eprintln!("Redis Cluster logs kept in {}", self.dir.display());
+        } else {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
     }
 }

@@ -170,3 +170,33 @@ async fn a_master_that_restarts_empty_takes_out_only_its_own_days() {
     store.ack(&claim).await.unwrap();
     assert_eq!(store.len().await.unwrap(), 0);
 }
+
+/// The cluster client sends a request again after a broken connection: a flush sent
+/// twice under one name counts once, in every group it touches.
+#[tokio::test]
+async fn a_flush_sent_again_counts_once() {
+    let cluster = TestCluster::start(3);
+    let store = cluster.store(RedisOptions::default()).await;
+    let batch = CounterBatch::from_events(&Calendar::default(), &recent_events());
+    store.apply_once(&batch, "flush-1").await.unwrap();
+    let today = Utc::now().date_naive();
+    let buckets: Vec<Bucket> = (-2..=1)
+        .flat_map(|offset| {
+            let day = Period::Day(today + TimeDelta::days(offset));
+            [Bucket::all(day), Bucket::agent(day, "a")]
+        })
+        .collect();
+    let once = store.read(&buckets).await.unwrap();
+    assert!(once.iter().all(|sums| sums.total_events() > 0), "{once:?}");
+    store.apply_once(&batch, "flush-1").await.unwrap();
+    assert_eq!(store.read(&buckets).await.unwrap(), once, "sent again");
+    store.apply_once(&batch, "flush-2").await.unwrap();
+    let twice = store.read(&buckets).await.unwrap();
+    for (once, twice) in once.iter().zip(&twice) {
+        assert_eq!(
+            twice.total_events(),
+            2 * once.total_events(),
+            "another flush"
+        );
+    }
+}

@@ -506,6 +506,16 @@ async fn round(config: &Config, redis: Option<&SharedRedis<'_>>, seed: u64) {
         "the repair recounted every uncounted day"
     );
     check(&service.stats, &recount, now, "after the counter repair").await;
+    if redis.is_some() {
+        // ... and they are whole: the answers above came from them.
+        let today = config.calendar().date(now);
+        let recent = [today - TimeDelta::days(1), today].map(|d| Bucket::all(Period::Day(d)));
+        let counters = &service.stats.stores().counters;
+        assert!(
+            counters.read_whole(&recent).await.unwrap().is_some(),
+            "the counters are whole after the repair"
+        );
+    }
     // Redis loses its data: the answers stay right at once (from detail), and again
     // once the counters are rebuilt.
     if let Some(redis) = redis {
