@@ -174,6 +174,16 @@ impl TestCluster {
     /// When `redis-server` or `redis-cli` is missing or fails: the test fails and says
     /// which.
     pub fn start(masters: usize) -> TestCluster {
+        TestCluster::start_with_replicas(masters, 0)
+    }
+
+    /// [`TestCluster::start`] with `replicas` replicas of each master.
+    ///
+    /// # Panics
+    ///
+    /// As [`TestCluster::start`].
+    pub fn start_with_replicas(masters: usize, replicas: usize) -> TestCluster {
+        let nodes = masters * (1 + replicas);
         let dir = std::env::temp_dir().join(format!(
             "analytics-redis-cluster-{}",
             Uuid::now_v7().simple()
@@ -183,13 +193,13 @@ impl TestCluster {
             ports: Vec::new(),
             nodes: Vec::new(),
         };
-        while cluster.ports.len() < masters {
+        while cluster.ports.len() < nodes {
             let port = free_cluster_port();
             if !cluster.ports.contains(&port) {
                 cluster.ports.push(port);
             }
         }
-        for i in 0..masters {
+        for i in 0..nodes {
             // A port found free may be taken before the node binds it (its bus port
             // +10,000 lies among those the kernel hands to outgoing connections): a
             // node that exits at once is started again on other ports.
@@ -211,7 +221,7 @@ impl TestCluster {
                 }
             }
         }
-        for i in 0..masters {
+        for i in 0..nodes {
             cluster.wait_for(i, |conn| redis::cmd("PING").query::<String>(conn).is_ok());
         }
         let addresses: Vec<String> = cluster
@@ -223,7 +233,7 @@ impl TestCluster {
             .arg("--cluster")
             .arg("create")
             .args(&addresses)
-            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .args(["--cluster-replicas", &replicas.to_string(), "--cluster-yes"])
             .output()
             .unwrap_or_else(|error| panic!("cannot run redis-cli: {error}"));
         assert!(
@@ -233,7 +243,22 @@ impl TestCluster {
             String::from_utf8_lossy(&out.stderr)
         );
         cluster.wait_ok();
+        cluster.wait_replicas_synced();
         cluster
+    }
+
+    /// Waits until every replica's link to its master is up (its first sync done).
+    fn wait_replicas_synced(&self) {
+        for i in 0..self.ports.len() {
+            self.wait_for(i, |conn| {
+                redis::cmd("INFO")
+                    .arg("replication")
+                    .query::<String>(conn)
+                    .is_ok_and(|info| {
+                        info.contains("role:master") || info.contains("master_link_status:up")
+                    })
+            });
+        }
     }
 
     fn spawn(&self, i: usize) -> std::process::Child {
@@ -250,6 +275,8 @@ impl TestCluster {
             ])
             .args(["--cluster-node-timeout", "2000"])
             .args(["--save", "", "--appendonly", "no"])
+            // Replicas synchronize at once (not after the default 5 s).
+            .args(["--repl-diskless-sync-delay", "0"])
             .arg("--dir")
             .arg(&dir)
             .args(["--logfile", "redis.log", "--daemonize", "no"])
@@ -337,6 +364,69 @@ impl TestCluster {
                 })
             })
             .unwrap_or_else(|| panic!("no node serves {key}"))
+    }
+
+    /// A replica of master `master`.
+    ///
+    /// # Panics
+    ///
+    /// When it has none.
+    pub fn replica_of(&self, master: usize) -> usize {
+        let port = self.ports[master];
+        (0..self.ports.len())
+            .find(|i| {
+                self.client(*i).is_ok_and(|mut conn| {
+                    redis::cmd("INFO")
+                        .arg("replication")
+                        .query::<String>(&mut conn)
+                        .is_ok_and(|info| {
+                            info.contains("role:slave")
+                                && info.contains(&format!("master_port:{port}\r"))
+                        })
+                })
+            })
+            .unwrap_or_else(|| panic!("master {port} has no replica"))
+    }
+
+    /// Promotes replica `i` to master of its master's slots, once every replica has
+    /// acknowledged every write (`WAIT` on each master), with `CLUSTER FAILOVER
+    /// TAKEOVER` (no handshake with a master that may not know its replica yet; the
+    /// former master becomes its replica), and waits until it is master and the
+    /// cluster whole.
+    ///
+    /// # Panics
+    ///
+    /// When the failover does not happen within 30 s.
+    pub fn fail_over_to(&self, i: usize) {
+        for master in 0..self.ports.len() {
+            let Ok(mut conn) = self.client(master) else {
+                continue;
+            };
+            let role: String = redis::cmd("INFO")
+                .arg("replication")
+                .query(&mut conn)
+                .unwrap_or_default();
+            if role.contains("role:master") {
+                let _: redis::RedisResult<i64> =
+                    redis::cmd("WAIT").arg(1).arg(5_000).query(&mut conn);
+            }
+        }
+        let mut conn = self
+            .client(i)
+            .unwrap_or_else(|error| panic!("cluster node down: {error}"));
+        let _: () = redis::cmd("CLUSTER")
+            .arg("FAILOVER")
+            .arg("TAKEOVER")
+            .query(&mut conn)
+            .unwrap_or_else(|error| panic!("CLUSTER FAILOVER: {error}"));
+        self.wait_for(i, |conn| {
+            redis::cmd("INFO")
+                .arg("replication")
+                .query::<String>(conn)
+                .is_ok_and(|info| info.contains("role:master"))
+        });
+        self.wait_ok();
+        self.wait_replicas_synced();
     }
 
     /// Kills node `i` (`SIGKILL`) and starts it again, empty (no persistence) but with

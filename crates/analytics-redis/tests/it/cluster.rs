@@ -200,3 +200,41 @@ async fn a_flush_sent_again_counts_once() {
         );
     }
 }
+
+/// A failover to a replica, and a failback to the first master (which meanwhile
+/// copied its replica's data, the marker included): neither passes for whole
+/// counters, since either may have lost the last writes; a rebuild makes them whole.
+#[tokio::test]
+async fn a_failover_and_a_failback_read_as_not_whole() {
+    let cluster = TestCluster::start_with_replicas(3, 1);
+    let store = cluster.store(RedisOptions::default()).await;
+    let batch = CounterBatch::from_events(&Calendar::default(), &recent_events());
+    store.apply(&batch).await.unwrap();
+    let token = store.begin_rebuild().await.unwrap();
+    assert!(store.finish_rebuild(&token).await.unwrap());
+    let today = Bucket::all(Period::Day(Utc::now().date_naive()));
+    let counted = store.read(std::slice::from_ref(&today)).await.unwrap();
+    let whole = || async {
+        store
+            .read_whole(std::slice::from_ref(&today))
+            .await
+            .unwrap()
+    };
+    assert_eq!(whole().await, Some(counted.clone()));
+
+    let master = cluster.node_of(&store.keys().bucket(&today).0);
+    let replica = cluster.replica_of(master);
+    cluster.fail_over_to(replica);
+    assert_eq!(cluster.node_of(&store.keys().bucket(&today).0), replica);
+    assert_eq!(whole().await, None, "after a failover");
+    assert!(!store.intact().await.unwrap());
+
+    // Back to the first master, with the marker it wrote: still not whole.
+    cluster.fail_over_to(master);
+    assert_eq!(cluster.node_of(&store.keys().bucket(&today).0), master);
+    assert_eq!(whole().await, None, "after a failback");
+
+    let token = store.begin_rebuild().await.unwrap();
+    assert!(store.finish_rebuild(&token).await.unwrap());
+    assert_eq!(whole().await, Some(counted));
+}
