@@ -352,6 +352,21 @@ fn encode(events: &[Event]) -> Vec<Encoded> {
         .collect()
 }
 
+/// Drives `write` to completion on this thread, where the runtime has several: a
+/// write is a dozen statements, each a round trip to the connection's own thread, and
+/// a task woken between them would wait for a runtime worker busy with other tasks
+/// (the producers, the counters), leaving SQLite's thread idle meanwhile. Blocking in
+/// place hands this worker's other tasks to another worker while the write runs.
+async fn on_this_thread<T>(write: impl std::future::Future<Output = T>) -> T {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    let handle = Handle::current();
+    if handle.runtime_flavor() == RuntimeFlavor::MultiThread {
+        tokio::task::block_in_place(|| handle.block_on(write))
+    } else {
+        write.await
+    }
+}
+
 async fn write_events(
     conn: &mut SqliteConnection,
     calendar: &Calendar,
@@ -548,8 +563,8 @@ impl EventStore for EmbeddedStore {
         let encoded = encode(events);
         let mut conn = self.writer.acquire().await.map_err(Error::from)?;
         let settled = self.settled.take();
-        let result =
-            write_events(&mut conn, &self.calendar, events, &encoded, &settled.writes).await;
+        let write = write_events(&mut conn, &self.calendar, events, &encoded, &settled.writes);
+        let result = on_this_thread(write).await;
         let (flags, days, write) = match result {
             Ok(done) => {
                 settled.removed();
