@@ -149,6 +149,14 @@ pub struct TestCluster {
     nodes: Vec<Option<std::process::Child>>,
 }
 
+/// A section of `INFO` of the server of `conn`; empty when it does not answer.
+fn info(conn: &mut redis::Connection, section: &str) -> String {
+    redis::cmd("INFO")
+        .arg(section)
+        .query(conn)
+        .unwrap_or_default()
+}
+
 /// A loopback port that is free, and whose cluster bus port (+10000) is free too.
 fn free_cluster_port() -> u16 {
     for _ in 0..100 {
@@ -251,12 +259,8 @@ impl TestCluster {
     fn wait_replicas_synced(&self) {
         for i in 0..self.ports.len() {
             self.wait_for(i, |conn| {
-                redis::cmd("INFO")
-                    .arg("replication")
-                    .query::<String>(conn)
-                    .is_ok_and(|info| {
-                        info.contains("role:master") || info.contains("master_link_status:up")
-                    })
+                let replication = info(conn, "replication");
+                replication.contains("role:master") || replication.contains("master_link_status:up")
             });
         }
     }
@@ -309,8 +313,9 @@ impl TestCluster {
                 redis::cmd("CLUSTER")
                     .arg("INFO")
                     .query::<String>(conn)
-                    .is_ok_and(|info| {
-                        info.contains("cluster_state:ok") && info.contains("cluster_slots_ok:16384")
+                    .is_ok_and(|cluster| {
+                        cluster.contains("cluster_state:ok")
+                            && cluster.contains("cluster_slots_ok:16384")
                     })
             });
         }
@@ -376,13 +381,9 @@ impl TestCluster {
         (0..self.ports.len())
             .find(|i| {
                 self.client(*i).is_ok_and(|mut conn| {
-                    redis::cmd("INFO")
-                        .arg("replication")
-                        .query::<String>(&mut conn)
-                        .is_ok_and(|info| {
-                            info.contains("role:slave")
-                                && info.contains(&format!("master_port:{port}\r"))
-                        })
+                    let replication = info(&mut conn, "replication");
+                    replication.contains("role:slave")
+                        && replication.contains(&format!("master_port:{port}\r"))
                 })
             })
             .unwrap_or_else(|| panic!("master {port} has no replica"))
@@ -402,11 +403,7 @@ impl TestCluster {
             let Ok(mut conn) = self.client(master) else {
                 continue;
             };
-            let role: String = redis::cmd("INFO")
-                .arg("replication")
-                .query(&mut conn)
-                .unwrap_or_default();
-            if role.contains("role:master") {
+            if info(&mut conn, "replication").contains("role:master") {
                 let _: redis::RedisResult<i64> =
                     redis::cmd("WAIT").arg(1).arg(5_000).query(&mut conn);
             }
@@ -419,12 +416,7 @@ impl TestCluster {
             .arg("TAKEOVER")
             .query(&mut conn)
             .unwrap_or_else(|error| panic!("CLUSTER FAILOVER: {error}"));
-        self.wait_for(i, |conn| {
-            redis::cmd("INFO")
-                .arg("replication")
-                .query::<String>(conn)
-                .is_ok_and(|info| info.contains("role:master"))
-        });
+        self.wait_for(i, |conn| info(conn, "replication").contains("role:master"));
         self.wait_ok();
         self.wait_replicas_synced();
     }
