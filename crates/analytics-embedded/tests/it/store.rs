@@ -171,3 +171,34 @@ async fn a_file_with_text_ids_is_converted_and_keeps_recognizing_them() {
         let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
     }
 }
+
+/// On a multi-threaded runtime a write blocks in place: from a worker (a spawned task,
+/// as the tracker's writers) and from the thread that runs the runtime (`block_on`, as
+/// a test body or a product's `main`), it stores, and a stored id is recognized.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_block_in_place_from_a_worker_and_from_the_runtime_thread() {
+    let db = TestEmbedded::new().await;
+    let first = event(
+        "session.start",
+        at("2025-12-01T02:00:00Z"),
+        json!({"session_id": "s1"}),
+    );
+    let second = event(
+        "session.start",
+        at("2025-12-01T03:00:00Z"),
+        json!({"session_id": "s2"}),
+    );
+    let written = db
+        .store()
+        .write(std::slice::from_ref(&first))
+        .await
+        .unwrap();
+    assert_eq!(written.new, [true], "from the runtime's thread");
+    let store = db.store().clone();
+    let both = [first, second];
+    let written = tokio::spawn(async move { store.write(&both).await.map(|w| w.new) })
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(written, [false, true], "from a worker");
+}
