@@ -28,21 +28,25 @@ const SESSIONS_PER_COMMAND: usize = 1_000;
 /// How long a group's intact marker lives on a cluster: past the last day it covers.
 const MARKER_TTL_SECS: u64 = 14 * 24 * 3600;
 
-/// The commands of one transaction per slot group (one in all on a server), each with
-/// a key that routes it.
+/// One transaction of a flush: the key that routes it, its commands, and whether it
+/// increments (running it twice would count twice).
+struct Transaction {
+    route: String,
+    pipe: Pipeline,
+    counting: bool,
+}
+
+/// The transactions of one flush, one per slot group (one in all on a server).
 struct Transactions<'k> {
     keys: &'k Keys,
-    pipes: BTreeMap<String, (String, Pipeline)>,
-    /// The groups whose transaction increments: running it twice would count twice.
-    counting: std::collections::BTreeSet<String>,
+    groups: BTreeMap<String, Transaction>,
 }
 
 impl<'k> Transactions<'k> {
     fn new(keys: &'k Keys) -> Transactions<'k> {
         Transactions {
             keys,
-            pipes: BTreeMap::new(),
-            counting: std::collections::BTreeSet::new(),
+            groups: BTreeMap::new(),
         }
     }
 
@@ -50,30 +54,28 @@ impl<'k> Transactions<'k> {
     /// that increments, the key that makes it run once (`Keys::applied`) however often
     /// the client sends it (the others leave the same state when run twice).
     fn finish(self, flush: &str) -> Vec<(String, Option<String>, Pipeline)> {
-        let (keys, counting) = (self.keys, self.counting);
-        self.pipes
+        let keys = self.keys;
+        self.groups
             .into_iter()
-            .map(|(group, (route, pipe))| {
-                let once = (keys.is_cluster() && counting.contains(&group))
-                    .then(|| keys.applied(&group, flush));
-                (route, once, pipe)
+            .map(|(group, tx)| {
+                let once = (keys.is_cluster() && tx.counting).then(|| keys.applied(&group, flush));
+                (tx.route, once, tx.pipe)
             })
             .collect()
     }
 
-    /// The transaction of `key`'s group, which increments.
-    fn counting(&mut self, key: &str) -> &mut Pipeline {
-        self.counting.insert(slot_group(self.keys, key));
-        self.on(key)
-    }
-
-    /// The transaction of `key`'s group.
-    fn on(&mut self, key: &str) -> &mut Pipeline {
-        &mut self
-            .pipes
+    /// The transaction of `key`'s group; `counting` when the commands added increment.
+    fn on(&mut self, key: &str, counting: bool) -> &mut Pipeline {
+        let tx = self
+            .groups
             .entry(slot_group(self.keys, key))
-            .or_insert_with(|| (key.to_owned(), redis::pipe()))
-            .1
+            .or_insert_with(|| Transaction {
+                route: key.to_owned(),
+                pipe: redis::pipe(),
+                counting: false,
+            });
+        tx.counting |= counting;
+        &mut tx.pipe
     }
 }
 
@@ -120,9 +122,9 @@ impl RedisStore {
         let mut expiries = BTreeMap::new();
         for (bucket, sums) in &batch.increments {
             let (key, ttl) = self.keys.bucket(bucket);
+            let pipe = tx.on(&key, true);
             for (field, value) in sums.iter() {
-                tx.counting(&key)
-                    .cmd("HINCRBY")
+                pipe.cmd("HINCRBY")
                     .arg(&key)
                     .arg(hash_field(field.name(), bucket.agent.as_deref()))
                     .arg(as_i64(field, value)?)
@@ -132,7 +134,7 @@ impl RedisStore {
         }
         // A key gets its TTL when it is created; later flushes leave it running.
         for (key, ttl) in expiries {
-            tx.on(&key)
+            tx.on(&key, false)
                 .cmd("EXPIRE")
                 .arg(key)
                 .arg(ttl.as_secs())
@@ -170,14 +172,14 @@ impl RedisStore {
                     }
                     command.arg(session);
                 }
-                tx.on(&sessions).add_command(command).ignore();
+                tx.on(&sessions, false).add_command(command).ignore();
             }
         }
         if let Some(latest) = batch.sessions.values().map(|m| millis(m.last_seen)).max() {
             let horizon = TimeDelta::from_std(self.options.session_horizon)
                 .unwrap_or(TimeDelta::days(1))
                 .num_milliseconds();
-            tx.on(&sessions)
+            tx.on(&sessions, false)
                 .cmd("ZREMRANGEBYSCORE")
                 .arg(&sessions)
                 .arg("-inf")
@@ -197,7 +199,7 @@ impl RedisStore {
                     .arg(mark.at.timestamp_micros())
                     .arg(mark.status.as_str());
             }
-            tx.on(&presence).add_command(eval).ignore();
+            tx.on(&presence, false).add_command(eval).ignore();
         }
         Ok(tx.finish(flush))
     }
@@ -276,17 +278,6 @@ impl RedisStore {
             .collect::<std::result::Result<_, _>>()
             .map_err(|e| unexpected(format!("HGETALL answered {e}")))?;
         Ok(Some(hashes))
-    }
-
-    /// The groups whose markers a rebuild sets, or that must be marked, from the UTC
-    /// day `today` (now when `None`).
-    fn marker_groups(
-        &self,
-        today: Option<NaiveDate>,
-        days: std::ops::RangeInclusive<i64>,
-    ) -> Vec<String> {
-        let today = today.unwrap_or_else(|| Utc::now().date_naive());
-        self.keys.marker_groups(today, days)
     }
 
     /// Applies what one flush adds, named `flush`: on a cluster each slot group's
@@ -446,9 +437,13 @@ return 0
 #[async_trait]
 impl CounterStore for RedisStore {
     async fn apply(&self, batch: &CounterBatch) -> analytics_core::Result<()> {
-        Ok(self
-            .apply_once(batch, &uuid::Uuid::now_v7().simple().to_string())
-            .await?)
+        // A flush is named only where a request can be sent twice (a cluster).
+        let flush = if self.is_cluster() {
+            uuid::Uuid::now_v7().simple().to_string()
+        } else {
+            String::new()
+        };
+        Ok(self.apply_once(batch, &flush).await?)
     }
 
     async fn read(&self, buckets: &[Bucket]) -> analytics_core::Result<Vec<Sums>> {
@@ -570,7 +565,10 @@ impl CounterStore for RedisStore {
 
     async fn intact(&self) -> analytics_core::Result<bool> {
         let mut conn = self.connection().await?;
-        for group in self.marker_groups(None, CHECKED_DAYS) {
+        for group in self
+            .keys
+            .marker_groups(Utc::now().date_naive(), CHECKED_DAYS)
+        {
             let marker = self.keys.intact(&group);
             let mut pipe = redis::pipe();
             pipe.cmd("GET")
@@ -593,7 +591,7 @@ impl CounterStore for RedisStore {
         let today = Utc::now().date_naive();
         let token = format!("{today}/{}", uuid::Uuid::now_v7());
         let mut conn = self.connection().await?;
-        for group in self.marker_groups(Some(today), MARKED_DAYS) {
+        for group in self.keys.marker_groups(today, MARKED_DAYS) {
             redis::cmd("SET")
                 .arg(self.keys.rebuilding(&group))
                 .arg(&token)
@@ -615,9 +613,10 @@ impl CounterStore for RedisStore {
         };
         let began = token
             .split_once('/')
-            .and_then(|(day, _)| day.parse::<NaiveDate>().ok());
+            .and_then(|(day, _)| day.parse::<NaiveDate>().ok())
+            .unwrap_or_else(|| Utc::now().date_naive());
         let mut finished = true;
-        for group in self.marker_groups(began, MARKED_DAYS) {
+        for group in self.keys.marker_groups(began, MARKED_DAYS) {
             let done: i64 = redis::cmd("EVAL")
                 .arg(FINISH_REBUILD_SCRIPT)
                 .arg(2)

@@ -67,6 +67,15 @@ impl Keys {
         self.cluster
     }
 
+    /// `:{tag}` after a name on a cluster; nothing on one server.
+    fn cluster_tag(&self, tag: &str) -> String {
+        if self.cluster {
+            format!(":{{{tag}}}")
+        } else {
+            String::new()
+        }
+    }
+
     /// `text` as a hash tag on a cluster, as it is on one server.
     fn tag(&self, text: std::fmt::Arguments<'_>) -> String {
         if self.cluster {
@@ -145,11 +154,10 @@ impl Keys {
     /// Sessions started and not ended, scored by last activity (on a cluster with the
     /// tag `{sessions}`, which [`Keys::applied`] keys share).
     pub fn active_sessions(&self) -> String {
-        if self.cluster {
-            self.key(format_args!("active_sessions:{{sessions}}"))
-        } else {
-            self.key(format_args!("active_sessions"))
-        }
+        self.key(format_args!(
+            "active_sessions{}",
+            self.cluster_tag("sessions")
+        ))
     }
 
     /// On a cluster, the key that records that flush `flush` was applied to `group`
@@ -160,17 +168,12 @@ impl Keys {
 
     /// Each agent's latest status.
     pub fn agent_presence(&self) -> String {
-        self.key(format_args!("agent_presence{}", self.agents_tag()))
+        self.key(format_args!("agent_presence{}", self.cluster_tag("agents")))
     }
 
     /// Agents online now.
     pub fn online_agents(&self) -> String {
-        self.key(format_args!("online_agents{}", self.agents_tag()))
-    }
-
-    /// The agents' tag, on a cluster: presence and the online set change together.
-    fn agents_tag(&self) -> &'static str {
-        if self.cluster { ":{agents}" } else { "" }
+        self.key(format_args!("online_agents{}", self.cluster_tag("agents")))
     }
 
     /// A marker that vanishes with the counters when Redis loses its data; set only
@@ -188,21 +191,13 @@ impl Keys {
     }
 
     fn per_group(&self, name: &str, group: &str) -> String {
-        if self.cluster {
-            self.key(format_args!("{name}:{{{group}}}"))
-        } else {
-            self.key(format_args!("{name}"))
-        }
+        self.key(format_args!("{name}{}", self.cluster_tag(group)))
     }
 
     /// The spill buffer. On a cluster its keys share the tag `{spill}`: its scripts
     /// move events between them.
     pub fn event_buffer(&self) -> String {
-        if self.cluster {
-            self.key(format_args!("{{spill}}:event_buffer"))
-        } else {
-            self.key(format_args!("event_buffer"))
-        }
+        self.key(format_args!("event_buffer{}", self.cluster_tag("spill")))
     }
 
     /// Claims on the spill buffer and their lease deadlines.

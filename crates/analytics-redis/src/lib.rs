@@ -40,7 +40,7 @@
 //! | a day `D` | `daily:{D}`, `hourly:{D}:{hh}`, `agent:daily:{D}`, `counters_intact:{D}`, `counters_rebuilding:{D}` |
 //! | a month `M` | `monthly:{M}`, `agent:monthly:{M}`, `counters_intact:{M}`, `counters_rebuilding:{M}` |
 //! | agents | `agent_presence:{agents}`, `online_agents:{agents}` |
-//! | the spill buffer | `{spill}:event_buffer`, `…:claims`, `…:claim:{token}`, `…:dead` |
+//! | the spill buffer | `event_buffer:{spill}`, `…:claims`, `…:claim:{token}`, `…:dead` |
 //! | sessions | `active_sessions:{sessions}` |
 //! | (each of the above) | `applied:{tag}:{flush}`: a flush applied to the group, 10 minutes |
 //!
@@ -348,39 +348,30 @@ impl RedisStore {
         once: Option<&str>,
         mut commands: Pipeline,
     ) -> Result<T> {
-        let single = commands.cmd_iter().count() == 1;
-        let server = matches!(conn, Connection::Server(_));
-        match conn {
-            Connection::Server(_) if !single => {
+        let scripted = matches!(conn, Connection::Cluster(_))
+            && (once.is_some() || commands.cmd_iter().count() > 1);
+        if !scripted {
+            if matches!(conn, Connection::Server(_)) {
                 commands.atomic();
-                Ok(commands.query_async(conn).await?)
             }
-            _ if single && (server || once.is_none()) => {
-                let values: Vec<Value> = commands.query_async(conn).await?;
-                redis::from_redis_value(Value::Array(values)).map_err(|error| Error::Unexpected {
-                    key: route.to_owned(),
-                    what: format!("an answer that does not read: {error}"),
-                })
-            }
-            _ => {
-                let mut eval = redis::cmd("EVAL");
-                eval.arg(TRANSACTION_SCRIPT)
-                    .arg(1)
-                    .arg(route)
-                    .arg(once.unwrap_or(""));
-                for command in commands.cmd_iter() {
-                    let args: Vec<&[u8]> = command
-                        .args_iter()
-                        .filter_map(|arg| match arg {
-                            redis::Arg::Simple(bytes) => Some(bytes),
-                            _ => None,
-                        })
-                        .collect();
-                    eval.arg(args.len()).arg(args);
-                }
-                Ok(eval.query_async(conn).await?)
-            }
+            return Ok(commands.query_async(conn).await?);
         }
+        let mut eval = redis::cmd("EVAL");
+        eval.arg(TRANSACTION_SCRIPT)
+            .arg(1)
+            .arg(route)
+            .arg(once.unwrap_or(""));
+        for command in commands.cmd_iter() {
+            let args: Vec<&[u8]> = command
+                .args_iter()
+                .filter_map(|arg| match arg {
+                    redis::Arg::Simple(bytes) => Some(bytes),
+                    _ => None,
+                })
+                .collect();
+            eval.arg(args.len()).arg(args);
+        }
+        Ok(eval.query_async(conn).await?)
     }
 
     /// Checks that Redis answers.
