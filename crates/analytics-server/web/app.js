@@ -21,7 +21,7 @@
       chartCustomers: '服务客户与 AI 解决占比', chartResponse: 'AI 平均响应时间',
       chartAgents: '坐席首次响应与处理时长', chartTickets: '工单解决数与 SLA 达标率',
       caseCustomers: '服务客户', costSaved: '节省成本', sessionsHandled: '人工处理会话',
-      firstResponse: '平均首次响应', handleTime: '平均处理时长',
+      firstResponse: '平均\u200b首次响应', handleTime: '平均\u200b处理时长',
       resolutionTime: '平均解决时长', ticketsCreated: '新建工单',
       copyStory: '复制案例文字', viewJson: '查看 JSON', copied: '已复制。',
       copyFailed: '无法复制，请手动选择文字。',
