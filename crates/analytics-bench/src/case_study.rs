@@ -7,7 +7,6 @@ use std::time::Instant;
 use analytics::core::event::SystemClock;
 use analytics::core::memory::MemoryCounters;
 use analytics::core::metrics::DaySummary;
-use analytics::core::store::StatsStore;
 use analytics::core::time::YearMonth;
 use analytics_pg::PgStore;
 use analytics_pg::testing::TestDatabase;
@@ -51,8 +50,12 @@ pub(crate) async fn run(scale: Scale) -> anyhow::Result<Row> {
     // Raw events over the whole year, loaded with COPY in chunks: 10 per event of the
     // scale (10,000,000 in a full run).
     let raw = scale.events * 10;
-    pg.prepare_partitions(today - TimeDelta::days(DAYS + 1), DAYS as u32 + 2)
-        .await?;
+    pg.ensure_partitions(
+        (today - TimeDelta::days(DAYS + 1))
+            .iter_days()
+            .take(DAYS as usize + 3),
+    )
+    .await?;
     let loaded = Instant::now();
     for chunk in 0..raw.div_ceil(100_000) {
         let events = workload::events(

@@ -5,7 +5,7 @@
 
 use std::time::Instant;
 
-use analytics::core::store::{EventStore as _, RETURN_WINDOW, SessionQuery};
+use analytics::core::store::{RETURN_WINDOW, SessionQuery};
 use analytics::core::time::Calendar;
 use analytics_pg::testing::TestDatabase;
 use analytics_pg::{PgStore, PoolOptions};
@@ -58,7 +58,11 @@ pub(crate) async fn run(scale: Scale) -> anyhow::Result<Row> {
     let events = workload::events(scale.events, DAYS, end, 7);
     let today = store.calendar().date(end);
     store
-        .prepare_partitions(today - TimeDelta::days(DAYS + 1), DAYS as u32 + 2)
+        .ensure_partitions(
+            (today - TimeDelta::days(DAYS + 1))
+                .iter_days()
+                .take(DAYS as usize + 3),
+        )
         .await?;
     crate::pg_insert::copy(&db, &events).await?;
     let result = crate::memory::run_worker(&["export-worker", db.url()]).await?;

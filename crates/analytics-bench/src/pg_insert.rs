@@ -51,7 +51,11 @@ pub(crate) async fn run(scale: Scale) -> anyhow::Result<Vec<Row>> {
     // Partitions exist before either measurement: DDL is not what is measured.
     let today = store.calendar().date(end);
     store
-        .prepare_partitions(today - chrono::TimeDelta::days(DAYS + 1), DAYS as u32 + 2)
+        .ensure_partitions(
+            (today - chrono::TimeDelta::days(DAYS + 1))
+                .iter_days()
+                .take(DAYS as usize + 3),
+        )
         .await?;
 
     let copy_first = keyed_copy(&db, &events).await?;

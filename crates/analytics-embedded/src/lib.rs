@@ -15,7 +15,7 @@ mod store;
 #[cfg(feature = "testing")]
 pub mod testing;
 
-pub use error::{Error, Result};
+pub use error::{Error, Result, Sqlite};
 pub use store::EmbeddedStore;
 
 /// The schema migrations of the embedded store (`crates/analytics-embedded/migrations`).

@@ -6,11 +6,10 @@ use std::time::Duration;
 
 use analytics_core::event::Event;
 use analytics_core::memory::{DayLocks, ProcessLocks};
-use analytics_core::metrics::{DaySummary, Measure, Sums, agent_days_from_rows, days_from_rows};
-use analytics_core::sketch::{DaySketches, sketch_days_from_rows};
+use analytics_core::metrics::{DaySummary, Measure};
+use analytics_core::sketch::DaySketches;
 use analytics_core::store::{
-    CounterRecount, DeadLetter, DirtyDay, EventStore, JobLock, PendingCounters, SESSION_READ_AHEAD,
-    SessionQuery, SessionRow, SessionStream, StatsStore, Written, forward_sessions, session_stream,
+    CounterRecount, DirtyDay, JobLock, PendingCounters, SessionQuery, SessionStream, Written,
 };
 use analytics_core::time::{Calendar, DateRange, DayWindow};
 use async_trait::async_trait;
@@ -22,7 +21,9 @@ use sqlx::sqlite::{
 use uuid::Uuid;
 
 use crate::MIGRATOR;
-use crate::error::{Error, Result};
+use analytics_sql::Tables;
+
+use crate::error::{Error, Result, Sqlite};
 
 /// Event detail and daily statistics in an embedded SQLite database.
 ///
@@ -40,6 +41,8 @@ pub struct EmbeddedStore {
     /// Writes whose counters were applied and whose uncounted marks are still to be
     /// removed (see [`Settled`]).
     settled: Settled,
+    /// The statistics tables.
+    tables: Tables<Sqlite>,
 }
 
 /// Settled writes taken for removal: put back on drop unless removed.
@@ -151,6 +154,7 @@ impl EmbeddedStore {
             .connect_with(options.read_only(true))
             .await?;
         let store = EmbeddedStore {
+            tables: Tables::new(pool.clone(), writer.clone()),
             pool,
             writer,
             calendar,
@@ -173,22 +177,9 @@ impl EmbeddedStore {
     }
 
     async fn check_time_zone(&self) -> Result<()> {
-        let zone = self.calendar.zone().name();
-        sqlx::query("INSERT OR IGNORE INTO analytics_settings (key, value) VALUES ('timezone', ?)")
-            .bind(zone)
-            .execute(&self.writer)
-            .await?;
-        let stored: String =
-            sqlx::query_scalar("SELECT value FROM analytics_settings WHERE key = 'timezone'")
-                .fetch_one(&self.pool)
-                .await?;
-        if stored != zone {
-            return Err(Error::TimeZoneMismatch {
-                stored,
-                configured: zone.to_owned(),
-            });
-        }
-        Ok(())
+        self.tables
+            .check_time_zone(self.calendar.zone().name())
+            .await
     }
 
     /// Closes the pool, so that the file can be opened again (by a restarted server).
@@ -225,12 +216,6 @@ impl EmbeddedStore {
         }
         result
     }
-}
-
-fn to_i64(field: &str, value: u64) -> Result<i64> {
-    i64::try_from(value).map_err(|_| Error::Overflow {
-        field: field.to_owned(),
-    })
 }
 
 async fn summarize(conn: &mut SqliteConnection, window: DayWindow) -> Result<DaySummary> {
@@ -496,58 +481,18 @@ SELECT session_id, started_at, channel, customer_id, escalated, agent_id, first_
 FROM started WHERE started_at < ?2
 ORDER BY started_at, session_id"#;
 
-/// One row of [`SESSIONS_SQL`].
-type SessionTuple = (
-    String,
-    i64,
-    Option<String>,
-    Option<String>,
-    bool,
-    Option<String>,
-    Option<i64>,
-    Option<i64>,
-    bool,
-);
+analytics_sql::storage_traits!(EmbeddedStore);
 
-fn session_row(row: SessionTuple) -> SessionRow {
-    let (session_id, started, channel, customer_id, escalated, agent_id, first, handle, returned) =
-        row;
-    SessionRow {
-        session_id,
-        started_at: DateTime::from_timestamp_micros(started).unwrap_or_default(),
-        channel,
-        customer_id,
-        escalated,
-        agent_id,
-        first_response_micros: first.map(|v| v.max(0) as u64),
-        handle_time_micros: handle.map(|v| v.max(0) as u64),
-        returned,
-    }
-}
-
-#[async_trait]
-impl EventStore for EmbeddedStore {
-    fn sessions(&self, query: SessionQuery) -> SessionStream {
-        use futures_util::StreamExt as _;
-        let pool = self.pool.clone();
-        let (tx, rx) = tokio::sync::mpsc::channel(SESSION_READ_AHEAD);
-        tokio::spawn(async move {
-            let rows = sqlx::query_as::<_, SessionTuple>(SESSIONS_SQL)
-                .bind(micros(query.from))
-                .bind(micros(query.to))
-                .bind(micros(query.to + query.window))
-                .bind(query.window.num_microseconds().unwrap_or(i64::MAX))
-                .fetch(&pool);
-            let rows = rows.map(|row| {
-                row.map(session_row)
-                    .map_err(|error| Error::from(error).into())
-            });
-            forward_sessions(rows, tx).await;
-        });
-        session_stream(rx)
+/// The storage traits' methods, with this store's errors (`storage_traits!` makes the
+/// trait impls of them).
+impl EmbeddedStore {
+    /// [`EventStore::sessions`](analytics_core::store::EventStore::sessions).
+    pub fn sessions(&self, query: SessionQuery) -> SessionStream {
+        analytics_sql::sessions::<Sqlite>(&self.pool, SESSIONS_SQL, query)
     }
 
-    async fn write(&self, events: &[Event]) -> analytics_core::Result<Written> {
+    /// [`EventStore::write`](analytics_core::store::EventStore::write).
+    pub async fn write(&self, events: &[Event]) -> Result<Written> {
         // The counter locks of the batch's days are shared before the transaction
         // begins: a recount holding one never waits for the single writer connection.
         let batch_days: BTreeSet<NaiveDate> = events
@@ -561,7 +506,7 @@ impl EventStore for EmbeddedStore {
         // reaching the file: after any error the connection is closed, which rolls the
         // transaction back, and the next write opens a new one.
         let encoded = encode(events);
-        let mut conn = self.writer.acquire().await.map_err(Error::from)?;
+        let mut conn = self.writer.acquire().await?;
         let settled = self.settled.take();
         let write = write_events(&mut conn, &self.calendar, events, &encoded, &settled.writes);
         let result = on_this_thread(write).await;
@@ -572,7 +517,7 @@ impl EventStore for EmbeddedStore {
             }
             Err(error) => {
                 conn.close_on_drop();
-                return Err(error.into());
+                return Err(error);
             }
         };
         let Some(write) = write else {
@@ -592,46 +537,45 @@ impl EventStore for EmbeddedStore {
         })
     }
 
-    async fn summarize(&self, day: DayWindow) -> analytics_core::Result<DaySummary> {
-        // The sums and the distributions from one snapshot: a read transaction.
-        let mut tx = self.pool.begin().await.map_err(Error::from)?;
-        let summary = summarize(&mut tx, day).await?;
-        tx.commit().await.map_err(Error::from)?;
-        Ok(summary)
+    /// [`EventStore::summarize`](analytics_core::store::EventStore::summarize).
+    pub async fn summarize(&self, day: DayWindow) -> Result<DaySummary> {
+        // A read transaction in WAL mode is one snapshot.
+        self.tables
+            .snapshot(None, |conn| Box::pin(summarize(conn, day)))
+            .await
     }
 
-    async fn sketches(&self, day: DayWindow) -> analytics_core::Result<DaySketches> {
-        let mut conn = self.pool.acquire().await.map_err(Error::from)?;
-        Ok(sketches(&mut conn, day).await?)
+    /// [`EventStore::sketches`](analytics_core::store::EventStore::sketches).
+    pub async fn sketches(&self, day: DayWindow) -> Result<DaySketches> {
+        sketches(&mut *self.pool.acquire().await?, day).await
     }
 
-    async fn purge_before(&self, cutoff: DateTime<Utc>) -> analytics_core::Result<u64> {
+    /// [`EventStore::purge_before`](analytics_core::store::EventStore::purge_before).
+    pub async fn purge_before(&self, cutoff: DateTime<Utc>) -> Result<u64> {
         let cutoff_day = self.calendar.date(cutoff);
-        let mut tx = self.writer.begin().await.map_err(Error::from)?;
+        let mut tx = self.writer.begin().await?;
         let dropped = sqlx::query("DELETE FROM analytics_events WHERE occurred_at < ?")
             .bind(micros(self.calendar.day_start(cutoff_day)))
             .execute(&mut *tx)
-            .await
-            .map_err(Error::from)?
+            .await?
             .rows_affected();
         for table in ["analytics_dirty_days", "analytics_uncounted"] {
             sqlx::query(&format!("DELETE FROM {table} WHERE day < ?"))
                 .bind(cutoff_day)
                 .execute(&mut *tx)
-                .await
-                .map_err(Error::from)?;
+                .await?;
         }
-        tx.commit().await.map_err(Error::from)?;
+        tx.commit().await?;
         tracing::info!(%cutoff_day, dropped, "deleted event detail past retention");
         Ok(dropped)
     }
 
-    async fn dirty_days(&self) -> analytics_core::Result<Vec<DirtyDay>> {
+    /// [`EventStore::dirty_days`](analytics_core::store::EventStore::dirty_days).
+    pub async fn dirty_days(&self) -> Result<Vec<DirtyDay>> {
         let rows: Vec<(NaiveDate, i64)> =
             sqlx::query_as("SELECT day, version FROM analytics_dirty_days ORDER BY day, version")
                 .fetch_all(&self.pool)
-                .await
-                .map_err(Error::from)?;
+                .await?;
         let uncounted: BTreeSet<NaiveDate> = self.uncounted_days().await?.into_iter().collect();
         let mut days = BTreeMap::<NaiveDate, Vec<u64>>::new();
         for (day, version) in rows {
@@ -647,84 +591,32 @@ impl EventStore for EmbeddedStore {
             .collect())
     }
 
-    async fn clean_day(&self, date: NaiveDate, marks: &[u64]) -> analytics_core::Result<()> {
-        let mut tx = self.writer.begin().await.map_err(Error::from)?;
+    /// [`EventStore::clean_day`](analytics_core::store::EventStore::clean_day).
+    pub async fn clean_day(&self, date: NaiveDate, marks: &[u64]) -> Result<()> {
+        let mut tx = self.writer.begin().await?;
         for mark in marks {
             sqlx::query("DELETE FROM analytics_dirty_days WHERE day = ? AND version = ?")
                 .bind(date)
                 .bind(i64::try_from(*mark).unwrap_or(i64::MAX))
                 .execute(&mut *tx)
-                .await
-                .map_err(Error::from)?;
+                .await?;
         }
-        tx.commit().await.map_err(Error::from)?;
+        tx.commit().await?;
         Ok(())
     }
 
-    async fn dead_letter(
-        &self,
-        events: &[Event],
-        reason: &str,
-        at: DateTime<Utc>,
-    ) -> analytics_core::Result<()> {
-        let mut tx = self.writer.begin().await.map_err(Error::from)?;
-        for event in events {
-            sqlx::query(
-                "INSERT OR IGNORE INTO analytics_dead_letters \
-                     (event_id, event, dead_lettered_at, reason, envelope) VALUES (?, ?, ?, ?, ?)",
-            )
-            .bind(event.id().to_string())
-            .bind(event.name())
-            .bind(micros(at))
-            .bind(reason)
-            .bind(serde_json::to_string(event).unwrap_or_default())
-            .execute(&mut *tx)
-            .await
-            .map_err(Error::from)?;
-        }
-        tx.commit().await.map_err(Error::from)?;
-        Ok(())
-    }
-
-    async fn dead_letters(&self, limit: usize) -> analytics_core::Result<Vec<DeadLetter>> {
-        let rows: Vec<(String, String, i64, String, String)> = sqlx::query_as(
-            "SELECT event_id, event, dead_lettered_at, reason, envelope FROM analytics_dead_letters \
-             ORDER BY dead_lettered_at DESC LIMIT ?",
-        )
-        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(Error::from)?;
-        Ok(rows
-            .into_iter()
-            .map(|(id, event, at, reason, envelope)| DeadLetter {
-                event_id: id.parse().unwrap_or_default(),
-                event,
-                dead_lettered_at: DateTime::from_timestamp_micros(at).unwrap_or_default(),
-                reason,
-                envelope,
-            })
-            .collect())
-    }
-
-    async fn uncounted_days(&self) -> analytics_core::Result<Vec<NaiveDate>> {
+    /// [`EventStore::uncounted_days`](analytics_core::store::EventStore::uncounted_days).
+    pub async fn uncounted_days(&self) -> Result<Vec<NaiveDate>> {
         // Leftover marks only make days look uncounted (read from detail): a removal
         // that fails (a full disk) is no reason to fail the reading.
         if let Err(error) = self.apply_settled().await {
             tracing::warn!(%error, "removing settled writes' uncounted marks failed");
         }
-        Ok(
-            sqlx::query_scalar("SELECT DISTINCT day FROM analytics_uncounted ORDER BY day")
-                .fetch_all(&self.pool)
-                .await
-                .map_err(Error::from)?,
-        )
+        self.tables.uncounted_days().await
     }
 
-    async fn lock_counters(
-        &self,
-        date: NaiveDate,
-    ) -> analytics_core::Result<Box<dyn CounterRecount>> {
+    /// [`EventStore::lock_counters`](analytics_core::store::EventStore::lock_counters).
+    pub async fn lock_counters(&self, date: NaiveDate) -> Result<Box<dyn CounterRecount>> {
         Ok(Box::new(EmbeddedRecount {
             writer: self.writer.clone(),
             day: date,
@@ -775,131 +667,35 @@ impl CounterRecount for EmbeddedRecount {
     }
 }
 
-#[async_trait]
-impl StatsStore for EmbeddedStore {
-    async fn put_day(&self, date: NaiveDate, summary: &DaySummary) -> analytics_core::Result<()> {
-        let mut tx = self.writer.begin().await.map_err(Error::from)?;
-        sqlx::query("DELETE FROM analytics_daily_stats WHERE day = ?")
-            .bind(date)
-            .execute(&mut *tx)
-            .await
-            .map_err(Error::from)?;
-        for (field, value) in summary.totals.iter() {
-            sqlx::query("INSERT INTO analytics_daily_stats (day, field, value) VALUES (?, ?, ?)")
-                .bind(date)
-                .bind(field.name())
-                .bind(to_i64(field.name(), value)?)
-                .execute(&mut *tx)
-                .await
-                .map_err(Error::from)?;
-        }
-        sqlx::query("DELETE FROM analytics_agent_daily_stats WHERE day = ?")
-            .bind(date)
-            .execute(&mut *tx)
-            .await
-            .map_err(Error::from)?;
-        for (agent, sums) in &summary.agents {
-            for (field, value) in sums.iter() {
-                sqlx::query(
-                    "INSERT INTO analytics_agent_daily_stats (day, agent_id, field, value) \
-                     VALUES (?, ?, ?, ?)",
-                )
-                .bind(date)
-                .bind(agent)
-                .bind(field.name())
-                .bind(to_i64(field.name(), value)?)
-                .execute(&mut *tx)
-                .await
-                .map_err(Error::from)?;
-            }
-        }
-        sqlx::query("DELETE FROM analytics_daily_sketches WHERE day = ?")
-            .bind(date)
-            .execute(&mut *tx)
-            .await
-            .map_err(Error::from)?;
-        for (agent, field, bins) in summary.sketches.rows() {
-            sqlx::query(
-                "INSERT INTO analytics_daily_sketches (day, agent_id, field, bins) \
-                 VALUES (?, ?, ?, ?)",
-            )
-            .bind(date)
-            .bind(agent)
-            .bind(field)
-            .bind(bins)
-            .execute(&mut *tx)
-            .await
-            .map_err(Error::from)?;
-        }
-        tx.commit().await.map_err(Error::from)?;
+/// The statistics side of the storage traits.
+impl EmbeddedStore {
+    /// [`EventStore::prepare_days`](analytics_core::store::EventStore::prepare_days):
+    /// nothing to prepare (one table, no partitions).
+    pub async fn prepare_days(&self, _range: DateRange) -> Result<()> {
         Ok(())
     }
 
-    async fn days(&self, range: DateRange) -> analytics_core::Result<Vec<(NaiveDate, Sums)>> {
-        let rows: Vec<(NaiveDate, String, i64)> = sqlx::query_as(
-            "SELECT day, field, value FROM analytics_daily_stats \
-             WHERE day BETWEEN ? AND ? ORDER BY day",
-        )
-        .bind(range.start())
-        .bind(range.end())
-        .fetch_all(&self.pool)
-        .await
-        .map_err(Error::from)?;
-        Ok(days_from_rows(
-            rows.into_iter()
-                .map(|(day, name, value)| (day, name, value as u64)),
-        )
-        .map_err(Error::Model)?)
+    /// [`StatsStore::put_day`](analytics_core::store::StatsStore::put_day).
+    pub async fn put_day(&self, date: NaiveDate, summary: &DaySummary) -> Result<()> {
+        let mut tx = self.writer.begin().await?;
+        Tables::<Sqlite>::put_day(&mut tx, date, summary).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
-    async fn agent_days(
-        &self,
-        range: DateRange,
-    ) -> analytics_core::Result<BTreeMap<NaiveDate, BTreeMap<String, Sums>>> {
-        let rows: Vec<(NaiveDate, String, String, i64)> = sqlx::query_as(
-            "SELECT day, agent_id, field, value FROM analytics_agent_daily_stats \
-             WHERE day BETWEEN ? AND ?",
-        )
-        .bind(range.start())
-        .bind(range.end())
-        .fetch_all(&self.pool)
-        .await
-        .map_err(Error::from)?;
-        Ok(agent_days_from_rows(
-            rows.into_iter()
-                .map(|(day, agent, name, value)| (day, agent, name, value as u64)),
-        )
-        .map_err(Error::Model)?)
+    /// The statistics tables (the trait's reads go to them).
+    pub fn tables(&self) -> &Tables<Sqlite> {
+        &self.tables
     }
 
-    async fn sketch_days(
-        &self,
-        range: DateRange,
-        per_agent: bool,
-    ) -> analytics_core::Result<BTreeMap<NaiveDate, DaySketches>> {
-        let rows: Vec<(NaiveDate, String, String, String)> = sqlx::query_as(
-            "SELECT day, agent_id, field, bins FROM analytics_daily_sketches \
-             WHERE day BETWEEN ? AND ? AND (? OR agent_id = '')",
-        )
-        .bind(range.start())
-        .bind(range.end())
-        .bind(per_agent)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(Error::from)?;
-        Ok(sketch_days_from_rows(rows).map_err(Error::Model)?)
-    }
-
-    async fn claim_run(
-        &self,
-        jobs: &str,
-        within: std::time::Duration,
-    ) -> analytics_core::Result<bool> {
+    /// [`StatsStore::claim_run`](analytics_core::store::StatsStore::claim_run).
+    pub async fn claim_run(&self, jobs: &str, within: std::time::Duration) -> Result<bool> {
         // One process per file: the claim lives in the process, like the job locks.
         Ok(self.locks.claim_run(jobs, within))
     }
 
-    async fn try_lock(&self, job: &str) -> analytics_core::Result<Option<Box<dyn JobLock>>> {
+    /// [`StatsStore::try_lock`](analytics_core::store::StatsStore::try_lock).
+    pub async fn try_lock(&self, job: &str) -> Result<Option<Box<dyn JobLock>>> {
         Ok(self.locks.try_lock(job))
     }
 }

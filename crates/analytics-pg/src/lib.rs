@@ -28,7 +28,7 @@ mod store;
 #[cfg(feature = "testing")]
 pub mod testing;
 
-pub use error::{Error, Result};
+pub use error::{Error, Pg, Result};
 pub use replica::{REPLICA_REST, REPLICA_WAIT, ReplicaReads};
 pub use store::{PgStore, PoolOptions};
 

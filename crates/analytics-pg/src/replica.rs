@@ -147,10 +147,10 @@ impl Route {
 
     /// `read` of the replica once it has caught up, else (or if that read fails) of
     /// the primary.
-    async fn read<'a, T, F, Fut>(&'a self, read: F) -> analytics_core::Result<T>
+    async fn read<'a, T, F, Fut>(&'a self, read: F) -> crate::Result<T>
     where
         F: Fn(&'a PgStore) -> Fut,
-        Fut: Future<Output = analytics_core::Result<T>> + 'a,
+        Fut: Future<Output = crate::Result<T>> + 'a,
     {
         if self.caught_up().await {
             match read(&self.replica).await {
@@ -209,15 +209,15 @@ impl ReplicaReads {
 #[async_trait]
 impl EventStore for ReplicaReads {
     async fn write(&self, events: &[Event]) -> analytics_core::Result<Written> {
-        self.primary().write(events).await
+        Ok(self.primary().write(events).await?)
     }
 
     async fn summarize(&self, day: DayWindow) -> analytics_core::Result<DaySummary> {
-        self.route.read(|store| store.summarize(day)).await
+        Ok(self.route.read(|store| store.summarize(day)).await?)
     }
 
     async fn sketches(&self, day: DayWindow) -> analytics_core::Result<DaySketches> {
-        self.route.read(|store| store.sketches(day)).await
+        Ok(self.route.read(|store| store.sketches(day)).await?)
     }
 
     fn sessions(&self, query: SessionQuery) -> SessionStream {
@@ -237,26 +237,26 @@ impl EventStore for ReplicaReads {
     }
 
     async fn purge_before(&self, cutoff: DateTime<Utc>) -> analytics_core::Result<u64> {
-        self.primary().purge_before(cutoff).await
+        Ok(self.primary().purge_before(cutoff).await?)
     }
 
     async fn dirty_days(&self) -> analytics_core::Result<Vec<DirtyDay>> {
-        self.route.read(|store| store.dirty_days()).await
+        Ok(self.route.read(|store| store.dirty_days()).await?)
     }
 
     async fn clean_day(&self, date: NaiveDate, marks: &[u64]) -> analytics_core::Result<()> {
-        self.primary().clean_day(date, marks).await
+        Ok(self.primary().clean_day(date, marks).await?)
     }
 
     async fn uncounted_days(&self) -> analytics_core::Result<Vec<NaiveDate>> {
-        self.primary().uncounted_days().await
+        Ok(self.primary().uncounted_days().await?)
     }
 
     async fn lock_counters(
         &self,
         date: NaiveDate,
     ) -> analytics_core::Result<Box<dyn CounterRecount>> {
-        self.primary().lock_counters(date).await
+        Ok(self.primary().lock_counters(date).await?)
     }
 
     async fn dead_letter(
@@ -265,33 +265,36 @@ impl EventStore for ReplicaReads {
         reason: &str,
         at: DateTime<Utc>,
     ) -> analytics_core::Result<()> {
-        self.primary().dead_letter(events, reason, at).await
+        Ok(self.primary().dead_letter(events, reason, at).await?)
     }
 
     async fn dead_letters(&self, limit: usize) -> analytics_core::Result<Vec<DeadLetter>> {
-        self.primary().dead_letters(limit).await
+        Ok(self.primary().dead_letters(limit).await?)
     }
 
     async fn prepare_days(&self, range: DateRange) -> analytics_core::Result<()> {
-        self.primary().prepare_days(range).await
+        Ok(self.primary().prepare_days(range).await?)
     }
 }
 
 #[async_trait]
 impl StatsStore for ReplicaReads {
     async fn put_day(&self, date: NaiveDate, summary: &DaySummary) -> analytics_core::Result<()> {
-        self.primary().put_day(date, summary).await
+        Ok(self.primary().put_day(date, summary).await?)
     }
 
     async fn days(&self, range: DateRange) -> analytics_core::Result<Vec<(NaiveDate, Sums)>> {
-        self.route.read(|store| store.days(range)).await
+        Ok(self.route.read(|store| store.tables().days(range)).await?)
     }
 
     async fn agent_days(
         &self,
         range: DateRange,
     ) -> analytics_core::Result<BTreeMap<NaiveDate, BTreeMap<String, Sums>>> {
-        self.route.read(|store| store.agent_days(range)).await
+        Ok(self
+            .route
+            .read(|store| store.tables().agent_days(range))
+            .await?)
     }
 
     async fn sketch_days(
@@ -299,16 +302,17 @@ impl StatsStore for ReplicaReads {
         range: DateRange,
         per_agent: bool,
     ) -> analytics_core::Result<BTreeMap<NaiveDate, DaySketches>> {
-        self.route
-            .read(|store| store.sketch_days(range, per_agent))
-            .await
+        Ok(self
+            .route
+            .read(|store| store.tables().sketch_days(range, per_agent))
+            .await?)
     }
 
     async fn claim_run(&self, jobs: &str, within: Duration) -> analytics_core::Result<bool> {
-        self.primary().claim_run(jobs, within).await
+        Ok(self.primary().claim_run(jobs, within).await?)
     }
 
     async fn try_lock(&self, job: &str) -> analytics_core::Result<Option<Box<dyn JobLock>>> {
-        self.primary().try_lock(job).await
+        Ok(self.primary().try_lock(job).await?)
     }
 }

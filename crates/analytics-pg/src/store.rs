@@ -2,20 +2,20 @@
 //!
 //! Event detail is range-partitioned by business day (`analytics_events_pYYYYMMDD`,
 //! bounds from the [`Calendar`]); partitions are created on demand before an insert
-//! needs them and ahead of time by [`PgStore::prepare_partitions`], and retention drops
-//! them whole. An id is stored once across every day: each write claims its ids in the
-//! registry `analytics_event_ids` and stores only the events whose ids it claimed.
+//! needs them (and, through `EventStore::prepare_days`, before a recount reads them),
+//! and retention drops them whole. An id is stored once across every day: each write
+//! claims its ids in the registry `analytics_event_ids` and stores only the events
+//! whose ids it claimed.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashSet};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use analytics_core::event::Event;
-use analytics_core::metrics::{DaySummary, Sums, agent_days_from_rows, days_from_rows};
-use analytics_core::sketch::{DaySketches, sketch_days_from_rows};
+use analytics_core::metrics::DaySummary;
+use analytics_core::sketch::DaySketches;
 use analytics_core::store::{
-    CounterRecount, DeadLetter, DirtyDay, EventStore, JobLock, PendingCounters, SESSION_READ_AHEAD,
-    SessionQuery, SessionRow, SessionStream, StatsStore, Written, forward_sessions, session_stream,
+    CounterRecount, DirtyDay, JobLock, PendingCounters, SessionQuery, SessionStream, Written,
 };
 use analytics_core::time::{Calendar, DateRange, DayWindow};
 use async_trait::async_trait;
@@ -24,7 +24,9 @@ use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions, Postgres};
 use uuid::Uuid;
 
-use crate::error::{Error, Result};
+use analytics_sql::{Tables, to_i64};
+
+use crate::error::{Error, Pg, Result};
 use crate::{MIGRATOR, copy};
 
 /// The first key of every advisory lock this store takes (the second is the job).
@@ -61,6 +63,8 @@ pub struct PgStore {
     calendar: Calendar,
     /// Business days whose partition is known to exist.
     partitions: Mutex<HashSet<NaiveDate>>,
+    /// The statistics tables.
+    tables: Tables<Pg>,
 }
 
 impl PgStore {
@@ -95,6 +99,7 @@ impl PgStore {
     /// A store on an existing pool.
     pub fn new(pool: PgPool, calendar: Calendar) -> PgStore {
         PgStore {
+            tables: Tables::new(pool.clone(), pool.clone()),
             pool,
             calendar,
             partitions: Mutex::new(HashSet::new()),
@@ -130,25 +135,9 @@ impl PgStore {
     ///
     /// [`Error::TimeZoneMismatch`] when the database was set up for another zone.
     pub async fn check_time_zone(&self) -> Result<()> {
-        let zone = self.calendar.zone().name();
-        sqlx::query(
-            "INSERT INTO analytics_settings (key, value) VALUES ('timezone', $1) \
-             ON CONFLICT (key) DO NOTHING",
-        )
-        .bind(zone)
-        .execute(&self.pool)
-        .await?;
-        let stored: String =
-            sqlx::query_scalar("SELECT value FROM analytics_settings WHERE key = 'timezone'")
-                .fetch_one(&self.pool)
-                .await?;
-        if stored != zone {
-            return Err(Error::TimeZoneMismatch {
-                stored,
-                configured: zone.to_owned(),
-            });
-        }
-        Ok(())
+        self.tables
+            .check_time_zone(self.calendar.zone().name())
+            .await
     }
 
     fn known_partitions(&self) -> MutexGuard<'_, HashSet<NaiveDate>> {
@@ -198,17 +187,6 @@ impl PgStore {
         Ok(created)
     }
 
-    /// Partition upkeep: makes sure the partitions from `today` through `days_ahead`
-    /// days later exist. Returns how many were created.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Query`].
-    pub async fn prepare_partitions(&self, today: NaiveDate, days_ahead: u32) -> Result<usize> {
-        self.ensure_partitions(today.iter_days().take(days_ahead as usize + 1))
-            .await
-    }
-
     /// The business days that have a partition, in order.
     ///
     /// # Errors
@@ -226,28 +204,6 @@ impl PgStore {
             .filter_map(|name| name.strip_prefix("analytics_events_p"))
             .filter_map(|day| NaiveDate::parse_from_str(day, "%Y%m%d").ok())
             .collect())
-    }
-
-    /// Recomputes one business day's statistics from event detail and replaces the
-    /// stored ones, in one transaction. Re-running gives the same rows; events that
-    /// arrived late for the day are included. Runs for one day in one process at a time
-    /// (an advisory lock per day).
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Query`], or [`Error::Model`] for event names the catalog does not know.
-    pub async fn aggregate_day(&self, date: NaiveDate) -> Result<DaySummary> {
-        let window = self.calendar.day_window(date);
-        let mut tx = self.pool.begin().await?;
-        sqlx::query("SELECT pg_advisory_xact_lock($1, $2)")
-            .bind(LOCK_CLASS)
-            .bind(date.num_days_from_ce())
-            .execute(&mut *tx)
-            .await?;
-        let summary = summarize(&mut tx, window).await?;
-        put_day(&mut tx, date, &summary).await?;
-        tx.commit().await?;
-        Ok(summary)
     }
 
     /// Stores the events (unique ids, sorted by business day and id) and returns the
@@ -290,7 +246,7 @@ impl PgStore {
                 self.mark_and_commit(conn.get(), events, write).await?;
                 ids.into_iter().collect()
             }
-            Err(error) if has_sqlstate(&error, UNIQUE_VIOLATION) => {
+            Err(error) if error.has_code(UNIQUE_VIOLATION) => {
                 // The failed COPY aborted the transaction (the session's locks stay):
                 // start again, claiming only the ids nobody holds.
                 simple(conn.get(), "ROLLBACK; BEGIN").await?;
@@ -549,42 +505,6 @@ async fn claim_ids(conn: &mut PgConnection, ids: &[Uuid]) -> Result<HashSet<Uuid
     Ok(fresh.into_iter().collect())
 }
 
-fn session_row(row: SessionTuple) -> SessionRow {
-    let (
-        session_id,
-        started_at,
-        channel,
-        customer_id,
-        escalated,
-        agent_id,
-        first,
-        handle,
-        returned,
-    ) = row;
-    SessionRow {
-        session_id,
-        started_at,
-        channel,
-        customer_id,
-        escalated,
-        agent_id,
-        first_response_micros: first.map(|v| v.max(0) as u64),
-        handle_time_micros: handle.map(|v| v.max(0) as u64),
-        returned,
-    }
-}
-
-/// Whether `error` is a database error with this SQLSTATE.
-fn has_sqlstate(error: &Error, code: &str) -> bool {
-    matches!(error, Error::Query(sqlx::Error::Database(db)) if db.code().as_deref() == Some(code))
-}
-
-fn to_i64(field: &str, value: u64) -> Result<i64> {
-    i64::try_from(value).map_err(|_| Error::Overflow {
-        field: field.to_owned(),
-    })
-}
-
 /// Sums the events of one business day, per event name and agent.
 async fn summarize(conn: &mut PgConnection, window: DayWindow) -> Result<DaySummary> {
     let groups: Vec<(String, Option<String>, i64, i64, i64)> = sqlx::query_as(
@@ -672,86 +592,6 @@ async fn sketches(conn: &mut PgConnection, window: DayWindow) -> Result<DaySketc
     Ok(sketches)
 }
 
-/// Replaces one day's statistics.
-async fn put_day(conn: &mut PgConnection, date: NaiveDate, summary: &DaySummary) -> Result<()> {
-    let mut fields = Vec::new();
-    let mut values = Vec::new();
-    for (field, value) in summary.totals.iter() {
-        fields.push(field.name());
-        values.push(to_i64(field.name(), value)?);
-    }
-    let mut agent_ids = Vec::new();
-    let mut agent_fields = Vec::new();
-    let mut agent_values = Vec::new();
-    for (agent, sums) in &summary.agents {
-        for (field, value) in sums.iter() {
-            agent_ids.push(agent.as_str());
-            agent_fields.push(field.name());
-            agent_values.push(to_i64(field.name(), value)?);
-        }
-    }
-    sqlx::query("DELETE FROM analytics_daily_stats WHERE day = $1")
-        .bind(date)
-        .execute(&mut *conn)
-        .await?;
-    sqlx::query(
-        "INSERT INTO analytics_daily_stats (day, field, value) \
-         SELECT $1, field, value FROM UNNEST($2::text[], $3::int8[]) AS t(field, value)",
-    )
-    .bind(date)
-    .bind(&fields)
-    .bind(&values)
-    .execute(&mut *conn)
-    .await?;
-    sqlx::query("DELETE FROM analytics_agent_daily_stats WHERE day = $1")
-        .bind(date)
-        .execute(&mut *conn)
-        .await?;
-    sqlx::query(
-        "INSERT INTO analytics_agent_daily_stats (day, agent_id, field, value) \
-         SELECT $1, agent_id, field, value \
-         FROM UNNEST($2::text[], $3::text[], $4::int8[]) AS t(agent_id, field, value)",
-    )
-    .bind(date)
-    .bind(&agent_ids)
-    .bind(&agent_fields)
-    .bind(&agent_values)
-    .execute(&mut *conn)
-    .await?;
-    let mut sketch_agents = Vec::new();
-    let mut sketch_fields = Vec::new();
-    let mut sketch_bins = Vec::new();
-    for (agent, field, bins) in summary.sketches.rows() {
-        sketch_agents.push(agent);
-        sketch_fields.push(field);
-        sketch_bins.push(bins);
-    }
-    sqlx::query("DELETE FROM analytics_daily_sketches WHERE day = $1")
-        .bind(date)
-        .execute(&mut *conn)
-        .await?;
-    sqlx::query(
-        "INSERT INTO analytics_daily_sketches (day, agent_id, field, bins) \
-         SELECT $1, agent_id, field, bins \
-         FROM UNNEST($2::text[], $3::text[], $4::text[]) AS t(agent_id, field, bins)",
-    )
-    .bind(date)
-    .bind(&sketch_agents)
-    .bind(&sketch_fields)
-    .bind(&sketch_bins)
-    .execute(&mut *conn)
-    .await?;
-    sqlx::query(
-        "INSERT INTO analytics_aggregated_days (day, aggregated_at, events) VALUES ($1, now(), $2) \
-         ON CONFLICT (day) DO UPDATE SET aggregated_at = now(), events = EXCLUDED.events",
-    )
-    .bind(date)
-    .bind(to_i64("events", summary.totals.total_events())?)
-    .execute(&mut *conn)
-    .await?;
-    Ok(())
-}
-
 /// The sessions export's query (see `EventStore::sessions` and `store::sessions_of`,
 /// whose rules it follows: text compared byte by byte, as Rust does).
 const SESSIONS_SQL: &str = r#"WITH ev AS (
@@ -783,42 +623,18 @@ SELECT session_id, started_at, channel, customer_id, escalated, agent_id, first_
 FROM started WHERE started_at < $2
 ORDER BY started_at, session_id COLLATE "C""#;
 
-/// One row of [`SESSIONS_SQL`].
-type SessionTuple = (
-    String,
-    DateTime<Utc>,
-    Option<String>,
-    Option<String>,
-    bool,
-    Option<String>,
-    Option<i64>,
-    Option<i64>,
-    bool,
-);
+analytics_sql::storage_traits!(PgStore);
 
-#[async_trait]
-impl EventStore for PgStore {
-    fn sessions(&self, query: SessionQuery) -> SessionStream {
-        use futures_util::StreamExt as _;
-        let pool = self.pool.clone();
-        let (tx, rx) = tokio::sync::mpsc::channel(SESSION_READ_AHEAD);
-        tokio::spawn(async move {
-            let rows = sqlx::query_as::<_, SessionTuple>(SESSIONS_SQL)
-                .bind(query.from)
-                .bind(query.to)
-                .bind(query.to + query.window)
-                .bind(query.window.num_microseconds().unwrap_or(i64::MAX))
-                .fetch(&pool);
-            let rows = rows.map(|row| {
-                row.map(session_row)
-                    .map_err(|error| Error::from(error).into())
-            });
-            forward_sessions(rows, tx).await;
-        });
-        session_stream(rx)
+/// The storage traits' methods, with this store's errors (`storage_traits!` makes the
+/// trait impls of them).
+impl PgStore {
+    /// [`EventStore::sessions`](analytics_core::store::EventStore::sessions).
+    pub fn sessions(&self, query: SessionQuery) -> SessionStream {
+        analytics_sql::sessions::<Pg>(&self.pool, SESSIONS_SQL, query)
     }
 
-    async fn write(&self, events: &[Event]) -> analytics_core::Result<Written> {
+    /// [`EventStore::write`](analytics_core::store::EventStore::write).
+    pub async fn write(&self, events: &[Event]) -> Result<Written> {
         // Only the first occurrence of an id in the batch can be new.
         let mut seen = HashSet::with_capacity(events.len());
         let first: Vec<bool> = events.iter().map(|e| seen.insert(e.id())).collect();
@@ -837,7 +653,7 @@ impl EventStore for PgStore {
         let unique: Vec<&Event> = unique.into_iter().map(|(_, event)| event).collect();
         self.ensure_partitions(days.iter().copied()).await?;
         let (fresh, pending) = match self.write_sorted(&unique, &days).await {
-            Err(error) if has_sqlstate(&error, NO_PARTITION) => {
+            Err(error) if error.has_code(NO_PARTITION) => {
                 // A partition this process thought existed is gone: look again, once.
                 self.known_partitions().clear();
                 self.ensure_partitions(days.iter().copied()).await?;
@@ -855,52 +671,50 @@ impl EventStore for PgStore {
         })
     }
 
-    async fn summarize(&self, day: DayWindow) -> analytics_core::Result<DaySummary> {
+    /// [`EventStore::summarize`](analytics_core::store::EventStore::summarize).
+    pub async fn summarize(&self, day: DayWindow) -> Result<DaySummary> {
         // The sums and the distributions from one snapshot.
-        let mut tx = self.pool.begin().await.map_err(Error::from)?;
-        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-            .execute(&mut *tx)
+        self.tables
+            .snapshot(
+                Some("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"),
+                |conn| Box::pin(summarize(conn, day)),
+            )
             .await
-            .map_err(Error::from)?;
-        let summary = summarize(&mut tx, day).await?;
-        tx.commit().await.map_err(Error::from)?;
-        Ok(summary)
     }
 
-    async fn sketches(&self, day: DayWindow) -> analytics_core::Result<DaySketches> {
-        let mut conn = self.pool.acquire().await.map_err(Error::from)?;
-        Ok(sketches(&mut conn, day).await?)
+    /// [`EventStore::sketches`](analytics_core::store::EventStore::sketches).
+    pub async fn sketches(&self, day: DayWindow) -> Result<DaySketches> {
+        sketches(&mut *self.pool.acquire().await?, day).await
     }
 
-    async fn purge_before(&self, cutoff: DateTime<Utc>) -> analytics_core::Result<u64> {
+    /// [`EventStore::purge_before`](analytics_core::store::EventStore::purge_before).
+    pub async fn purge_before(&self, cutoff: DateTime<Utc>) -> Result<u64> {
         let cutoff_day = self.calendar.date(cutoff);
         let dropped: i64 = sqlx::query_scalar("SELECT analytics_drop_partitions_before($1)")
             .bind(cutoff_day)
             .fetch_one(&self.pool)
-            .await
-            .map_err(Error::from)?;
+            .await?;
         sqlx::query(
             "WITH uncounted AS (DELETE FROM analytics_uncounted WHERE day < $1) \
              DELETE FROM analytics_dirty_days WHERE day < $1",
         )
         .bind(cutoff_day)
         .execute(&self.pool)
-        .await
-        .map_err(Error::from)?;
+        .await?;
         self.known_partitions().retain(|day| *day >= cutoff_day);
         tracing::info!(%cutoff_day, dropped, "dropped event partitions past retention");
         Ok(dropped as u64)
     }
 
-    async fn dirty_days(&self) -> analytics_core::Result<Vec<DirtyDay>> {
+    /// [`EventStore::dirty_days`](analytics_core::store::EventStore::dirty_days).
+    pub async fn dirty_days(&self) -> Result<Vec<DirtyDay>> {
         let rows: Vec<(NaiveDate, Vec<i64>, bool)> = sqlx::query_as(
             "SELECT d.day, array_agg(d.version ORDER BY d.version), \
                     EXISTS (SELECT 1 FROM analytics_uncounted u WHERE u.day = d.day) \
              FROM analytics_dirty_days d GROUP BY d.day ORDER BY d.day",
         )
         .fetch_all(&self.pool)
-        .await
-        .map_err(Error::from)?;
+        .await?;
         Ok(rows
             .into_iter()
             .map(|(day, marks, uncounted)| DirtyDay {
@@ -911,7 +725,8 @@ impl EventStore for PgStore {
             .collect())
     }
 
-    async fn clean_day(&self, date: NaiveDate, marks: &[u64]) -> analytics_core::Result<()> {
+    /// [`EventStore::clean_day`](analytics_core::store::EventStore::clean_day).
+    pub async fn clean_day(&self, date: NaiveDate, marks: &[u64]) -> Result<()> {
         let marks: Vec<i64> = marks
             .iter()
             .map(|m| i64::try_from(*m).unwrap_or(i64::MAX))
@@ -920,79 +735,18 @@ impl EventStore for PgStore {
             .bind(date)
             .bind(&marks)
             .execute(&self.pool)
-            .await
-            .map_err(Error::from)?;
+            .await?;
         Ok(())
     }
 
-    async fn dead_letter(
-        &self,
-        events: &[Event],
-        reason: &str,
-        at: DateTime<Utc>,
-    ) -> analytics_core::Result<()> {
-        // Text that PostgreSQL would refuse (a NUL) is escaped: the letter must be kept.
-        let clean = |s: &str| s.replace('\0', "\\u0000");
-        let ids: Vec<Uuid> = events.iter().map(Event::id).collect();
-        let names: Vec<String> = events.iter().map(|e| clean(e.name())).collect();
-        let envelopes: Vec<String> = events
-            .iter()
-            .map(|e| clean(&serde_json::to_string(e).unwrap_or_default()))
-            .collect();
-        sqlx::query(
-            "INSERT INTO analytics_dead_letters (event_id, event, dead_lettered_at, reason, envelope) \
-             SELECT id, name, $3, $4, envelope FROM UNNEST($1::uuid[], $2::text[], $5::text[]) \
-                 AS t(id, name, envelope) \
-             ON CONFLICT (event_id) DO NOTHING",
-        )
-        .bind(&ids)
-        .bind(&names)
-        .bind(at)
-        .bind(clean(reason))
-        .bind(&envelopes)
-        .execute(&self.pool)
-        .await
-        .map_err(Error::from)?;
-        Ok(())
+    /// [`EventStore::uncounted_days`](analytics_core::store::EventStore::uncounted_days).
+    pub async fn uncounted_days(&self) -> Result<Vec<NaiveDate>> {
+        self.tables.uncounted_days().await
     }
 
-    async fn dead_letters(&self, limit: usize) -> analytics_core::Result<Vec<DeadLetter>> {
-        let rows: Vec<(Uuid, String, DateTime<Utc>, String, String)> = sqlx::query_as(
-            "SELECT event_id, event, dead_lettered_at, reason, envelope FROM analytics_dead_letters \
-             ORDER BY dead_lettered_at DESC LIMIT $1",
-        )
-        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(Error::from)?;
-        Ok(rows
-            .into_iter()
-            .map(
-                |(event_id, event, dead_lettered_at, reason, envelope)| DeadLetter {
-                    event_id,
-                    event,
-                    dead_lettered_at,
-                    reason,
-                    envelope,
-                },
-            )
-            .collect())
-    }
-
-    async fn uncounted_days(&self) -> analytics_core::Result<Vec<NaiveDate>> {
-        Ok(
-            sqlx::query_scalar("SELECT DISTINCT day FROM analytics_uncounted ORDER BY day")
-                .fetch_all(&self.pool)
-                .await
-                .map_err(Error::from)?,
-        )
-    }
-
-    async fn lock_counters(
-        &self,
-        date: NaiveDate,
-    ) -> analytics_core::Result<Box<dyn CounterRecount>> {
-        let mut conn = Guarded::new(self.pool.acquire().await.map_err(Error::from)?);
+    /// [`EventStore::lock_counters`](analytics_core::store::EventStore::lock_counters).
+    pub async fn lock_counters(&self, date: NaiveDate) -> Result<Box<dyn CounterRecount>> {
+        let mut conn = Guarded::new(self.pool.acquire().await?);
         // Writes in flight hold the day's lock shared until their counters are settled.
         // An exclusive request waiting in PostgreSQL's queue would hold every new write
         // to the day behind it, so the lock is tried without queueing for a while, and
@@ -1004,8 +758,7 @@ impl EventStore for PgStore {
             )
             .bind(date)
             .fetch_one(&mut **conn.get())
-            .await
-            .map_err(Error::from)?;
+            .await?;
             if locked {
                 break;
             }
@@ -1014,8 +767,7 @@ impl EventStore for PgStore {
                 sqlx::query("SELECT pg_advisory_lock(1634623853, analytics_counter_lock_key($1))")
                     .bind(date)
                     .execute(&mut **conn.get())
-                    .await
-                    .map_err(Error::from)?;
+                    .await?;
                 simple(conn.get(), "RESET lock_timeout").await?;
                 break;
             }
@@ -1027,81 +779,43 @@ impl EventStore for PgStore {
         }))
     }
 
-    async fn prepare_days(&self, range: DateRange) -> analytics_core::Result<()> {
+    /// [`EventStore::prepare_days`](analytics_core::store::EventStore::prepare_days).
+    pub async fn prepare_days(&self, range: DateRange) -> Result<()> {
         self.ensure_partitions(range.iter()).await?;
         Ok(())
     }
-}
 
-#[async_trait]
-impl StatsStore for PgStore {
-    async fn put_day(&self, date: NaiveDate, summary: &DaySummary) -> analytics_core::Result<()> {
-        let mut tx = self.pool.begin().await.map_err(Error::from)?;
-        put_day(&mut tx, date, summary).await?;
-        tx.commit().await.map_err(Error::from)?;
+    /// [`StatsStore::put_day`](analytics_core::store::StatsStore::put_day), recording in
+    /// `analytics_aggregated_days` when. Puts of one day take turns (a transaction
+    /// advisory lock per day): two at once would both delete, then collide inserting.
+    pub async fn put_day(&self, date: NaiveDate, summary: &DaySummary) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1, $2)")
+            .bind(LOCK_CLASS)
+            .bind(date.num_days_from_ce())
+            .execute(&mut *tx)
+            .await?;
+        Tables::<Pg>::put_day(&mut tx, date, summary).await?;
+        sqlx::query(
+            "INSERT INTO analytics_aggregated_days (day, aggregated_at, events) \
+             VALUES ($1, now(), $2) \
+             ON CONFLICT (day) DO UPDATE SET aggregated_at = now(), events = EXCLUDED.events",
+        )
+        .bind(date)
+        .bind(to_i64::<Pg>("events", summary.totals.total_events())?)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
         Ok(())
     }
 
-    async fn days(&self, range: DateRange) -> analytics_core::Result<Vec<(NaiveDate, Sums)>> {
-        let rows: Vec<(NaiveDate, String, i64)> = sqlx::query_as(
-            "SELECT day, field, value FROM analytics_daily_stats \
-             WHERE day BETWEEN $1 AND $2 ORDER BY day",
-        )
-        .bind(range.start())
-        .bind(range.end())
-        .fetch_all(&self.pool)
-        .await
-        .map_err(Error::from)?;
-        Ok(days_from_rows(
-            rows.into_iter()
-                .map(|(day, name, value)| (day, name, value as u64)),
-        )
-        .map_err(Error::Model)?)
+    /// The statistics tables (the trait's reads go to them).
+    pub fn tables(&self) -> &Tables<Pg> {
+        &self.tables
     }
 
-    async fn agent_days(
-        &self,
-        range: DateRange,
-    ) -> analytics_core::Result<BTreeMap<NaiveDate, BTreeMap<String, Sums>>> {
-        let rows: Vec<(NaiveDate, String, String, i64)> = sqlx::query_as(
-            "SELECT day, agent_id, field, value FROM analytics_agent_daily_stats \
-             WHERE day BETWEEN $1 AND $2",
-        )
-        .bind(range.start())
-        .bind(range.end())
-        .fetch_all(&self.pool)
-        .await
-        .map_err(Error::from)?;
-        Ok(agent_days_from_rows(
-            rows.into_iter()
-                .map(|(day, agent, name, value)| (day, agent, name, value as u64)),
-        )
-        .map_err(Error::Model)?)
-    }
-
-    async fn sketch_days(
-        &self,
-        range: DateRange,
-        per_agent: bool,
-    ) -> analytics_core::Result<BTreeMap<NaiveDate, DaySketches>> {
-        let rows: Vec<(NaiveDate, String, String, String)> = sqlx::query_as(
-            "SELECT day, agent_id, field, bins FROM analytics_daily_sketches \
-             WHERE day BETWEEN $1 AND $2 AND ($3 OR agent_id = '')",
-        )
-        .bind(range.start())
-        .bind(range.end())
-        .bind(per_agent)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(Error::from)?;
-        Ok(sketch_days_from_rows(rows).map_err(Error::Model)?)
-    }
-
-    async fn claim_run(
-        &self,
-        jobs: &str,
-        within: std::time::Duration,
-    ) -> analytics_core::Result<bool> {
+    /// [`StatsStore::claim_run`](analytics_core::store::StatsStore::claim_run).
+    pub async fn claim_run(&self, jobs: &str, within: std::time::Duration) -> Result<bool> {
         // One statement: the row is taken only when the last start is old enough, so
         // of several instances claiming at once exactly one gets the interval.
         let claimed: Option<String> = sqlx::query_scalar(
@@ -1113,20 +827,19 @@ impl StatsStore for PgStore {
         .bind(jobs)
         .bind(within.as_secs_f64())
         .fetch_optional(&self.pool)
-        .await
-        .map_err(Error::from)?;
+        .await?;
         Ok(claimed.is_some())
     }
 
-    async fn try_lock(&self, job: &str) -> analytics_core::Result<Option<Box<dyn JobLock>>> {
-        let mut conn = self.pool.acquire().await.map_err(Error::from)?;
+    /// [`StatsStore::try_lock`](analytics_core::store::StatsStore::try_lock).
+    pub async fn try_lock(&self, job: &str) -> Result<Option<Box<dyn JobLock>>> {
+        let mut conn = self.pool.acquire().await?;
         let key = job_key(job);
         let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1, $2)")
             .bind(LOCK_CLASS)
             .bind(key)
             .fetch_one(&mut *conn)
-            .await
-            .map_err(Error::from)?;
+            .await?;
         Ok(locked.then(|| {
             Box::new(PgJobLock {
                 conn: Some(conn),

@@ -169,14 +169,14 @@ async fn partitions_are_created_ahead_and_on_demand() {
     let store = db.store();
     assert_eq!(
         store
-            .prepare_partitions(date("2025-12-10"), 3)
+            .ensure_partitions(date("2025-12-10").iter_days().take(4))
             .await
             .unwrap(),
         4
     );
     assert_eq!(
         store
-            .prepare_partitions(date("2025-12-10"), 3)
+            .ensure_partitions(date("2025-12-10").iter_days().take(4))
             .await
             .unwrap(),
         0,

@@ -934,7 +934,6 @@ async fn kill_9_loses_nothing_that_was_answered_202() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dead_letters_are_listed_by_the_command() {
     use analytics::core::store::EventStore;
-
     let db = TestDatabase::new().await;
     let event = analytics_core::testing::event(
         "session.start",

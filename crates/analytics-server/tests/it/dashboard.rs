@@ -16,7 +16,6 @@ use std::time::{Duration, Instant};
 use analytics::core::case_study::format;
 use analytics::core::event::Event;
 use analytics::core::metrics::DaySummary;
-use analytics::core::store::StatsStore as _;
 use analytics::core::testing::{Rng, any_event};
 use analytics::core::time::Calendar;
 use chrono::{Datelike, NaiveDate, TimeDelta, Utc};
