@@ -23,26 +23,37 @@ use chrono::{DateTime, Utc};
 pub use error::{Error, Result};
 pub use tables::{Tables, sessions};
 
+/// A value a column of `DB` holds, bound and read back as it is.
+pub trait Column<DB: sqlx::Database>:
+    for<'q> sqlx::Encode<'q, DB>
+    + for<'r> sqlx::Decode<'r, DB>
+    + sqlx::Type<DB>
+    + Send
+    + Sync
+    + Unpin
+    + 'static
+{
+}
+
+impl<DB: sqlx::Database, T> Column<DB> for T where
+    T: for<'q> sqlx::Encode<'q, DB>
+        + for<'r> sqlx::Decode<'r, DB>
+        + sqlx::Type<DB>
+        + Send
+        + Sync
+        + Unpin
+        + 'static
+{
+}
+
 /// A store's database, as the shared code needs to know it.
 pub trait Driver: std::fmt::Debug + Send + Sync + 'static {
     /// sqlx's database.
     type DB: sqlx::Database + sqlx::database::HasStatementCache;
     /// How an instant is stored (PostgreSQL `timestamptz`, SQLite microseconds).
-    type Time: for<'q> sqlx::Encode<'q, Self::DB>
-        + for<'r> sqlx::Decode<'r, Self::DB>
-        + sqlx::Type<Self::DB>
-        + Send
-        + Sync
-        + Unpin
-        + 'static;
+    type Time: Column<Self::DB>;
     /// How a dead letter's event id is stored (PostgreSQL `uuid`, SQLite text).
-    type Id: for<'q> sqlx::Encode<'q, Self::DB>
-        + for<'r> sqlx::Decode<'r, Self::DB>
-        + sqlx::Type<Self::DB>
-        + Send
-        + Sync
-        + Unpin
-        + 'static;
+    type Id: Column<Self::DB>;
     /// The store's name in errors and logs.
     const STORE: &'static str;
     /// The character before a parameter's number: `$1` in PostgreSQL, `?1` in SQLite.
