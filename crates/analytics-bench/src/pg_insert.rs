@@ -197,20 +197,21 @@ async fn copy_into(db: &TestDatabase, table: &str, events: &[Event]) -> anyhow::
         .pool()
         .copy_in_raw(&format!(
             "COPY {table} ({}) FROM STDIN WITH (FORMAT binary)",
-            analytics_pg::copy::COLUMNS
+            analytics_pg::testing::copy::COLUMNS
         ))
         .await?;
     // The store's own encoding: binary rows between a header and a trailer.
     let mut buffer = Vec::with_capacity(1 << 22);
-    buffer.extend_from_slice(analytics_pg::copy::BINARY_HEADER);
+    buffer.extend_from_slice(analytics_pg::testing::copy::BINARY_HEADER);
     for chunk in events.chunks(10_000) {
         for event in chunk {
-            analytics_pg::copy::encode_binary(&mut buffer, event);
+            analytics_pg::testing::copy::encode_binary(&mut buffer, event);
         }
         copy.send(buffer.as_slice()).await?;
         buffer.clear();
     }
-    copy.send(&analytics_pg::copy::BINARY_TRAILER[..]).await?;
+    copy.send(&analytics_pg::testing::copy::BINARY_TRAILER[..])
+        .await?;
     let rows = copy.finish().await?;
     let elapsed = started.elapsed().as_secs_f64();
     anyhow::ensure!(

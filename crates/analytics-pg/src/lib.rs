@@ -21,7 +21,7 @@
 //! ```
 #![deny(missing_docs)]
 
-pub mod copy;
+mod copy;
 mod error;
 mod replica;
 mod store;

@@ -347,3 +347,9 @@ mod tests {
         );
     }
 }
+
+/// The binary `COPY` encoding of events the store writes with, for the benchmarks'
+/// plain-`COPY` reference.
+pub mod copy {
+    pub use crate::copy::{BINARY_HEADER, BINARY_TRAILER, COLUMNS, encode_binary};
+}

@@ -79,13 +79,13 @@ use std::time::Duration;
 use std::sync::Arc;
 
 use deadpool_redis::Runtime;
+use deadpool_redis::redis;
 use deadpool_redis::redis::aio::ConnectionLike;
 use deadpool_redis::redis::cluster::{ClusterClient, ClusterClientBuilder};
 use deadpool_redis::redis::cluster_async::ClusterConnection;
 use deadpool_redis::redis::{Cmd, Pipeline, RedisFuture, Value};
 
 pub use counters::agent_status;
-pub use deadpool_redis::redis;
 pub use error::{Error, Result};
 pub use keys::{DAILY_TTL, HOURLY_TTL, Keys, MONTHLY_TTL, slot_group};
 pub use spill::{MAX_CLAIM, dead_letters};

@@ -5,7 +5,8 @@
 //! with `SCAN` + `UNLINK` when dropped — never `FLUSHDB` — so tests share the server and
 //! run in parallel. A test that cannot reach the server fails and says so.
 
-use deadpool_redis::redis;
+/// The Redis driver, for tests that look at keys directly.
+pub use deadpool_redis::redis;
 use uuid::Uuid;
 
 use crate::{RedisOptions, RedisStore};

@@ -462,16 +462,16 @@ async fn statistics_agree_with_a_plain_computation_on_postgres_and_redis() {
     let prefix = redis.prefix().to_owned();
     let wipe = move || {
         let url = analytics_redis::testing::server_url();
-        let mut conn = analytics_redis::redis::Client::open(url)
+        let mut conn = analytics_redis::testing::redis::Client::open(url)
             .unwrap()
             .get_connection()
             .unwrap();
-        let keys: Vec<String> = analytics_redis::redis::cmd("KEYS")
+        let keys: Vec<String> = analytics_redis::testing::redis::cmd("KEYS")
             .arg(format!("{prefix}*"))
             .query(&mut conn)
             .unwrap();
         if !keys.is_empty() {
-            let _: () = analytics_redis::redis::cmd("UNLINK")
+            let _: () = analytics_redis::testing::redis::cmd("UNLINK")
                 .arg(keys)
                 .query(&mut conn)
                 .unwrap();

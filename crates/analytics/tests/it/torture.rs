@@ -382,7 +382,7 @@ impl SharedRedis<'_> {
             SharedRedis::Server(redis) => {
                 let mut conn = redis.connection();
                 for key in redis.keys() {
-                    let _: () = analytics_redis::redis::cmd("DEL")
+                    let _: () = analytics_redis::testing::redis::cmd("DEL")
                         .arg(&key)
                         .query(&mut conn)
                         .unwrap();
