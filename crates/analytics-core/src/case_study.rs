@@ -4,7 +4,8 @@ use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
 
-use crate::metrics::{BusinessMetrics, CostPerResolution, Sums};
+use crate::metrics::Sums;
+use crate::report::{BusinessMetrics, CostPerResolution};
 use crate::time::YearMonth;
 
 /// What the case study says for a month with no sessions, hand-offs or tickets.

@@ -13,7 +13,7 @@ use chrono_tz::Tz;
 
 use crate::error::{ConfigError, Result};
 use crate::event::ValidationRules;
-use crate::metrics::CostPerResolution;
+use crate::report::CostPerResolution;
 use crate::time::Calendar;
 
 /// The embedded database file used when `DATABASE_URL` is unset.

@@ -9,7 +9,8 @@
 //! use std::sync::Arc;
 //! use analytics_core::catalog::EventData;
 //! use analytics_core::event::{SystemClock, ValidationRules, Validator};
-//! use analytics_core::metrics::{BusinessMetrics, CostPerResolution, Sums};
+//! use analytics_core::metrics::Sums;
+//! use analytics_core::report::{BusinessMetrics, CostPerResolution};
 //!
 //! let validator = Validator::new(ValidationRules::default(), Arc::new(SystemClock));
 //! let event = validator.typed(EventData::SessionStart {
@@ -36,6 +37,7 @@ pub mod json;
 pub mod limits;
 pub mod memory;
 pub mod metrics;
+pub mod report;
 pub mod rng;
 pub mod sketch;
 pub mod store;

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use analytics::core::config::{ApiKey, Scope};
 use analytics::core::event::RawEvent;
-use analytics::core::metrics::{AgentMetrics, BusinessMetrics, TicketMetrics};
+use analytics::core::report::{AgentMetrics, BusinessMetrics, TicketMetrics};
 use analytics::core::time::YearMonth;
 use analytics::stats::{Jobs, Stats};
 use analytics::tracker::{TrackError, Tracker};

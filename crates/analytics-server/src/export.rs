@@ -5,7 +5,7 @@
 //! The sessions export is produced as it is read, a few hundred rows at a time, so that
 //! its size does not matter to memory.
 
-use analytics::core::metrics::{AgentMetrics, BusinessMetrics};
+use analytics::core::report::{AgentMetrics, BusinessMetrics};
 use analytics::core::store::{SessionRow, SessionStream};
 use analytics::core::time::Calendar;
 use chrono::{NaiveDate, SecondsFormat};

@@ -38,8 +38,9 @@ use analytics_core::Result;
 use analytics_core::case_study::CaseStudy;
 use analytics_core::config::Config;
 use analytics_core::event::Clock;
-use analytics_core::metrics::{
-    AgentMetrics, AiFunnel, BusinessMetrics, CostPerResolution, FunnelCounts, Sums, TicketMetrics,
+use analytics_core::metrics::{FunnelCounts, Sums};
+use analytics_core::report::{
+    AgentMetrics, AiFunnel, BusinessMetrics, CostPerResolution, TicketMetrics,
 };
 use analytics_core::sketch::{DaySketches, Sketches};
 use analytics_core::store::{

@@ -2,7 +2,8 @@
 //! the sentences left out for groups without data.
 
 use analytics_core::case_study::{CaseStudy, NO_DATA_STORY, format};
-use analytics_core::metrics::{CostPerResolution, Sums};
+use analytics_core::metrics::Sums;
+use analytics_core::report::CostPerResolution;
 use analytics_core::time::YearMonth;
 use serde_json::json;
 

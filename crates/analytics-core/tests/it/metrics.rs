@@ -5,9 +5,8 @@ use std::collections::BTreeMap;
 
 use analytics_core::catalog::Kind;
 use analytics_core::event::{Event, RawEvent};
-use analytics_core::metrics::{
-    AgentMetrics, BusinessMetrics, CostPerResolution, DaySummary, Field, Sums, TicketMetrics,
-};
+use analytics_core::metrics::{DaySummary, Field, Sums};
+use analytics_core::report::{AgentMetrics, BusinessMetrics, CostPerResolution, TicketMetrics};
 use analytics_core::time::Calendar;
 use chrono::{NaiveDate, TimeDelta};
 use proptest::prelude::*;

@@ -1,7 +1,8 @@
 //! Daily statistics: aggregation from event detail, reads, and retention.
 
 use analytics_core::event::Event;
-use analytics_core::metrics::{BusinessMetrics, CostPerResolution, DaySummary, Sums};
+use analytics_core::metrics::{DaySummary, Sums};
+use analytics_core::report::{BusinessMetrics, CostPerResolution};
 use analytics_core::store::{EventStore, StatsStore};
 use analytics_core::testing::{at, event};
 use analytics_core::time::{DateRange, YearMonth};

@@ -7,7 +7,7 @@ use std::time::Duration;
 use analytics_core::case_study::CaseStudy;
 use analytics_core::event::{FixedClock, RawEvent};
 use analytics_core::memory::{MemoryCounters, MemorySpill, MemoryStore};
-use analytics_core::metrics::{AgentMetrics, BusinessMetrics, CostPerResolution, TicketMetrics};
+use analytics_core::report::{AgentMetrics, BusinessMetrics, CostPerResolution, TicketMetrics};
 use analytics_core::sketch::RELATIVE_ACCURACY;
 use analytics_core::store::{CounterStore, EventStore, SpillBuffer, StatsStore};
 use analytics_core::time::{Calendar, DateRange, YearMonth};

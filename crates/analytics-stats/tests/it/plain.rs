@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, HashSet};
 
 use analytics_core::event::RawEvent;
-use analytics_core::metrics::{AgentMetrics, BusinessMetrics, TicketMetrics};
+use analytics_core::report::{AgentMetrics, BusinessMetrics, TicketMetrics};
 use chrono::NaiveDate;
 use serde_json::Value;
 
