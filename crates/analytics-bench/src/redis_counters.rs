@@ -6,8 +6,9 @@
 use std::process::Command;
 use std::time::Instant;
 
+use analytics::core::counters::CounterBatch;
 use analytics::core::event::Event;
-use analytics::core::store::{CounterBatch, CounterStore};
+use analytics::core::store::CounterStore;
 use analytics::core::time::Calendar;
 use analytics_redis::testing::{TestCluster, TestRedis, server_url};
 use analytics_redis::{RedisOptions, RedisStore};

@@ -8,11 +8,10 @@
 use chrono::{NaiveDate, TimeDelta};
 use serde_json::json;
 
+use crate::counters::{Bucket, CounterBatch, Period};
 use crate::event::Event;
 use crate::metrics::{DaySummary, Sums};
-use crate::store::{
-    Bucket, CounterBatch, CounterStore, EventStore, Period, SpillBuffer, StatsStore,
-};
+use crate::store::{CounterStore, EventStore, SpillBuffer, StatsStore};
 use crate::testing::{at, event, event_with_id};
 use crate::time::{Calendar, DateRange, YearMonth};
 

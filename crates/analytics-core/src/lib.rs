@@ -31,6 +31,7 @@ pub mod catalog;
 pub mod config;
 #[cfg(feature = "testing")]
 pub mod conformance;
+pub mod counters;
 pub mod error;
 pub mod event;
 pub mod json;

@@ -12,13 +12,14 @@ use chrono::{DateTime, NaiveDate, Utc};
 use uuid::Uuid;
 
 use crate::catalog::AgentStatus;
+use crate::counters::{Bucket, CounterBatch, Period};
 use crate::error::Result;
 use crate::event::Event;
 use crate::metrics::{DaySummary, Sums};
 use crate::sketch::DaySketches;
 use crate::store::{
-    Bucket, CounterBatch, CounterRecount, CounterStore, DeadLetter, DirtyDay, EventStore, JobLock,
-    PendingCounters, Period, SpillBuffer, SpillClaim, StatsStore, Written,
+    CounterRecount, CounterStore, DeadLetter, DirtyDay, EventStore, JobLock, PendingCounters,
+    SpillBuffer, SpillClaim, StatsStore, Written,
 };
 use crate::time::{Calendar, DateRange, DayWindow};
 

@@ -5,8 +5,9 @@
 use std::collections::{BTreeMap, HashMap};
 
 use analytics_core::catalog::AgentStatus;
+use analytics_core::counters::{Bucket, CounterBatch, Period};
 use analytics_core::metrics::{Field, Sums};
-use analytics_core::store::{Bucket, CounterBatch, CounterStore, Period};
+use analytics_core::store::CounterStore;
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 use deadpool_redis::redis::{self, Pipeline, Value};

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use analytics_core::store::{Bucket, Period};
+use analytics_core::counters::{Bucket, Period};
 use analytics_core::time::YearMonth;
 use chrono::NaiveDate;
 
@@ -227,7 +227,7 @@ pub(crate) fn hash_field(field: &str, agent: Option<&str>) -> String {
 
 #[cfg(test)]
 mod tests {
-    use analytics_core::store::{Bucket, Period};
+    use analytics_core::counters::{Bucket, Period};
     use analytics_core::time::DayHour;
     use chrono::NaiveDate;
 

@@ -12,8 +12,8 @@ use std::future::Future;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use analytics_core::Result;
+use analytics_core::counters::{Bucket, Period};
 use analytics_core::metrics::Sums;
-use analytics_core::store::{Bucket, Period};
 use analytics_core::time::{DateRange, YearMonth};
 use chrono::{NaiveDate, TimeDelta};
 

@@ -37,6 +37,7 @@ use std::time::Duration;
 use analytics_core::Result;
 use analytics_core::case_study::CaseStudy;
 use analytics_core::config::Config;
+use analytics_core::counters::{Bucket, Period};
 use analytics_core::event::Clock;
 use analytics_core::metrics::{FunnelCounts, Sums};
 use analytics_core::report::{
@@ -44,8 +45,7 @@ use analytics_core::report::{
 };
 use analytics_core::sketch::{DaySketches, Sketches};
 use analytics_core::store::{
-    Bucket, CounterStore, EventStore, Period, RETURN_WINDOW, SessionQuery, SessionStream,
-    StatsStore,
+    CounterStore, EventStore, RETURN_WINDOW, SessionQuery, SessionStream, StatsStore,
 };
 use analytics_core::time::{Calendar, DateRange, DayHour, YearMonth};
 use chrono::{DateTime, NaiveDate, TimeDelta, Utc};

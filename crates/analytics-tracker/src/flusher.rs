@@ -24,9 +24,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use analytics_core::counters::CounterBatch;
 use analytics_core::error::{Error, StoreErrorKind};
 use analytics_core::event::Event;
-use analytics_core::store::{CounterBatch, CounterStore, PendingCounters, SpillBuffer, Written};
+use analytics_core::store::{CounterStore, PendingCounters, SpillBuffer, Written};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, MissedTickBehavior, timeout};

@@ -4,11 +4,10 @@
 use std::sync::Arc;
 
 use analytics_core::catalog::Kind;
+use analytics_core::counters::{Bucket, CounterBatch, Period};
 use analytics_core::memory::{MemoryCounters, MemorySpill};
 use analytics_core::metrics::Field;
-use analytics_core::store::{
-    Bucket, CounterBatch, CounterStore, EventStore, MockEventStore, Period, SpillBuffer,
-};
+use analytics_core::store::{CounterStore, EventStore, MockEventStore, SpillBuffer};
 use analytics_core::time::{Calendar, DayHour, YearMonth};
 use chrono::{NaiveDate, TimeDelta};
 use serde_json::json;

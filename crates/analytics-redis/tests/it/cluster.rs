@@ -5,8 +5,9 @@
 use std::collections::BTreeSet;
 
 use analytics_core::conformance as suite;
+use analytics_core::counters::{Bucket, CounterBatch, Period};
 use analytics_core::event::Event;
-use analytics_core::store::{Bucket, CounterBatch, CounterStore, Period, SpillBuffer};
+use analytics_core::store::{CounterStore, SpillBuffer};
 use analytics_core::testing::event;
 use analytics_core::time::Calendar;
 use analytics_redis::RedisOptions;

@@ -5,9 +5,10 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use analytics_core::catalog::{AgentStatus, Kind};
+use analytics_core::counters::{Bucket, CounterBatch, Period};
 use analytics_core::event::Event;
 use analytics_core::metrics::{Field, Sums};
-use analytics_core::store::{Bucket, CounterBatch, CounterStore, Period};
+use analytics_core::store::CounterStore;
 use analytics_core::testing::{at, event};
 use analytics_core::time::{Calendar, DayHour, YearMonth};
 use analytics_redis::testing::TestRedis;

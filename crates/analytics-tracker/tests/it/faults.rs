@@ -4,13 +4,12 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use analytics_core::counters::{Bucket, CounterBatch, Period};
 use analytics_core::error::StoreError;
 use analytics_core::event::Event;
 use analytics_core::memory::{MemoryCounters, MemoryStore};
 use analytics_core::metrics::{DaySummary, Sums};
-use analytics_core::store::{
-    Bucket, CounterBatch, CounterRecount, CounterStore, DirtyDay, EventStore, Period, Written,
-};
+use analytics_core::store::{CounterRecount, CounterStore, DirtyDay, EventStore, Written};
 use analytics_core::time::{Calendar, DayWindow};
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};

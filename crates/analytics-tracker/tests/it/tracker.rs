@@ -5,12 +5,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use analytics_core::catalog::EventData;
+use analytics_core::counters::CounterBatch;
 use analytics_core::event::{Event, RawEvent};
 use analytics_core::memory::{MemoryCounters, MemorySpill, MemoryStore};
 use analytics_core::metrics::Sums;
 use analytics_core::store::{
-    CounterBatch, CounterStore, EventStore, MockCounterStore, MockEventStore, PendingCounters,
-    SpillBuffer, Written,
+    CounterStore, EventStore, MockCounterStore, MockEventStore, PendingCounters, SpillBuffer,
+    Written,
 };
 use analytics_core::time::Calendar;
 use analytics_tracker::{Stores, TrackError, Tracker, TrackerConfig};

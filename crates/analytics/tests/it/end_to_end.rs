@@ -4,7 +4,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use analytics::core::catalog::EventData;
-use analytics::core::store::{Bucket, CounterStore, EventStore, Period};
+use analytics::core::counters::{Bucket, Period};
+use analytics::core::store::{CounterStore, EventStore};
 use analytics::tracker::{Stores, Tracker, TrackerConfig};
 use analytics_pg::testing::TestDatabase;
 use analytics_redis::testing::TestRedis;

@@ -22,11 +22,12 @@ use std::time::Duration;
 
 use analytics::core::case_study::CaseStudy;
 use analytics::core::config::Config;
+use analytics::core::counters::{Bucket, CounterBatch, Period};
 use analytics::core::event::{Event, FixedClock, RawEvent, Validator};
 use analytics::core::metrics::{DaySummary, Sums};
 use analytics::core::report::{AgentMetrics, BusinessMetrics, CostPerResolution, TicketMetrics};
 use analytics::core::sketch::Sketches;
-use analytics::core::store::{Bucket, CounterBatch, CounterStore, Period};
+use analytics::core::store::CounterStore;
 use analytics::core::testing::{Rng, any_event, event_with_id};
 use analytics::core::time::{DateRange, YearMonth};
 use analytics::stats::{Jobs, Stats, StatsConfig};
