@@ -7,10 +7,11 @@ use std::time::Instant;
 use analytics::core::event::SystemClock;
 use analytics::core::memory::MemoryCounters;
 use analytics::core::metrics::DaySummary;
+use analytics::core::store::Stores;
 use analytics::core::time::YearMonth;
 use analytics_pg::PgStore;
 use analytics_pg::testing::TestDatabase;
-use analytics_stats::{Stats, StatsConfig, StatsStores};
+use analytics_stats::{Stats, StatsConfig};
 use chrono::{TimeDelta, Utc};
 
 use crate::{Row, Scale, workload};
@@ -35,10 +36,11 @@ pub(crate) async fn run(scale: Scale) -> anyhow::Result<Row> {
     }
 
     let stats = Stats::new(
-        StatsStores {
+        Stores {
             events: pg.clone(),
             stats: pg.clone(),
             counters: Arc::new(MemoryCounters::new()),
+            spill: None,
         },
         Arc::new(SystemClock),
         StatsConfig::from_config(&analytics::core::config::Config::default()),

@@ -8,8 +8,9 @@ use std::time::Duration;
 
 use analytics::core::catalog::EventData;
 use analytics::core::memory::MemoryCounters;
+use analytics::core::store::Stores;
 use analytics::core::time::Calendar;
-use analytics::tracker::{Stores, TrackError, Tracker, TrackerConfig};
+use analytics::tracker::{TrackError, Tracker, TrackerConfig};
 use analytics_pg::PgStore;
 use anyhow::Context as _;
 use serde_json::{Value, json};
@@ -63,11 +64,10 @@ pub(crate) async fn embedded_worker(n: usize) -> anyhow::Result<()> {
     let db = analytics_embedded::testing::TestEmbedded::new().await;
     let tracker = Tracker::start(
         TrackerConfig::default(),
-        Stores {
-            events: Arc::new(db.store().clone()),
-            counters: Arc::new(MemoryCounters::new()),
-            spill: None,
-        },
+        Stores::new(
+            Arc::new(db.store().clone()),
+            Arc::new(MemoryCounters::new()),
+        ),
     );
     tokio::time::sleep(Duration::from_millis(200)).await;
     let start = rss_kib();
@@ -151,11 +151,10 @@ pub(crate) async fn worker(n: usize) -> anyhow::Result<()> {
     let bound = config.memory_bound();
     let tracker = Tracker::start(
         config,
-        Stores {
-            events: Arc::new(PgStore::new(pool, Calendar::default())),
-            counters: Arc::new(MemoryCounters::new()),
-            spill: None,
-        },
+        Stores::new(
+            Arc::new(PgStore::new(pool, Calendar::default())),
+            Arc::new(MemoryCounters::new()),
+        ),
     );
     let baseline = peak_rss_kib();
     let (mut accepted, mut refused) = (0u64, 0u64);

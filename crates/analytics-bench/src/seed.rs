@@ -10,7 +10,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use analytics::tracker::{Stores, TrackError, Tracker, TrackerConfig};
+use analytics::core::store::Stores;
+use analytics::tracker::{TrackError, Tracker, TrackerConfig};
 use analytics_pg::PgStore;
 use analytics_pg::testing::TestDatabase;
 use analytics_redis::testing::{TestRedis, server_url};
@@ -112,11 +113,7 @@ pub(crate) async fn run(scale: Scale) -> anyhow::Result<Row> {
     let counters = Arc::new(redis.store().clone());
     let tracker = Tracker::start(
         config,
-        Stores {
-            events: pg,
-            counters: counters.clone(),
-            spill: Some(counters),
-        },
+        Stores::new(pg, counters.clone()).with_spill(counters),
     );
     let shares: Vec<Vec<_>> = (0..PRODUCERS)
         .map(|p| data.iter().skip(p).step_by(PRODUCERS).cloned().collect())

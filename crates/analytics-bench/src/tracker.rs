@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 use analytics::core::catalog::EventData;
 use analytics::core::event::{SystemClock, Validator};
 use analytics::core::memory::{MemoryCounters, MemoryStore};
-use analytics::tracker::{Stores, TrackError, Tracker, TrackerConfig};
+use analytics::core::store::Stores;
+use analytics::tracker::{TrackError, Tracker, TrackerConfig};
 use analytics_pg::PgStore;
 use analytics_pg::testing::TestDatabase;
 use analytics_redis::testing::TestRedis;
@@ -87,11 +88,10 @@ pub(crate) async fn latency(scale: Scale) -> anyhow::Result<Vec<Row>> {
                 queue_capacity: n + 1,
                 ..TrackerConfig::default()
             },
-            Stores {
-                events: Arc::new(MemoryStore::new()),
-                counters: Arc::new(MemoryCounters::new()),
-                spill: None,
-            },
+            Stores::new(
+                Arc::new(MemoryStore::new()),
+                Arc::new(MemoryCounters::new()),
+            ),
         );
         let mut tasks = Vec::new();
         for task in 0..producers {
@@ -193,6 +193,7 @@ pub(crate) async fn end_to_end(scale: Scale) -> anyhow::Result<Row> {
         config,
         Stores {
             events: pg.clone(),
+            stats: pg.clone(),
             counters: counters.clone(),
             spill: Some(counters.clone()),
         },
@@ -236,11 +237,10 @@ pub(crate) async fn embedded(scale: Scale) -> anyhow::Result<Row> {
     let db = analytics_embedded::testing::TestEmbedded::new().await;
     let tracker = Tracker::start(
         config,
-        Stores {
-            events: Arc::new(db.store().clone()),
-            counters: Arc::new(MemoryCounters::new()),
-            spill: None,
-        },
+        Stores::new(
+            Arc::new(db.store().clone()),
+            Arc::new(MemoryCounters::new()),
+        ),
     );
     let (rate, refused) = drive(&tracker, scale.events, PRODUCERS).await?;
     drop(db);
@@ -297,6 +297,7 @@ pub(crate) async fn spill_drain(scale: Scale) -> anyhow::Result<Row> {
         },
         Stores {
             events: pg.clone(),
+            stats: pg.clone(),
             counters: Arc::new(MemoryCounters::new()),
             spill: Some(spill.clone()),
         },

@@ -8,6 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::pin::Pin;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
@@ -568,6 +569,54 @@ pub trait CounterStore: Send + Sync {
     ///
     /// A store error.
     async fn finish_rebuild(&self, token: &str) -> Result<bool>;
+}
+
+/// The stores a service runs on, in one bag: the tracker writes to `events`,
+/// `counters` and `spill`; statistics and the jobs read `events`, `stats` and
+/// `counters`.
+#[derive(Clone)]
+pub struct Stores {
+    /// Event detail: the source of truth.
+    pub events: Arc<dyn EventStore>,
+    /// Daily statistics (the same database as `events` in a service).
+    pub stats: Arc<dyn StatsStore>,
+    /// Real-time counters.
+    pub counters: Arc<dyn CounterStore>,
+    /// Where batches go while the event store cannot take them; without one, the
+    /// tracker holds them and `track()` refuses events once its buffer is full.
+    pub spill: Option<Arc<dyn SpillBuffer>>,
+}
+
+impl Stores {
+    /// One database for event detail and statistics, with `counters` and no spill
+    /// buffer.
+    pub fn new<D>(database: Arc<D>, counters: Arc<dyn CounterStore>) -> Stores
+    where
+        D: EventStore + StatsStore + 'static,
+    {
+        Stores {
+            events: database.clone(),
+            stats: database,
+            counters,
+            spill: None,
+        }
+    }
+
+    /// The same stores with a spill buffer.
+    pub fn with_spill(self, spill: Arc<dyn SpillBuffer>) -> Stores {
+        Stores {
+            spill: Some(spill),
+            ..self
+        }
+    }
+}
+
+impl std::fmt::Debug for Stores {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Stores")
+            .field("spill", &self.spill.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 /// Events kept aside while the event store is down (SPEC §8).

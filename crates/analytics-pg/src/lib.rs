@@ -21,6 +21,8 @@
 //! ```
 #![deny(missing_docs)]
 
+// Public to the test kit only (`testing::copy`, for the benchmarks' reference).
+#[cfg_attr(not(feature = "testing"), allow(unreachable_pub))]
 mod copy;
 mod error;
 mod replica;

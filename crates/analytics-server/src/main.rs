@@ -348,7 +348,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         }
         Command::DeadLetters { limit } => {
             let backends = analytics::connect(&config).await?;
-            let letters = backends.events.dead_letters(limit).await?;
+            let letters = backends.stores.events.dead_letters(limit).await?;
             println!("{}", serde_json::to_string_pretty(&letters)?);
         }
         Command::Cleanup => {

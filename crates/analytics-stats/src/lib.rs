@@ -44,9 +44,7 @@ use analytics_core::report::{
     AgentMetrics, AiFunnel, BusinessMetrics, CostPerResolution, TicketMetrics,
 };
 use analytics_core::sketch::{DaySketches, Sketches};
-use analytics_core::store::{
-    CounterStore, EventStore, RETURN_WINDOW, SessionQuery, SessionStream, StatsStore,
-};
+use analytics_core::store::{RETURN_WINDOW, SessionQuery, SessionStream, Stores};
 use analytics_core::time::{Calendar, DateRange, DayHour, YearMonth};
 use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 use serde::Serialize;
@@ -92,23 +90,6 @@ impl StatsConfig {
     pub fn return_days(&self) -> i64 {
         let day = TimeDelta::days(1);
         (self.return_window.num_seconds() + day.num_seconds() - 1) / day.num_seconds()
-    }
-}
-
-/// The stores statistics read.
-#[derive(Clone)]
-pub struct StatsStores {
-    /// Event detail.
-    pub events: Arc<dyn EventStore>,
-    /// Daily statistics.
-    pub stats: Arc<dyn StatsStore>,
-    /// Real-time counters.
-    pub counters: Arc<dyn CounterStore>,
-}
-
-impl std::fmt::Debug for StatsStores {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StatsStores").finish_non_exhaustive()
     }
 }
 
@@ -178,7 +159,7 @@ pub struct FunnelDay {
 /// Business statistics: every question of SPEC §5–§6 and §9.
 #[derive(Clone)]
 pub struct Stats {
-    stores: StatsStores,
+    stores: Stores,
     clock: Arc<dyn Clock>,
     config: StatsConfig,
 }
@@ -201,7 +182,7 @@ enum Source {
 
 impl Stats {
     /// Statistics over these stores, with "now" from `clock`.
-    pub fn new(stores: StatsStores, clock: Arc<dyn Clock>, config: StatsConfig) -> Stats {
+    pub fn new(stores: Stores, clock: Arc<dyn Clock>, config: StatsConfig) -> Stats {
         Stats {
             stores,
             clock,
@@ -215,7 +196,7 @@ impl Stats {
     }
 
     /// The stores.
-    pub fn stores(&self) -> &StatsStores {
+    pub fn stores(&self) -> &Stores {
         &self.stores
     }
 

@@ -27,13 +27,13 @@ use std::time::Duration;
 use analytics_core::counters::CounterBatch;
 use analytics_core::error::{Error, StoreErrorKind};
 use analytics_core::event::Event;
-use analytics_core::store::{CounterStore, PendingCounters, SpillBuffer, Written};
+use analytics_core::store::{CounterStore, PendingCounters, SpillBuffer, Stores, Written};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, MissedTickBehavior, timeout};
 
 use crate::telemetry::add;
-use crate::{Control, Shared, Stores, TrackerConfig};
+use crate::{Control, Shared, TrackerConfig};
 
 /// How long counters may take before the increments are kept for the next flush.
 const COUNTER_TIMEOUT: Duration = Duration::from_secs(2);

@@ -31,7 +31,7 @@ use analytics_core::error::ValidationError;
 use analytics_core::event::{
     Clock, Event, RawEvent, SystemClock, TypedEvent, ValidationRules, Validator,
 };
-use analytics_core::store::{CounterStore, EventStore, SpillBuffer};
+use analytics_core::store::{SpillBuffer, Stores};
 use analytics_core::time::Calendar;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -111,26 +111,6 @@ impl TrackerConfig {
         self.queue_capacity
             + (self.waiting_batches + self.writers * self.merge_batches.max(1) + 1)
                 * self.batch_size
-    }
-}
-
-/// The stores a tracker writes to.
-#[derive(Clone)]
-pub struct Stores {
-    /// Event detail: the source of truth.
-    pub events: Arc<dyn EventStore>,
-    /// Real-time counters.
-    pub counters: Arc<dyn CounterStore>,
-    /// Where batches go while the event store cannot take them; without one, the
-    /// tracker holds them and `track()` refuses events once its buffer is full.
-    pub spill: Option<Arc<dyn SpillBuffer>>,
-}
-
-impl std::fmt::Debug for Stores {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Stores")
-            .field("spill", &self.spill.is_some())
-            .finish_non_exhaustive()
     }
 }
 

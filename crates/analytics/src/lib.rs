@@ -29,7 +29,8 @@
 //! use analytics::core::catalog::EventData;
 //! use analytics::core::event::RawEvent;
 //! use analytics::core::memory::{MemoryCounters, MemoryStore};
-//! use analytics::tracker::{Stores, TrackerConfig};
+//! use analytics::core::store::Stores;
+//! use analytics::tracker::TrackerConfig;
 //! use analytics::{init_tracker, tracker};
 //! use serde_json::json;
 //!
@@ -37,11 +38,7 @@
 //! # async fn main() {
 //! // lifespan: at start-up.
 //! let events = Arc::new(MemoryStore::new());
-//! let stores = Stores {
-//!     events: events.clone(),
-//!     counters: Arc::new(MemoryCounters::new()),
-//!     spill: None,
-//! };
+//! let stores = Stores::new(events.clone(), Arc::new(MemoryCounters::new()));
 //! init_tracker(TrackerConfig::default(), stores).expect("the first tracker of the process");
 //!
 //! chat_stream("s-1", "Mozilla/5.0").await;
@@ -85,9 +82,8 @@ pub use analytics_tracker as tracker;
 
 use analytics_core::config::{Config, Database};
 use analytics_core::memory::MemoryCounters;
-use analytics_core::store::{CounterStore, EventStore, SpillBuffer, StatsStore};
-use analytics_stats::StatsStores;
-use analytics_tracker::{Stores, Tracker, TrackerConfig};
+use analytics_core::store::{CounterStore, EventStore, SpillBuffer, StatsStore, Stores};
+use analytics_tracker::{Tracker, TrackerConfig};
 
 static TRACKER: OnceLock<Tracker> = OnceLock::new();
 
@@ -133,14 +129,10 @@ pub fn tracker() -> Option<&'static Tracker> {
 /// The stores a service runs on, chosen by [`connect`].
 #[derive(Clone)]
 pub struct Backends {
-    /// Event detail: PostgreSQL or the embedded database.
-    pub events: Arc<dyn EventStore>,
-    /// Daily statistics: the same database.
-    pub stats: Arc<dyn StatsStore>,
-    /// Real-time counters: Redis, or in-process.
-    pub counters: Arc<dyn CounterStore>,
-    /// The spill buffer: Redis when configured; none otherwise.
-    pub spill: Option<Arc<dyn SpillBuffer>>,
+    /// Event detail and daily statistics in PostgreSQL or the embedded database;
+    /// real-time counters in Redis or in-process; the spill buffer in Redis when
+    /// configured.
+    pub stores: Stores,
     /// With a PostgreSQL replica (`DATABASE_READ_URL`): what statistics and the jobs
     /// use instead of `events` and `stats` (writes to the primary, reads from the
     /// replica once it has caught up).
@@ -156,19 +148,10 @@ impl std::fmt::Debug for Backends {
 }
 
 impl Backends {
-    /// The stores the tracker writes to.
-    pub fn tracker_stores(&self) -> Stores {
-        Stores {
-            events: self.events.clone(),
-            counters: self.counters.clone(),
-            spill: self.spill.clone(),
-        }
-    }
-
     /// The tracker of a service on these stores, as `config` sets it up: the one way
     /// the server, the demo and the commands start one.
     pub fn start_tracker(&self, config: &Config) -> Tracker {
-        Tracker::start(TrackerConfig::from_config(config), self.tracker_stores())
+        Tracker::start(TrackerConfig::from_config(config), self.stores.clone())
     }
 
     /// Statistics over these stores, as `config` sets them up, on the system clock (the
@@ -182,19 +165,16 @@ impl Backends {
         )
     }
 
-    /// The stores statistics read (and the jobs write).
-    pub fn stats_stores(&self) -> StatsStores {
+    /// The stores statistics read (and the jobs write): with a replica, detail and
+    /// statistics through [`analytics_pg::ReplicaReads`].
+    pub fn stats_stores(&self) -> Stores {
         match &self.reads {
-            Some(reads) => StatsStores {
+            Some(reads) => Stores {
                 events: reads.clone(),
                 stats: reads.clone(),
-                counters: self.counters.clone(),
+                ..self.stores.clone()
             },
-            None => StatsStores {
-                events: self.events.clone(),
-                stats: self.stats.clone(),
-                counters: self.counters.clone(),
-            },
+            None => self.stores.clone(),
         }
     }
 }
@@ -321,10 +301,12 @@ pub async fn connect(config: &Config) -> Result<Backends, ConnectError> {
             ),
         };
     Ok(Backends {
-        events,
-        stats,
-        counters,
-        spill,
+        stores: Stores {
+            events,
+            stats,
+            counters,
+            spill,
+        },
         reads,
         description: format!("{database}, {redis}"),
     })

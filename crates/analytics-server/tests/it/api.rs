@@ -520,7 +520,8 @@ impl analytics::core::store::EventStore for Stuck {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_buffer_answers_503_and_takes_nothing_of_the_batch() {
     use analytics::core::memory::{MemoryCounters, MemoryStore};
-    use analytics::tracker::{Stores, Tracker, TrackerConfig};
+    use analytics::core::store::Stores;
+    use analytics::tracker::{Tracker, TrackerConfig};
     use std::sync::Arc;
 
     let tracker = Tracker::start(
@@ -535,16 +536,18 @@ async fn a_full_buffer_answers_503_and_takes_nothing_of_the_batch() {
         },
         Stores {
             events: Arc::new(Stuck),
+            stats: Arc::new(MemoryStore::new()),
             counters: Arc::new(MemoryCounters::new()),
             spill: None,
         },
     );
     let store = Arc::new(MemoryStore::new());
     let stats = analytics::stats::Stats::new(
-        analytics::stats::StatsStores {
+        analytics::core::store::Stores {
             events: store.clone(),
             stats: store,
             counters: Arc::new(MemoryCounters::new()),
+            spill: None,
         },
         Arc::new(analytics::core::event::SystemClock),
         analytics::stats::StatsConfig::from_config(&Config::default()),

@@ -447,7 +447,8 @@ async fn open_download(addr: std::net::SocketAddr, path: &str) -> (u16, tokio::n
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn at_most_two_sessions_downloads_run_at_once() {
     use analytics::core::memory::{MemoryCounters, MemoryStore};
-    use analytics::tracker::{Stores, Tracker, TrackerConfig};
+    use analytics::core::store::Stores;
+    use analytics::tracker::{Tracker, TrackerConfig};
     use std::sync::Arc;
 
     let events = Arc::new(Trickle(MemoryStore::new()));
@@ -455,15 +456,17 @@ async fn at_most_two_sessions_downloads_run_at_once() {
         TrackerConfig::default(),
         Stores {
             events: events.clone(),
+            stats: Arc::new(MemoryStore::new()),
             counters: Arc::new(MemoryCounters::new()),
             spill: None,
         },
     );
     let stats = analytics::stats::Stats::new(
-        analytics::stats::StatsStores {
+        analytics::core::store::Stores {
             events,
             stats: Arc::new(MemoryStore::new()),
             counters: Arc::new(MemoryCounters::new()),
+            spill: None,
         },
         Arc::new(analytics::core::event::SystemClock),
         analytics::stats::StatsConfig::from_config(&analytics::core::config::Config::default()),

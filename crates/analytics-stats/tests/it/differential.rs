@@ -9,12 +9,13 @@ use analytics_core::event::{FixedClock, RawEvent};
 use analytics_core::memory::{MemoryCounters, MemorySpill, MemoryStore};
 use analytics_core::report::{AgentMetrics, BusinessMetrics, CostPerResolution, TicketMetrics};
 use analytics_core::sketch::RELATIVE_ACCURACY;
+use analytics_core::store::Stores;
 use analytics_core::store::{CounterStore, EventStore, SpillBuffer, StatsStore};
 use analytics_core::time::{Calendar, DateRange, YearMonth};
 use analytics_pg::testing::TestDatabase;
 use analytics_redis::testing::TestRedis;
-use analytics_stats::{Jobs, Stats, StatsConfig, StatsStores};
-use analytics_tracker::{Stores, Tracker, TrackerConfig};
+use analytics_stats::{Jobs, Stats, StatsConfig};
+use analytics_tracker::{Tracker, TrackerConfig};
 use chrono::NaiveDate;
 
 use crate::plain::Plain;
@@ -335,15 +336,17 @@ async fn scenario(backend: Backend, seed: u64) {
         },
         Stores {
             events: backend.events.clone(),
+            stats: backend.stats.clone(),
             counters: backend.counters.clone(),
             spill: Some(backend.spill.clone()),
         },
         clock.clone(),
     );
-    let stores = StatsStores {
+    let stores = Stores {
         events: backend.events.clone(),
         stats: backend.stats.clone(),
         counters: backend.counters.clone(),
+        spill: None,
     };
     let config = StatsConfig {
         calendar: Calendar::default(),

@@ -8,12 +8,13 @@ use std::time::Duration;
 use analytics_core::config::Config;
 use analytics_core::event::FixedClock;
 use analytics_core::memory::MemoryCounters;
+use analytics_core::store::Stores;
 use analytics_core::store::{EventStore, StatsStore};
 use analytics_core::testing::{at, event};
 use analytics_core::time::DateRange;
 use analytics_pg::PgStore;
 use analytics_pg::testing::TestDatabase;
-use analytics_stats::{JobOutcome, Jobs, Stats, StatsConfig, StatsStores};
+use analytics_stats::{JobOutcome, Jobs, Stats, StatsConfig};
 use chrono::NaiveDate;
 use serde_json::json;
 use sqlx::Connection;
@@ -31,10 +32,11 @@ fn statistics_on(db: &TestDatabase) -> (Arc<PgStore>, Stats, Jobs) {
         *db.store().calendar(),
     ));
     let stats = Stats::new(
-        StatsStores {
+        Stores {
             events: pg.clone(),
             stats: pg.clone(),
             counters: Arc::new(MemoryCounters::new()),
+            spill: None,
         },
         Arc::new(FixedClock::new(at("2025-12-03T04:00:00Z"))),
         StatsConfig::from_config(&Config::default()),

@@ -8,10 +8,11 @@ use std::time::Duration;
 use analytics_core::event::{Event, FixedClock};
 use analytics_core::memory::{MemoryCounters, MemoryStore};
 use analytics_core::metrics::DaySummary;
+use analytics_core::store::Stores;
 use analytics_core::store::{CounterRecount, DirtyDay, EventStore, StatsStore, Written};
 use analytics_core::testing::{at, event};
 use analytics_core::time::{Calendar, DateRange, DayWindow};
-use analytics_stats::{Jobs, Stats, StatsConfig, StatsStores};
+use analytics_stats::{Jobs, Stats, StatsConfig};
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 use serde_json::json;
@@ -107,10 +108,11 @@ async fn an_aggregated_month_is_read_from_daily_statistics_only() {
         .collect();
     events.insert(&stored).await.unwrap();
     let stats = Stats::new(
-        StatsStores {
+        Stores {
             events: events.clone(),
             stats: stats_store.clone(),
             counters: Arc::new(MemoryCounters::new()),
+            spill: None,
         },
         Arc::new(FixedClock::new(now)),
         StatsConfig {
@@ -178,10 +180,11 @@ async fn a_job_whose_lock_is_held_elsewhere_skips_its_run() {
         .await
         .unwrap();
     let stats = Stats::new(
-        StatsStores {
+        Stores {
             events: store.clone(),
             stats: store.clone(),
             counters: Arc::new(MemoryCounters::new()),
+            spill: None,
         },
         Arc::new(FixedClock::new(at("2026-01-20T04:00:00Z"))),
         StatsConfig {
@@ -244,10 +247,11 @@ async fn the_return_window_decides_what_counts_as_a_return() {
     let stats_store = Arc::new(MemoryStore::new());
     let stats_with = |hours: i64, now: DateTime<Utc>| {
         Stats::new(
-            StatsStores {
+            Stores {
                 events: events.clone(),
                 stats: stats_store.clone(),
                 counters: Arc::new(MemoryCounters::new()),
+                spill: None,
             },
             Arc::new(FixedClock::new(now)),
             StatsConfig {
@@ -327,10 +331,11 @@ async fn days_aggregated_without_distributions_give_no_partial_percentiles() {
     }
     events.insert(&all).await.unwrap();
     let stats = Stats::new(
-        StatsStores {
+        Stores {
             events: events.clone(),
             stats: stats_store.clone(),
             counters: Arc::new(MemoryCounters::new()),
+            spill: None,
         },
         Arc::new(FixedClock::new(at("2026-01-20T04:00:00Z"))),
         StatsConfig {

@@ -9,12 +9,13 @@ use analytics_core::counters::CounterBatch;
 use analytics_core::event::{Event, RawEvent};
 use analytics_core::memory::{MemoryCounters, MemorySpill, MemoryStore};
 use analytics_core::metrics::Sums;
+use analytics_core::store::Stores;
 use analytics_core::store::{
     CounterStore, EventStore, MockCounterStore, MockEventStore, PendingCounters, SpillBuffer,
     Written,
 };
 use analytics_core::time::Calendar;
-use analytics_tracker::{Stores, TrackError, Tracker, TrackerConfig};
+use analytics_tracker::{TrackError, Tracker, TrackerConfig};
 use serde_json::json;
 
 use crate::faults::{Fault, FaultyCounters, FaultyEvents, daily_counters_and_sums};
@@ -48,6 +49,7 @@ fn setup(config: TrackerConfig) -> Setup {
         config,
         Stores {
             events: events.clone(),
+            stats: Arc::new(MemoryStore::new()),
             counters: counters.clone(),
             spill: Some(spill.clone()),
         },
@@ -430,6 +432,7 @@ async fn a_store_down_for_good_loses_nothing_at_stop_and_a_later_tracker_drains_
         config(),
         Stores {
             events: s.events.clone(),
+            stats: Arc::new(MemoryStore::new()),
             counters: s.counters.clone(),
             spill: Some(s.spill.clone()),
         },
@@ -563,6 +566,7 @@ async fn counters_are_applied_after_storage_and_only_for_new_events() {
         config(),
         Stores {
             events: store.clone(),
+            stats: store.clone(),
             counters: Arc::new(MemoryCounters::new()),
             spill: None,
         },
@@ -608,6 +612,7 @@ async fn counters_are_applied_after_storage_and_only_for_new_events() {
         config(),
         Stores {
             events: Arc::new(events),
+            stats: Arc::new(MemoryStore::new()),
             counters: Arc::new(counters),
             spill: None,
         },
@@ -658,7 +663,8 @@ async fn dropping_every_handle_still_writes_what_was_tracked() {
             ..config()
         },
         Stores {
-            events: store.clone() as Arc<dyn EventStore>,
+            events: store.clone(),
+            stats: store.clone(),
             counters,
             spill: None,
         },

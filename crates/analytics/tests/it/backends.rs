@@ -23,10 +23,7 @@ pub(crate) fn config(vars: &[(&str, &str)]) -> Config {
 
 /// Tracks a few events through the backends and reads them back as statistics.
 async fn round_trip(backends: &analytics::Backends, config: &Config) {
-    let tracker = Tracker::start(
-        TrackerConfig::from_config(config),
-        backends.tracker_stores(),
-    );
+    let tracker = Tracker::start(TrackerConfig::from_config(config), backends.stores.clone());
     for i in 0..25 {
         tracker
             .track(EventData::SessionStart {
@@ -66,7 +63,7 @@ async fn an_sqlite_url_opens_the_embedded_store_with_in_process_counters() {
         backends.description
     );
     assert!(backends.description.contains("in-process counters"));
-    assert!(backends.spill.is_none());
+    assert!(backends.stores.spill.is_none());
     round_trip(&backends, &config).await;
     for suffix in ["", "-wal", "-shm"] {
         let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
@@ -91,7 +88,7 @@ async fn postgres_and_redis_urls_open_postgres_and_redis() {
         backends.description
     );
     assert!(backends.description.contains("Redis at redis://"));
-    assert!(backends.spill.is_some());
+    assert!(backends.stores.spill.is_some());
     round_trip(&backends, &config).await;
     assert!(
         !redis.keys().is_empty(),

@@ -8,9 +8,10 @@ use std::time::Duration;
 
 use analytics::core::catalog::EventData;
 use analytics::core::memory::MemoryCounters;
+use analytics::core::store::Stores;
 use analytics::core::time::Calendar;
 use analytics::embedded::EmbeddedStore;
-use analytics::tracker::{Stores, TrackError, Tracker, TrackerConfig};
+use analytics::tracker::{TrackError, Tracker, TrackerConfig};
 
 /// A tmpfs of `size` at `dir`, unmounted on drop.
 struct Tmpfs(std::path::PathBuf);
@@ -83,6 +84,7 @@ async fn a_full_disk_loses_nothing_and_counts_nothing_it_did_not_store() {
         },
         Stores {
             events: store.clone(),
+            stats: store.clone(),
             counters: Arc::new(MemoryCounters::new()),
             spill: None,
         },

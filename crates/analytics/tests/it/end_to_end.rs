@@ -5,8 +5,9 @@ use std::time::Duration;
 
 use analytics::core::catalog::EventData;
 use analytics::core::counters::{Bucket, Period};
+use analytics::core::store::Stores;
 use analytics::core::store::{CounterStore, EventStore};
-use analytics::tracker::{Stores, Tracker, TrackerConfig};
+use analytics::tracker::{Tracker, TrackerConfig};
 use analytics_pg::testing::TestDatabase;
 use analytics_redis::testing::TestRedis;
 use chrono::NaiveDate;
@@ -58,6 +59,7 @@ async fn a_hundred_thousand_events_from_many_tasks_are_stored_and_counted_exactl
         },
         Stores {
             events: pg.clone(),
+            stats: pg.clone(),
             counters: counters.clone(),
             spill: Some(counters.clone()),
         },
@@ -145,6 +147,7 @@ async fn events_postgres_refuses_are_dead_lettered_and_the_rest_stored() {
         },
         Stores {
             events: store.clone(),
+            stats: store.clone(),
             counters: Arc::new(analytics::core::memory::MemoryCounters::new()),
             spill: None,
         },

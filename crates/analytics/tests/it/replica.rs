@@ -6,23 +6,25 @@ use std::time::Duration;
 use analytics::core::config::Config;
 use analytics::core::event::{Event, SystemClock};
 use analytics::core::memory::MemoryCounters;
+use analytics::core::store::Stores;
 use analytics::core::store::{EventStore, StatsStore};
 use analytics::core::testing::event;
 use analytics::core::time::{DateRange, YearMonth};
 use analytics::pg::testing::ReplicatedCluster;
 use analytics::pg::{PgStore, PoolOptions, ReplicaReads};
-use analytics::stats::{Jobs, Stats, StatsConfig, StatsStores};
+use analytics::stats::{Jobs, Stats, StatsConfig};
 use chrono::{TimeDelta, Utc};
 use serde_json::json;
 
 fn stats_over(events: Arc<dyn EventStore>, stats: Arc<dyn StatsStore>) -> Stats {
     Stats::new(
-        StatsStores {
+        Stores {
             events,
             stats,
             // In-process counters never answer for days: days come from statistics
             // and detail, which is what the replica serves.
             counters: Arc::new(MemoryCounters::new()),
+            spill: None,
         },
         Arc::new(SystemClock),
         StatsConfig::from_config(&Config::default()),

@@ -115,8 +115,8 @@ impl Instance {
         failing: bool,
     ) -> Instance {
         let mut backends = analytics::connect(config).await.unwrap();
-        backends.counters = Arc::new(Flaky {
-            inner: backends.counters.clone(),
+        backends.stores.counters = Arc::new(Flaky {
+            inner: backends.stores.counters.clone(),
             calls: AtomicU64::new(0),
             failing,
         });
@@ -126,7 +126,7 @@ impl Instance {
                 flush_interval: Duration::from_millis(20),
                 ..TrackerConfig::from_config(config)
             },
-            backends.tracker_stores(),
+            backends.stores.clone(),
         );
         let stats = Stats::new(
             backends.stats_stores(),
