@@ -72,6 +72,7 @@ pub mod format {
 
 /// The AI chatbot section.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AiChatbotSection {
     /// Sessions started.
     pub total_customers_served: u64,
@@ -85,6 +86,7 @@ pub struct AiChatbotSection {
 
 /// The agent workbench section.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AgentWorkbenchSection {
     /// Sessions taken over by agents.
     pub sessions_handled: u64,
@@ -96,6 +98,7 @@ pub struct AgentWorkbenchSection {
 
 /// The tickets section.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TicketsSection {
     /// Tickets closed.
     pub tickets_resolved: u64,
@@ -107,6 +110,7 @@ pub struct TicketsSection {
 
 /// The case study of a month, in the seed's shape plus `raw`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CaseStudy {
     /// `2025年12月`.
     pub period: String,

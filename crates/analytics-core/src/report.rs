@@ -56,6 +56,7 @@ use crate::json::serde_with as num_serde;
 /// The metrics of SPEC §5 for a period, in their own units: the `raw` block of the case
 /// study (§6) and of `/daily` and `/range` (§9).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BusinessMetrics {
     /// Count of `session.start`.
     pub total_customers_served: u64,
@@ -182,6 +183,7 @@ impl BusinessMetrics {
 
 /// One agent's figures for a period (SPEC §9 `/agents`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AgentMetrics {
     /// The agent.
     pub agent_id: String,
@@ -254,6 +256,7 @@ impl AgentMetrics {
 
 /// Ticket figures for a period (SPEC §9 `/tickets`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TicketMetrics {
     /// Count of `ticket.created`.
     pub tickets_created: u64,
@@ -286,6 +289,7 @@ impl TicketMetrics {
 /// still provisional (a return can still come: the window after the period's last
 /// session start has not passed).
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AiFunnel {
     /// Sessions started.
     pub sessions: u64,

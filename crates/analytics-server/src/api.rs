@@ -5,10 +5,9 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use analytics::core::case_study::CaseStudy;
 use analytics::core::config::{ApiKey, Scope};
 use analytics::core::event::RawEvent;
-use analytics::core::report::{AgentMetrics, BusinessMetrics, TicketMetrics};
-use analytics::core::time::YearMonth;
 use analytics::stats::{Jobs, Stats};
 use analytics::tracker::{TrackError, Tracker};
 use axum::body::Bytes;
@@ -17,15 +16,22 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get, post};
 use axum::{Json, Router};
-use chrono::NaiveDate;
-use serde::Serialize;
-use serde_json::{Value, json};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use utoipa::openapi::path::{HttpMethod, Parameter, ParameterIn};
+use utoipa::openapi::schema::Schema;
+use utoipa::openapi::{Ref, RefOr, Response as ResponseDoc};
+use utoipa::{IntoParams, IntoResponses, ToSchema};
 
 use crate::auth::authorize;
 use crate::error::ApiError;
 use crate::extract::{
     AckParams, Admin, DateParams, FunnelParams, Ingest, Key, MonthParams, NoParams, Params,
-    RangeParams, Read,
+    QueryParams, RangeParams, Read,
+};
+use crate::wire::{
+    Accepted, Agents, Day, Flushed, Funnel, Health, IngestBody, IngestRefusals, Range, Ready,
+    Realtime, Rejected, Tickets,
 };
 
 /// The largest request body (SPEC §9).
@@ -33,8 +39,6 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
 /// The most events one request may carry (SPEC §9).
 pub const MAX_BATCH: usize = 1000;
-
-const OPENAPI: &str = include_str!("openapi.json");
 
 /// What the handlers share.
 #[derive(Clone)]
@@ -113,89 +117,281 @@ impl AppState {
     }
 }
 
-/// One endpoint: its method and path, the query parameters it takes, and its handler.
-/// The router is built from this table, and a test holds the OpenAPI document to it.
-struct Endpoint {
+/// Who may call an endpoint.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Access {
+    /// Anyone (health, metrics, the page, the document).
+    Open,
+    /// A key with this scope (or anyone on loopback when no keys are configured).
+    Key(Scope),
+}
+
+/// Documented responses by status (an `IntoResponses` type's).
+pub(crate) type Responses = fn() -> BTreeMap<String, RefOr<ResponseDoc>>;
+
+/// The schema of a JSON body, as a reference, with the schemas it needs collected.
+pub(crate) type SchemaOf = fn(&mut Vec<(String, RefOr<Schema>)>) -> RefOr<Schema>;
+
+fn schema_of<T: ToSchema>(schemas: &mut Vec<(String, RefOr<Schema>)>) -> RefOr<Schema> {
+    schemas.push((T::name().into_owned(), T::schema()));
+    T::schemas(schemas);
+    RefOr::Ref(Ref::from_schema_name(T::name()))
+}
+
+/// An answer an endpoint gives: its status, what it means, and its content.
+#[derive(Debug)]
+pub(crate) struct Answer {
+    pub(crate) status: u16,
+    pub(crate) description: &'static str,
+    pub(crate) content_type: &'static str,
+    /// The JSON schema of the content; none for text, CSV and HTML.
+    pub(crate) schema: Option<SchemaOf>,
+}
+
+/// A JSON answer of type `T`.
+fn json<T: ToSchema>(status: u16, description: &'static str) -> Answer {
+    Answer {
+        status,
+        description,
+        content_type: "application/json",
+        schema: Some(schema_of::<T>),
+    }
+}
+
+/// A 200 answer that is not JSON.
+fn text(content_type: &'static str, description: &'static str) -> Answer {
+    Answer {
+        status: 200,
+        description,
+        content_type,
+        schema: None,
+    }
+}
+
+/// The query an endpoint takes: the names its extractor accepts, and their
+/// documentation (both from the same struct).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Query {
     #[cfg_attr(not(test), expect(dead_code, reason = "read by the OpenAPI test"))]
-    method: &'static str,
-    path: &'static str,
-    #[cfg_attr(not(test), expect(dead_code, reason = "read by the OpenAPI test"))]
-    params: &'static [&'static str],
+    pub(crate) names: &'static [&'static str],
+    pub(crate) document: fn() -> Vec<Parameter>,
+}
+
+fn query<P: QueryParams + IntoParams>() -> Query {
+    Query {
+        names: P::NAMES,
+        document: || P::into_params(|| Some(ParameterIn::Query)),
+    }
+}
+
+/// One endpoint: what the OpenAPI document says of it, and its handler. The router
+/// and the document are both built from [`endpoints`], so they cannot disagree.
+pub(crate) struct Endpoint {
+    pub(crate) method: HttpMethod,
+    pub(crate) path: &'static str,
+    pub(crate) summary: &'static str,
+    pub(crate) access: Access,
+    pub(crate) query: Query,
+    pub(crate) answers: Vec<Answer>,
+    /// The request body's schema, for an endpoint that takes one.
+    pub(crate) body: Option<SchemaOf>,
+    /// Refusals beyond those of every keyed endpoint ([`Refusals`]).
+    pub(crate) refusals: Option<Responses>,
     handler: MethodRouter<AppState>,
 }
 
-/// Every endpoint the OpenAPI document describes.
-fn endpoints() -> Vec<Endpoint> {
-    use crate::extract::QueryParams;
-    let endpoint = |method, path, params, handler| Endpoint {
-        method,
-        path,
-        params,
-        handler,
-    };
+impl Endpoint {
+    fn new(
+        (method, path): (HttpMethod, &'static str),
+        summary: &'static str,
+        access: Access,
+        query: Query,
+        answer: Answer,
+        handler: MethodRouter<AppState>,
+    ) -> Endpoint {
+        Endpoint {
+            method,
+            path,
+            summary,
+            access,
+            query,
+            answers: vec![answer],
+            body: None,
+            refusals: None,
+            handler,
+        }
+    }
+}
+
+/// Every endpoint: the router serves them and the OpenAPI document describes them.
+pub(crate) fn endpoints() -> Vec<Endpoint> {
+    use Access::{Key, Open};
+    use HttpMethod::{Get, Post};
+    let csv = |description| text("text/csv", description);
     vec![
-        endpoint(
-            "post",
-            "/api/analytics/events",
-            AckParams::NAMES,
-            post(ingest),
+        Endpoint {
+            body: Some(schema_of::<IngestBody>),
+            refusals: Some(IngestRefusals::responses),
+            ..Endpoint::new(
+                (Post, "/api/analytics/events"),
+                "Ingest up to 1,000 events (1 MiB)",
+                Key(Scope::Ingest),
+                query::<AckParams>(),
+                json::<Accepted>(
+                    202,
+                    "Taken; invalid events are listed by index and not stored",
+                ),
+                post(ingest),
+            )
+        },
+        Endpoint::new(
+            (Post, "/api/analytics/flush"),
+            "Store everything buffered now; answers once stored",
+            Key(Scope::Admin),
+            query::<NoParams>(),
+            json::<Flushed>(200, "Stored"),
+            post(flush),
         ),
-        endpoint("post", "/api/analytics/flush", &[], post(flush)),
-        endpoint(
-            "get",
-            "/api/analytics/realtime",
-            NoParams::NAMES,
+        Endpoint::new(
+            (Get, "/api/analytics/realtime"),
+            "Today's counters, this hour, the last 24 hours, active sessions, online agents",
+            Key(Scope::Read),
+            query::<NoParams>(),
+            json::<Realtime>(200, "The real-time view"),
             get(realtime),
         ),
-        endpoint("get", "/api/analytics/daily", DateParams::NAMES, get(daily)),
-        endpoint(
-            "get",
-            "/api/analytics/range",
-            RangeParams::NAMES,
+        Endpoint::new(
+            (Get, "/api/analytics/daily"),
+            "The metrics of one day",
+            Key(Scope::Read),
+            query::<DateParams>(),
+            json::<Day>(200, "The day"),
+            get(daily),
+        ),
+        Endpoint::new(
+            (Get, "/api/analytics/range"),
+            "The metrics of every day of an inclusive range of at most 366 days, and of the \
+             whole range",
+            Key(Scope::Read),
+            query::<RangeParams>(),
+            json::<Range>(200, "The days"),
             get(range),
         ),
-        endpoint(
-            "get",
-            "/api/analytics/case-study",
-            MonthParams::NAMES,
+        Endpoint::new(
+            (Get, "/api/analytics/case-study"),
+            "The monthly case study (SPEC §6)",
+            Key(Scope::Read),
+            query::<MonthParams>(),
+            json::<CaseStudy>(200, "The case study"),
             get(case_study),
         ),
-        endpoint(
-            "get",
-            "/api/analytics/agents",
-            MonthParams::NAMES,
+        Endpoint::new(
+            (Get, "/api/analytics/agents"),
+            "Each agent's figures for a month",
+            Key(Scope::Read),
+            query::<MonthParams>(),
+            json::<Agents>(200, "The agents"),
             get(agents),
         ),
-        endpoint(
-            "get",
-            "/api/analytics/tickets",
-            MonthParams::NAMES,
+        Endpoint::new(
+            (Get, "/api/analytics/tickets"),
+            "Ticket figures for a month",
+            Key(Scope::Read),
+            query::<MonthParams>(),
+            json::<Tickets>(200, "The tickets"),
             get(tickets),
         ),
-        endpoint("get", "/api/analytics/ai", FunnelParams::NAMES, get(ai)),
-        endpoint(
-            "get",
-            "/api/analytics/export/daily.csv",
-            RangeParams::NAMES,
+        Endpoint::new(
+            (Get, "/api/analytics/ai"),
+            "The AI funnel (SPEC §5) of a month (default: the current one) or of start..end, \
+             and of each day, each counted on its own: sessions, those the AI handled alone, \
+             of those the ones whose customer came back within return_window_hours, durable \
+             AI resolutions (handled alone, not back) and their rate, the return rate, \
+             sessions without customer_id and their share, the money durable resolutions \
+             save, and whether a return can still change the figure",
+            Key(Scope::Read),
+            query::<FunnelParams>(),
+            json::<Funnel>(200, "The funnel"),
+            get(ai),
+        ),
+        Endpoint::new(
+            (Get, "/api/analytics/export/daily.csv"),
+            "The daily metrics of an inclusive range of at most 366 days as CSV (UTF-8, \
+             header row, RFC 4180, numbers unformatted, empty for null): date, then the raw \
+             fields of the case study",
+            Key(Scope::Read),
+            query::<RangeParams>(),
+            csv("CSV, one row per day"),
             get(export_daily),
         ),
-        endpoint(
-            "get",
-            "/api/analytics/export/agents.csv",
-            MonthParams::NAMES,
+        Endpoint::new(
+            (Get, "/api/analytics/export/agents.csv"),
+            "A month's agents as CSV: agent_id, sessions_handled, \
+             avg_first_response_seconds, avg_handle_time_seconds, messages, transfers, and \
+             the percentiles",
+            Key(Scope::Read),
+            query::<MonthParams>(),
+            csv("CSV, one row per agent"),
             get(export_agents),
         ),
-        endpoint(
-            "get",
-            "/api/analytics/export/sessions.csv",
-            RangeParams::NAMES,
+        Endpoint::new(
+            (Get, "/api/analytics/export/sessions.csv"),
+            "One row per session started in an inclusive range of days, from event detail, \
+             streamed: session_id, started_at, date, channel, customer_id, ai_handled, \
+             escalated, agent_id, first_response_seconds, handle_time_seconds, returned (the \
+             same customer started another session within the return window)",
+            Key(Scope::Read),
+            query::<RangeParams>(),
+            csv("CSV, one row per session in start order"),
             get(export_sessions),
         ),
-        endpoint("get", "/api/analytics/openapi.json", &[], get(openapi)),
-        endpoint("get", "/", &[], get(crate::dashboard::index)),
-        endpoint("get", "/healthz", &[], get(healthz)),
-        endpoint("get", "/readyz", &[], get(readyz)),
-        endpoint("get", "/metrics", &[], get(metrics)),
+        Endpoint::new(
+            (Get, "/api/analytics/openapi.json"),
+            "This document",
+            Open,
+            query::<NoParams>(),
+            text("application/json", "OpenAPI 3.1"),
+            get(openapi),
+        ),
+        Endpoint::new(
+            (Get, "/"),
+            "The dashboard (HTML; a strict Content-Security-Policy; it reads only this API)",
+            Open,
+            query::<NoParams>(),
+            text("text/html", "The page"),
+            get(crate::dashboard::index),
+        ),
+        Endpoint::new(
+            (Get, "/healthz"),
+            "The process is up",
+            Open,
+            query::<NoParams>(),
+            json::<Health>(200, "Up"),
+            get(healthz),
+        ),
+        Endpoint {
+            answers: vec![
+                json::<Ready>(200, "Ready"),
+                json::<Ready>(503, "A store is unavailable"),
+            ],
+            ..Endpoint::new(
+                (Get, "/readyz"),
+                "The database and the counters answer, and the last write to the event store \
+                 went through",
+                Open,
+                query::<NoParams>(),
+                json::<Ready>(200, "Ready"),
+                get(readyz),
+            )
+        },
+        Endpoint::new(
+            (Get, "/metrics"),
+            "Prometheus text: the tracker's telemetry and the jobs' runs",
+            Open,
+            query::<NoParams>(),
+            text("text/plain", "Prometheus text format 0.0.4"),
+            get(metrics),
+        ),
     ]
 }
 
@@ -215,10 +411,14 @@ pub fn router(state: AppState) -> Router {
             ApiError::method_not_allowed("this endpoint does not take that method")
         })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        // A span per request, with its status and latency at DEBUG (headers, and so
+        // keys, are not recorded).
+        .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
 }
 
-async fn ingest(
+/// Ingest up to 1,000 events (1 MiB); scope ingest.
+pub(crate) async fn ingest(
     State(state): State<AppState>,
     _: Key<Ingest>,
     Params(params): Params<AckParams>,
@@ -336,7 +536,10 @@ async fn ingest(
     for (index, value) in events.into_iter().enumerate() {
         match RawEvent::from_json(value).and_then(|raw| validator.raw(raw)) {
             Ok(event) => accepted.push(event),
-            Err(error) => rejected.push(json!({"index": index, "error": error.to_string()})),
+            Err(error) => rejected.push(Rejected {
+                index,
+                error: error.to_string(),
+            }),
         }
     }
     state
@@ -380,14 +583,21 @@ async fn ingest(
     }
     Ok((
         StatusCode::ACCEPTED,
-        Json(json!({"accepted": n, "rejected": rejected})),
+        Json(Accepted {
+            accepted: n,
+            rejected,
+        }),
     )
         .into_response())
 }
 
-async fn flush(State(state): State<AppState>, _: Key<Admin>) -> Result<Json<Value>, ApiError> {
+/// Store everything buffered now; answers once stored; scope admin.
+pub(crate) async fn flush(
+    State(state): State<AppState>,
+    _: Key<Admin>,
+) -> Result<Json<Flushed>, ApiError> {
     match state.inner.tracker.flush().await {
-        Ok(()) => Ok(Json(json!({"flushed": true}))),
+        Ok(()) => Ok(Json(Flushed { flushed: true })),
         Err(TrackError::NotStoredInTime(deadline)) => Err(ApiError::unavailable(
             "not_stored",
             format!(
@@ -402,21 +612,18 @@ async fn flush(State(state): State<AppState>, _: Key<Admin>) -> Result<Json<Valu
     }
 }
 
-async fn realtime(
+/// Today's counters, this hour, the last 24 hours, active sessions, online agents;
+/// scope read.
+pub(crate) async fn realtime(
     State(state): State<AppState>,
     _: Key<Read>,
     _: Params<NoParams>,
-) -> Result<Json<analytics::stats::Realtime>, ApiError> {
-    Ok(Json(state.inner.stats.realtime().await?))
+) -> Result<Json<Realtime>, ApiError> {
+    Ok(Json(state.inner.stats.realtime().await?.into()))
 }
 
-#[derive(Serialize)]
-struct Day {
-    date: NaiveDate,
-    raw: BusinessMetrics,
-}
-
-async fn daily(
+/// The metrics of one day; scope read.
+pub(crate) async fn daily(
     State(state): State<AppState>,
     _: Key<Read>,
     Params(params): Params<DateParams>,
@@ -426,16 +633,9 @@ async fn daily(
     Ok(Json(Day { date, raw }))
 }
 
-#[derive(Serialize)]
-struct Range {
-    start: NaiveDate,
-    end: NaiveDate,
-    /// The whole range: sums over all its days, percentiles over all its values.
-    total: BusinessMetrics,
-    days: Vec<Day>,
-}
-
-async fn range(
+/// The metrics of every day of an inclusive range of at most 366 days, and of the
+/// whole range; scope read.
+pub(crate) async fn range(
     State(state): State<AppState>,
     _: Key<Read>,
     Params(params): Params<RangeParams>,
@@ -455,7 +655,8 @@ async fn range(
     }))
 }
 
-async fn case_study(
+/// The monthly case study (SPEC §6); scope read.
+pub(crate) async fn case_study(
     State(state): State<AppState>,
     _: Key<Read>,
     Params(params): Params<MonthParams>,
@@ -464,13 +665,8 @@ async fn case_study(
     Ok(Json(state.inner.stats.case_study(month).await?))
 }
 
-#[derive(Serialize)]
-struct Agents {
-    month: YearMonth,
-    agents: Vec<AgentMetrics>,
-}
-
-async fn agents(
+/// Each agent's figures for a month; scope read.
+pub(crate) async fn agents(
     State(state): State<AppState>,
     _: Key<Read>,
     Params(params): Params<MonthParams>,
@@ -480,14 +676,8 @@ async fn agents(
     Ok(Json(Agents { month, agents }))
 }
 
-#[derive(Serialize)]
-struct Tickets {
-    month: YearMonth,
-    #[serde(flatten)]
-    tickets: TicketMetrics,
-}
-
-async fn tickets(
+/// Ticket figures for a month; scope read.
+pub(crate) async fn tickets(
     State(state): State<AppState>,
     _: Key<Read>,
     Params(params): Params<MonthParams>,
@@ -497,14 +687,20 @@ async fn tickets(
     Ok(Json(Tickets { month, tickets }))
 }
 
-/// `GET /ai?month=` or `?start=&end=`: the AI funnel (SPEC §5).
-async fn ai(
+/// The AI funnel (SPEC §5) of a month (default: the current one) or of start..end,
+/// and of each day, each counted on its own (from its daily statistics once current,
+/// else from event detail): sessions, those the AI handled alone, of those the ones
+/// whose customer came back within `return_window_hours`, the durable AI resolutions
+/// (handled alone, not back) and their rate, the return rate, sessions without
+/// `customer_id` and their share, the money durable resolutions save, and whether a
+/// return can still change the figure; scope read.
+pub(crate) async fn ai(
     State(state): State<AppState>,
     _: Key<Read>,
     Params(params): Params<FunnelParams>,
-) -> Result<Json<analytics::stats::FunnelReport>, ApiError> {
+) -> Result<Json<Funnel>, ApiError> {
     let range = params.range(&state.inner.stats)?;
-    Ok(Json(state.inner.stats.ai_funnel(range).await?))
+    Ok(Json(state.inner.stats.ai_funnel(range).await?.into()))
 }
 
 /// A CSV answer, offered as a download named `filename`.
@@ -523,7 +719,10 @@ fn csv_response(body: axum::body::Body, filename: &str) -> Response {
     response
 }
 
-async fn export_daily(
+/// The daily metrics of an inclusive range of at most 366 days as CSV (UTF-8, header
+/// row, RFC 4180, numbers unformatted, empty for null): `date`, then the raw fields
+/// of the case study; scope read.
+pub(crate) async fn export_daily(
     State(state): State<AppState>,
     _: Key<Read>,
     Params(params): Params<RangeParams>,
@@ -537,7 +736,10 @@ async fn export_daily(
     ))
 }
 
-async fn export_agents(
+/// A month's agents as CSV: `agent_id`, `sessions_handled`,
+/// `avg_first_response_seconds`, `avg_handle_time_seconds`, `messages`, `transfers`,
+/// and the percentiles; scope read.
+pub(crate) async fn export_agents(
     State(state): State<AppState>,
     _: Key<Read>,
     Params(params): Params<MonthParams>,
@@ -548,7 +750,12 @@ async fn export_agents(
     Ok(csv_response(csv.into(), &format!("agents-{month}.csv")))
 }
 
-async fn export_sessions(
+/// One row per session started in an inclusive range of days, from event detail,
+/// streamed: `session_id`, `started_at`, `date`, `channel`, `customer_id`,
+/// `ai_handled`, `escalated`, `agent_id`, `first_response_seconds`,
+/// `handle_time_seconds`, `returned` (the same customer started another session within
+/// the return window); scope read.
+pub(crate) async fn export_sessions(
     State(state): State<AppState>,
     _: Key<Read>,
     Params(params): Params<RangeParams>,
@@ -595,15 +802,23 @@ async fn export_sessions(
     ))
 }
 
-async fn openapi() -> Response {
-    ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
+/// This document.
+pub(crate) async fn openapi() -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        crate::openapi::document(),
+    )
+        .into_response()
 }
 
-async fn healthz() -> Json<Value> {
-    Json(json!({"status": "ok"}))
+/// The process is up.
+pub(crate) async fn healthz() -> Json<Health> {
+    Json(Health { status: "ok" })
 }
 
-async fn readyz(State(state): State<AppState>) -> Response {
+/// The database and the counters answer, and the last write to the event store went
+/// through.
+pub(crate) async fn readyz(State(state): State<AppState>) -> Response {
     // Reading is not enough: a full disk refuses writes while reads work.
     let writing = state.inner.tracker.store_error();
     let (answers, counters) = state.inner.stats.ready().await;
@@ -616,17 +831,22 @@ async fn readyz(State(state): State<AppState>) -> Response {
     let word = |ok: bool| if ok { "ok" } else { "unavailable" };
     (
         status,
-        Json(json!({
-            "status": if status == StatusCode::OK { "ready" } else { "unavailable" },
-            "database": word(database),
-            "counters": word(counters),
-            "writing": writing.unwrap_or_else(|| "ok".to_owned()),
-        })),
+        Json(Ready {
+            status: if status == StatusCode::OK {
+                "ready"
+            } else {
+                "unavailable"
+            },
+            database: word(database),
+            counters: word(counters),
+            writing: writing.unwrap_or_else(|| "ok".to_owned()),
+        }),
     )
         .into_response()
 }
 
-async fn metrics(State(state): State<AppState>) -> Response {
+/// Prometheus text: the tracker's telemetry and the jobs' runs.
+pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
     let text = crate::metrics::render(
         &state.inner.tracker.telemetry(),
         state.inner.requests_rejected_events.load(Ordering::Relaxed),
@@ -790,7 +1010,7 @@ mod tests {
     /// parameters its extractor takes, and nothing else.
     #[test]
     fn the_openapi_document_describes_every_endpoint_and_its_parameters() {
-        let document: Value = serde_json::from_str(OPENAPI).unwrap_or_default();
+        let document: Value = serde_json::from_str(crate::openapi::document()).unwrap_or_default();
         let mut documented = BTreeSet::new();
         for (path, operations) in document["paths"].as_object().into_iter().flatten() {
             for (method, operation) in operations.as_object().into_iter().flatten() {
@@ -807,10 +1027,65 @@ mod tests {
         let served: BTreeSet<(String, String, BTreeSet<String>)> = endpoints()
             .into_iter()
             .map(|e| {
-                let params = e.params.iter().map(|p| (*p).to_owned()).collect();
-                (e.method.to_owned(), e.path.to_owned(), params)
+                let params = e.query.names.iter().map(|p| (*p).to_owned()).collect();
+                let method = serde_json::to_value(&e.method).unwrap_or_default();
+                (
+                    method.as_str().unwrap_or("").to_owned(),
+                    e.path.to_owned(),
+                    params,
+                )
             })
             .collect();
         assert_eq!(documented, served);
+    }
+
+    /// Every schema the document refers to is in it, and every answer the API gives
+    /// is one it describes (the types the handlers return derive their schemas).
+    #[test]
+    fn the_openapi_document_is_whole() {
+        fn refs(value: &Value, out: &mut BTreeSet<String>) {
+            match value {
+                Value::Object(map) => {
+                    if let Some(Value::String(target)) = map.get("$ref") {
+                        out.insert(target.clone());
+                    }
+                    map.values().for_each(|v| refs(v, out));
+                }
+                Value::Array(items) => items.iter().for_each(|v| refs(v, out)),
+                _ => {}
+            }
+        }
+        let document: Value = serde_json::from_str(crate::openapi::document()).unwrap_or_default();
+        let mut targets = BTreeSet::new();
+        refs(&document, &mut targets);
+        for schema in [
+            "Accepted",
+            "ErrorBody",
+            "Realtime",
+            "Day",
+            "Range",
+            "CaseStudy",
+            "Agents",
+            "Tickets",
+            "Funnel",
+            "BusinessMetrics",
+            "AiFunnel",
+        ] {
+            assert!(
+                targets.contains(&format!("#/components/schemas/{schema}")),
+                "{schema} is referred to"
+            );
+        }
+        for target in targets {
+            let name = target.trim_start_matches("#/components/schemas/");
+            assert!(
+                document["components"]["schemas"][name].is_object(),
+                "{target} is in the document"
+            );
+        }
+        assert_eq!(
+            document["components"]["securitySchemes"]["bearer"]["scheme"],
+            "bearer"
+        );
     }
 }

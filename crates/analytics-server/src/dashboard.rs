@@ -68,7 +68,7 @@ fn secure(headers: &mut axum::http::HeaderMap) {
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
 }
 
-/// `GET /`: the page.
+/// The dashboard (HTML; a strict Content-Security-Policy; it reads only this API).
 pub async fn index() -> Response {
     file("text/html; charset=utf-8", INDEX, Cache::Revalidate)
 }

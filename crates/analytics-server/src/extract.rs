@@ -13,6 +13,7 @@ use axum::http::request::Parts;
 use chrono::NaiveDate;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
+use utoipa::IntoParams;
 
 use crate::api::AppState;
 use crate::error::ApiError;
@@ -98,8 +99,9 @@ impl<T: QueryParams, S: Send + Sync> FromRequestParts<S> for Params<T> {
 }
 
 /// No parameters.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct NoParams {}
 
 impl QueryParams for NoParams {
@@ -107,10 +109,14 @@ impl QueryParams for NoParams {
 }
 
 /// `?ack=stored|buffered` of `POST /events`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct AckParams {
-    /// The acknowledgement asked for.
+    /// `stored` (the default): 202 once the events are committed to the event store,
+    /// or spilled while it is down; `buffered`: 202 as soon as they are buffered (lost
+    /// if the process dies).
+    #[param(pattern = "^(stored|buffered)$")]
     pub ack: Option<String>,
 }
 
@@ -119,9 +125,12 @@ impl QueryParams for AckParams {
 }
 
 /// `?date=YYYY-MM-DD`, today when absent.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct DateParams {
+    /// `YYYY-MM-DD`; default: today in the business time zone.
+    #[param(format = Date)]
     date: Option<String>,
 }
 
@@ -140,10 +149,15 @@ impl DateParams {
 }
 
 /// `?start=YYYY-MM-DD&end=YYYY-MM-DD`, both required.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct RangeParams {
+    /// The first day, `YYYY-MM-DD`.
+    #[param(format = Date, required = true)]
     start: Option<String>,
+    /// The last day, `YYYY-MM-DD` (at most 366 days in all).
+    #[param(format = Date, required = true)]
     end: Option<String>,
 }
 
@@ -160,9 +174,12 @@ impl RangeParams {
 }
 
 /// `?month=YYYY-MM`, this month when absent.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct MonthParams {
+    /// `YYYY-MM`; default: the current month of the business time zone.
+    #[param(pattern = "^[0-9]{4}-[0-9]{2}$")]
     month: Option<String>,
 }
 
@@ -179,11 +196,18 @@ impl MonthParams {
 }
 
 /// `?month=YYYY-MM` or `?start=&end=` of `GET /ai`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct FunnelParams {
+    /// `YYYY-MM`; default (without `start` and `end`): the current month.
+    #[param(pattern = "^[0-9]{4}-[0-9]{2}$")]
     month: Option<String>,
+    /// The first day, `YYYY-MM-DD` (with `end`, instead of `month`).
+    #[param(format = Date)]
     start: Option<String>,
+    /// The last day, `YYYY-MM-DD` (with `start`).
+    #[param(format = Date)]
     end: Option<String>,
 }
 

@@ -1,6 +1,7 @@
 //! The `analytics` service: the HTTP API of SPEC §9 ([`api`]), the dashboard at `/`
 //! ([`dashboard`]), its authentication,
-//! errors and metrics, and the server lifecycle ([`server`]). The binary in `main.rs`
+//! errors and metrics, its wire types and OpenAPI document ([`wire`], [`openapi`]),
+//! and the server lifecycle ([`server`]). The binary in `main.rs`
 //! adds the command line of SPEC §11.
 #![deny(missing_docs)]
 
@@ -12,4 +13,6 @@ pub mod error;
 pub mod export;
 pub mod extract;
 pub mod metrics;
+pub mod openapi;
 pub mod server;
+pub mod wire;

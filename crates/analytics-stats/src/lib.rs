@@ -47,7 +47,6 @@ use analytics_core::sketch::{DaySketches, Sketches};
 use analytics_core::store::{RETURN_WINDOW, SessionQuery, SessionStream, Stores};
 use analytics_core::time::{Calendar, DateRange, DayHour, YearMonth};
 use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
-use serde::Serialize;
 
 pub use jobs::{JobOutcome, JobRuns, Jobs, SHARED_RUN};
 
@@ -94,7 +93,7 @@ impl StatsConfig {
 }
 
 /// One hour of the real-time view.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct HourFigures {
     /// The business day.
     pub date: NaiveDate,
@@ -107,7 +106,7 @@ pub struct HourFigures {
 }
 
 /// The real-time view: today so far, this hour, the last 24 hours, and who is active.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Realtime {
     /// When the view was taken.
     pub as_of: DateTime<Utc>,
@@ -131,7 +130,7 @@ pub struct Realtime {
 }
 
 /// The AI funnel of a range of days (SPEC §5, `GET /ai`).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct FunnelReport {
     /// The first day.
     pub start: NaiveDate,
@@ -140,19 +139,17 @@ pub struct FunnelReport {
     /// How long after a session its customer's next session counts as a return.
     pub return_window_hours: f64,
     /// The whole range.
-    #[serde(flatten)]
     pub total: AiFunnel,
     /// Each day, in order.
     pub days: Vec<FunnelDay>,
 }
 
 /// The AI funnel of one day.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct FunnelDay {
     /// The business day.
     pub date: NaiveDate,
     /// Its figures.
-    #[serde(flatten)]
     pub funnel: AiFunnel,
 }
 
