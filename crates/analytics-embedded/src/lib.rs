@@ -14,6 +14,7 @@ mod error;
 mod store;
 #[cfg(feature = "testing")]
 pub mod testing;
+mod writer;
 
 pub use error::{Error, Result, Sqlite};
 pub use store::EmbeddedStore;

@@ -14,6 +14,7 @@ use analytics_core::store::{
 use analytics_core::time::{Calendar, DateRange, DayWindow};
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
+use sqlx::Connection as _;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
     SqliteSynchronous,
@@ -21,19 +22,20 @@ use sqlx::sqlite::{
 use uuid::Uuid;
 
 use crate::MIGRATOR;
-use analytics_sql::Tables;
+use analytics_sql::{Lent as _, Tables};
 
 use crate::error::{Error, Result, Sqlite};
+use crate::writer::{Held, Writer};
 
 /// Event detail and daily statistics in an embedded SQLite database.
 ///
-/// SQLite takes one writer at a time: writes go through a pool of one connection, so
-/// concurrent writers queue in the process instead of spinning on the database lock;
-/// reads use a pool of their own (WAL lets them run beside the writer).
+/// SQLite takes one writer at a time: writes go through one connection ([`Writer`]),
+/// so concurrent writers queue in the process instead of spinning on the database
+/// lock; reads use a pool of their own (WAL lets them run beside the writer).
 #[derive(Debug, Clone)]
 pub struct EmbeddedStore {
     pool: SqlitePool,
-    writer: SqlitePool,
+    writer: Writer,
     calendar: Calendar,
     locks: ProcessLocks,
     /// Counter locks of the days (one process per file: in-process locks suffice).
@@ -154,9 +156,9 @@ impl EmbeddedStore {
             .connect_with(options.read_only(true))
             .await?;
         let store = EmbeddedStore {
-            tables: Tables::new(pool.clone(), writer.clone()),
+            tables: Tables::new(pool.clone()),
             pool,
-            writer,
+            writer: Writer::new(writer),
             calendar,
             locks: ProcessLocks::default(),
             day_locks: DayLocks::default(),
@@ -177,9 +179,10 @@ impl EmbeddedStore {
     }
 
     async fn check_time_zone(&self) -> Result<()> {
-        self.tables
-            .check_time_zone(self.calendar.zone().name())
-            .await
+        let mut writer = self.writer.lock().await?;
+        let checked = Tables::<Sqlite>::check_time_zone(&mut writer, self.calendar.zone().name());
+        let checked = checked.await;
+        writer.finish(checked)
     }
 
     /// Closes the pool, so that the file can be opened again (by a restarted server).
@@ -190,31 +193,32 @@ impl EmbeddedStore {
         self.pool.close().await;
         self.writer.close().await;
     }
+
+    /// The writer connection, for one piece of work (dead letters).
+    pub(crate) async fn writer(&self) -> Result<Held> {
+        self.writer.lock().await
+    }
 }
 
 impl EmbeddedStore {
     /// Removes the uncounted marks of the writes settled since the last write.
     async fn apply_settled(&self) -> Result<()> {
-        use sqlx::Connection as _;
         let taken = self.settled.take();
         if taken.writes.is_empty() {
             return Ok(());
         }
-        let mut conn = self.writer.acquire().await?;
+        let mut writer = self.writer.lock().await?;
         let result = async {
-            let mut tx = conn.begin().await?;
+            let mut tx = writer.begin().await?;
             Settled::remove(&mut tx, &taken.writes).await?;
             tx.commit().await?;
             Ok::<_, Error>(())
         }
         .await;
-        match result {
-            Ok(()) => taken.removed(),
-            // As after a failed write: a transaction whose commit failed stays open on
-            // its connection.
-            Err(_) => conn.close_on_drop(),
+        if result.is_ok() {
+            taken.removed();
         }
-        result
+        writer.finish(result)
     }
 }
 
@@ -252,11 +256,8 @@ async fn sketches(conn: &mut SqliteConnection, window: DayWindow) -> Result<DayS
     Ok(sketches)
 }
 
-/// Writes the events in one transaction: the ids not stored yet, the dirty and
-/// uncounted marks of their days. Returns the flags, the days, and the write id (none
-/// when nothing was new).
 /// Rows per `INSERT` statement: 11 parameters a row, well under SQLite's 32,766.
-const INSERT_ROWS: usize = 1_000;
+const INSERT_ROWS: usize = 2_000;
 
 /// The `INSERT` of `rows` events (`rows` ≤ [`INSERT_ROWS`]); with `skip_stored`, ids
 /// already stored are skipped, otherwise one fails the statement. The plain full size
@@ -352,39 +353,82 @@ async fn on_this_thread<T>(write: impl std::future::Future<Output = T>) -> T {
     }
 }
 
+/// A write's rows, bound to their statements before the writer connection is taken:
+/// binding 22,000 parameters a statement is CPU work that SQLite's thread would
+/// otherwise wait for between the statements of the transaction.
+///
+/// Multi-row statements of the batch's distinct ids, first occurrences. Nearly always no
+/// id is stored yet, so each chunk first goes as a plain `INSERT` (the full size
+/// prepared once): all its rows are new. When an id is stored already the statement
+/// fails and SQLite backs out only that statement; the chunk goes again skipping stored
+/// ids, and the ids it inserted are read back by rowid (the rows a statement inserts
+/// take the rowids after the table's largest, in order: the last `affected` up to
+/// `last_insert_rowid`). Neither answers the inserted ids as rows, which would cost a
+/// thousand rows through the driver per statement.
+struct Bound<'q> {
+    received: i64,
+    chunks: Vec<(&'q [(&'q Event, &'q Encoded)], PlainInsert<'q>)>,
+}
+
+type PlainInsert<'q> = sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>>;
+
+/// The distinct ids of `events`, first occurrences, with their encodings.
+fn distinct<'q>(events: &'q [Event], encoded: &'q [Encoded]) -> Vec<(&'q Event, &'q Encoded)> {
+    let mut seen: HashSet<Uuid> = HashSet::with_capacity(events.len());
+    events
+        .iter()
+        .zip(encoded)
+        .filter(|(event, _)| seen.insert(event.id()))
+        .collect()
+}
+
+impl<'q> Bound<'q> {
+    /// Binds `distinct` into plain `INSERT`s of up to [`INSERT_ROWS`] rows; `sqls`
+    /// holds their statements (one a chunk).
+    fn new(
+        distinct: &'q [(&'q Event, &'q Encoded)],
+        sqls: &'q [std::borrow::Cow<'static, str>],
+        received: i64,
+    ) -> Bound<'q> {
+        let chunks = distinct
+            .chunks(INSERT_ROWS)
+            .zip(sqls)
+            .map(|(chunk, sql)| {
+                // Only the plain full size is kept prepared: a statement of up to
+                // 22,000 parameters for every other size would pile up in the
+                // connection's cache.
+                let query = bind_rows(sql, chunk.len() == INSERT_ROWS, chunk, received);
+                (chunk, query)
+            })
+            .collect();
+        Bound { received, chunks }
+    }
+
+    /// The plain statement of each chunk of `distinct`.
+    fn statements(distinct: &[(&Event, &Encoded)]) -> Vec<std::borrow::Cow<'static, str>> {
+        distinct
+            .chunks(INSERT_ROWS)
+            .map(|chunk| insert_sql(chunk.len(), false))
+            .collect()
+    }
+}
+
+/// Writes the events in one transaction: the ids not stored yet, the dirty and
+/// uncounted marks of their days. Returns the flags, the days, and the write id (none
+/// when nothing was new).
 async fn write_events(
     conn: &mut SqliteConnection,
     calendar: &Calendar,
     events: &[Event],
-    encoded: &[Encoded],
+    bound: Bound<'_>,
     settled: &[i64],
 ) -> Result<(Vec<bool>, BTreeSet<NaiveDate>, Option<i64>)> {
-    use sqlx::Connection as _;
     let mut tx = conn.begin().await?;
     Settled::remove(&mut tx, settled).await?;
-    let received = micros(Utc::now());
-    // Multi-row statements of the batch's distinct ids, first occurrences. Nearly
-    // always no id is stored yet, so each chunk first goes as a plain `INSERT` (the
-    // full size prepared once): all its rows are new. When an id is stored already the
-    // statement fails and SQLite backs out only that statement; the chunk goes again
-    // skipping stored ids, and the ids it inserted are read back by rowid (the rows a
-    // statement inserts take the rowids after the table's largest, in order: the last
-    // `affected` up to `last_insert_rowid`). Neither answers the inserted ids as rows,
-    // which would cost a thousand rows through the driver per statement.
-    let mut seen: HashSet<Uuid> = HashSet::with_capacity(events.len());
-    let distinct: Vec<(&Event, &Encoded)> = events
-        .iter()
-        .zip(encoded)
-        .filter(|(event, _)| seen.insert(event.id()))
-        .collect();
-    let mut inserted: HashSet<Uuid> = HashSet::with_capacity(distinct.len());
-    for chunk in distinct.chunks(INSERT_ROWS) {
-        // Only the plain full size is kept prepared: a statement of up to 11,000
-        // parameters for every other size would pile up in the connection's cache.
-        let plain = insert_sql(chunk.len(), false);
-        let first = bind_rows(&plain, chunk.len() == INSERT_ROWS, chunk, received)
-            .execute(&mut *tx)
-            .await;
+    let received = bound.received;
+    let mut inserted: HashSet<Uuid> = HashSet::with_capacity(events.len());
+    for (chunk, plain) in bound.chunks {
+        let first = plain.execute(&mut *tx).await;
         let done = match first {
             Ok(_) => {
                 inserted.extend(chunk.iter().map(|(event, _)| event.id()));
@@ -481,7 +525,7 @@ SELECT session_id, started_at, channel, customer_id, escalated, agent_id, first_
 FROM started WHERE started_at < ?2
 ORDER BY started_at, session_id"#;
 
-analytics_sql::storage_traits!(EmbeddedStore);
+analytics_sql::storage_traits!(EmbeddedStore, Sqlite);
 
 /// The storage traits' methods, with this store's errors (`storage_traits!` makes the
 /// trait impls of them).
@@ -506,20 +550,24 @@ impl EmbeddedStore {
         // reaching the file: after any error the connection is closed, which rolls the
         // transaction back, and the next write opens a new one.
         let encoded = encode(events);
-        let mut conn = self.writer.acquire().await?;
+        let distinct = distinct(events, &encoded);
+        let statements = Bound::statements(&distinct);
+        let bound = Bound::new(&distinct, &statements, micros(Utc::now()));
+        let mut writer = self.writer.lock().await?;
         let settled = self.settled.take();
-        let write = write_events(&mut conn, &self.calendar, events, &encoded, &settled.writes);
-        let result = on_this_thread(write).await;
+        let writing = write_events(&mut writer, &self.calendar, events, bound, &settled.writes);
+        let result = on_this_thread(writing).await;
         let (flags, days, write) = match result {
             Ok(done) => {
                 settled.removed();
                 done
             }
             Err(error) => {
-                conn.close_on_drop();
+                writer.discard();
                 return Err(error);
             }
         };
+        drop(writer);
         let Some(write) = write else {
             return Ok(Written {
                 new: flags,
@@ -553,19 +601,25 @@ impl EmbeddedStore {
     /// [`EventStore::purge_before`](analytics_core::store::EventStore::purge_before).
     pub async fn purge_before(&self, cutoff: DateTime<Utc>) -> Result<u64> {
         let cutoff_day = self.calendar.date(cutoff);
-        let mut tx = self.writer.begin().await?;
-        let dropped = sqlx::query("DELETE FROM analytics_events WHERE occurred_at < ?")
-            .bind(micros(self.calendar.day_start(cutoff_day)))
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        for table in ["analytics_dirty_days", "analytics_uncounted"] {
-            sqlx::query(&format!("DELETE FROM {table} WHERE day < ?"))
-                .bind(cutoff_day)
+        let mut writer = self.writer.lock().await?;
+        let purged = async {
+            let mut tx = writer.begin().await?;
+            let dropped = sqlx::query("DELETE FROM analytics_events WHERE occurred_at < ?")
+                .bind(micros(self.calendar.day_start(cutoff_day)))
                 .execute(&mut *tx)
-                .await?;
+                .await?
+                .rows_affected();
+            for table in ["analytics_dirty_days", "analytics_uncounted"] {
+                sqlx::query(&format!("DELETE FROM {table} WHERE day < ?"))
+                    .bind(cutoff_day)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            Ok(dropped)
         }
-        tx.commit().await?;
+        .await;
+        let dropped = writer.finish(purged)?;
         tracing::info!(%cutoff_day, dropped, "deleted event detail past retention");
         Ok(dropped)
     }
@@ -593,16 +647,21 @@ impl EmbeddedStore {
 
     /// [`EventStore::clean_day`](analytics_core::store::EventStore::clean_day).
     pub async fn clean_day(&self, date: NaiveDate, marks: &[u64]) -> Result<()> {
-        let mut tx = self.writer.begin().await?;
-        for mark in marks {
-            sqlx::query("DELETE FROM analytics_dirty_days WHERE day = ? AND version = ?")
-                .bind(date)
-                .bind(i64::try_from(*mark).unwrap_or(i64::MAX))
-                .execute(&mut *tx)
-                .await?;
+        let mut writer = self.writer.lock().await?;
+        let cleaned = async {
+            let mut tx = writer.begin().await?;
+            for mark in marks {
+                sqlx::query("DELETE FROM analytics_dirty_days WHERE day = ? AND version = ?")
+                    .bind(date)
+                    .bind(i64::try_from(*mark).unwrap_or(i64::MAX))
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            Ok(())
         }
-        tx.commit().await?;
-        Ok(())
+        .await;
+        writer.finish(cleaned)
     }
 
     /// [`EventStore::uncounted_days`](analytics_core::store::EventStore::uncounted_days).
@@ -650,7 +709,7 @@ impl PendingCounters for EmbeddedPending {
 
 /// A day's counter lock, held exclusively in this process.
 struct EmbeddedRecount {
-    writer: SqlitePool,
+    writer: Writer,
     day: NaiveDate,
     _guard: tokio::sync::OwnedRwLockWriteGuard<()>,
 }
@@ -658,11 +717,12 @@ struct EmbeddedRecount {
 #[async_trait]
 impl CounterRecount for EmbeddedRecount {
     async fn finish(self: Box<Self>) -> analytics_core::Result<()> {
-        sqlx::query("DELETE FROM analytics_uncounted WHERE day = ?")
+        let mut writer = self.writer.lock().await?;
+        let cleared = sqlx::query("DELETE FROM analytics_uncounted WHERE day = ?")
             .bind(self.day)
-            .execute(&self.writer)
-            .await
-            .map_err(Error::from)?;
+            .execute(&mut *writer)
+            .await;
+        writer.finish(cleared.map_err(Error::from))?;
         Ok(())
     }
 }
@@ -677,10 +737,15 @@ impl EmbeddedStore {
 
     /// [`StatsStore::put_day`](analytics_core::store::StatsStore::put_day).
     pub async fn put_day(&self, date: NaiveDate, summary: &DaySummary) -> Result<()> {
-        let mut tx = self.writer.begin().await?;
-        Tables::<Sqlite>::put_day(&mut tx, date, summary).await?;
-        tx.commit().await?;
-        Ok(())
+        let mut writer = self.writer.lock().await?;
+        let put = async {
+            let mut tx = writer.begin().await?;
+            Tables::<Sqlite>::put_day(&mut tx, date, summary).await?;
+            tx.commit().await?;
+            Ok(())
+        }
+        .await;
+        writer.finish(put)
     }
 
     /// The statistics tables (the trait's reads go to them).

@@ -99,7 +99,7 @@ impl PgStore {
     /// A store on an existing pool.
     pub fn new(pool: PgPool, calendar: Calendar) -> PgStore {
         PgStore {
-            tables: Tables::new(pool.clone(), pool.clone()),
+            tables: Tables::new(pool.clone()),
             pool,
             calendar,
             partitions: Mutex::new(HashSet::new()),
@@ -135,9 +135,8 @@ impl PgStore {
     ///
     /// [`Error::TimeZoneMismatch`] when the database was set up for another zone.
     pub async fn check_time_zone(&self) -> Result<()> {
-        self.tables
-            .check_time_zone(self.calendar.zone().name())
-            .await
+        let mut conn = self.pool.acquire().await?;
+        Tables::<Pg>::check_time_zone(&mut conn, self.calendar.zone().name()).await
     }
 
     fn known_partitions(&self) -> MutexGuard<'_, HashSet<NaiveDate>> {
@@ -623,7 +622,7 @@ SELECT session_id, started_at, channel, customer_id, escalated, agent_id, first_
 FROM started WHERE started_at < $2
 ORDER BY started_at, session_id COLLATE "C""#;
 
-analytics_sql::storage_traits!(PgStore);
+analytics_sql::storage_traits!(PgStore, Pg);
 
 /// The storage traits' methods, with this store's errors (`storage_traits!` makes the
 /// trait impls of them).
@@ -631,6 +630,11 @@ impl PgStore {
     /// [`EventStore::sessions`](analytics_core::store::EventStore::sessions).
     pub fn sessions(&self, query: SessionQuery) -> SessionStream {
         analytics_sql::sessions::<Pg>(&self.pool, SESSIONS_SQL, query)
+    }
+
+    /// A connection to write on (dead letters).
+    pub(crate) async fn writer(&self) -> Result<PoolConnection<Postgres>> {
+        Ok(self.pool.acquire().await?)
     }
 
     /// [`EventStore::write`](analytics_core::store::EventStore::write).

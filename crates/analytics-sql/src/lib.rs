@@ -84,6 +84,27 @@ pub trait Driver: std::fmt::Debug + Send + Sync + 'static {
     }
 }
 
+/// A store's connection to write on, lent for one piece of work.
+pub trait Lent<D: Driver>:
+    std::ops::DerefMut<Target = <D::DB as sqlx::Database>::Connection> + Send
+{
+    /// Ends the loan with the work's result. After a failure the store may close the
+    /// connection: a transaction whose `COMMIT` failed (a full disk) can stay open on
+    /// it.
+    ///
+    /// # Errors
+    ///
+    /// The work's.
+    fn finish<T>(self, result: Result<T, D>) -> Result<T, D>;
+}
+
+/// A pooled connection goes back to its pool, which tests it before reuse.
+impl<D: Driver> Lent<D> for sqlx::pool::PoolConnection<D::DB> {
+    fn finish<T>(self, result: Result<T, D>) -> Result<T, D> {
+        result
+    }
+}
+
 /// A sum as a database integer.
 ///
 /// # Errors
@@ -109,14 +130,15 @@ pub mod __private {
     pub use async_trait::async_trait;
 }
 
-/// The storage traits (`EventStore`, `StatsStore`) of a SQL store, written once: each
-/// method calls the store's inherent method of the same name, which returns the
-/// store's own [`Result`], and converts its error into `analytics_core`'s once; the
-/// statistics reads and the dead letters go straight to the store's [`Tables`] (its
-/// inherent `tables()`).
+/// The storage traits (`EventStore`, `StatsStore`) of a SQL store on driver `D`,
+/// written once: each method calls the store's inherent method of the same name, which
+/// returns the store's own [`Result`], and converts its error into `analytics_core`'s
+/// once; the statistics reads go straight to the store's [`Tables`] (its inherent
+/// `tables()`), and dead letters are written by [`Tables::dead_letter`] on the
+/// store's writer connection (its inherent `writer()`, a [`Lent`] connection).
 #[macro_export]
 macro_rules! storage_traits {
-    ($store:ty) => {
+    ($store:ty, $driver:ty) => {
         const _: () = {
             use std::collections::BTreeMap;
 
@@ -168,7 +190,14 @@ macro_rules! storage_traits {
                     reason: &str,
                     at: DateTime<Utc>,
                 ) -> Result<()> {
-                    $crate::converted(self.tables().dead_letter(events, reason, at)).await
+                    $crate::converted(async move {
+                        let mut writer = <$store>::writer(self).await?;
+                        let written =
+                            $crate::Tables::<$driver>::dead_letter(&mut writer, events, reason, at)
+                                .await;
+                        $crate::Lent::<$driver>::finish(writer, written)
+                    })
+                    .await
                 }
                 async fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>> {
                     $crate::converted(self.tables().dead_letters(limit)).await

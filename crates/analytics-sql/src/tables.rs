@@ -21,12 +21,10 @@ const INSERT_ROWS: usize = 500;
 
 /// The tables of the same shape in both databases — the statistics, the recorded
 /// time zone, the uncounted days, the dead letters — read on `reads` and written on
-/// `writes` (or, for a day's statistics, on the connection the store passes, in its
-/// transaction).
+/// the connection the store passes (its writer, in its transaction).
 #[derive(Debug)]
 pub struct Tables<D: Driver> {
     reads: Pool<D::DB>,
-    writes: Pool<D::DB>,
     days: String,
     agent_days: String,
     sketch_days: String,
@@ -37,7 +35,6 @@ impl<D: Driver> Clone for Tables<D> {
     fn clone(&self) -> Tables<D> {
         Tables {
             reads: self.reads.clone(),
-            writes: self.writes.clone(),
             days: self.days.clone(),
             agent_days: self.agent_days.clone(),
             sketch_days: self.sketch_days.clone(),
@@ -58,12 +55,10 @@ where
     bool: for<'q> Encode<'q, D::DB> + for<'r> Decode<'r, D::DB> + Type<D::DB>,
     for<'q> &'q str: Encode<'q, D::DB> + Type<D::DB>,
 {
-    /// The tables of the database behind `reads` and `writes` (one pool, or a store's
-    /// reading and writing pools of one database).
-    pub fn new(reads: Pool<D::DB>, writes: Pool<D::DB>) -> Tables<D> {
+    /// The tables of the database behind `reads`.
+    pub fn new(reads: Pool<D::DB>) -> Tables<D> {
         Tables {
             reads,
-            writes,
             days: D::statement(
                 "SELECT day, field, value FROM analytics_daily_stats \
                  WHERE day BETWEEN $1 AND $2 ORDER BY day",
@@ -117,17 +112,20 @@ where
     /// # Errors
     ///
     /// [`Error::TimeZoneMismatch`] when the database was set up for another zone.
-    pub async fn check_time_zone(&self, zone: &str) -> Result<(), D> {
+    pub async fn check_time_zone(
+        conn: &mut <D::DB as Database>::Connection,
+        zone: &str,
+    ) -> Result<(), D> {
         sqlx::query(&D::statement(
             "INSERT INTO analytics_settings (key, value) VALUES ('timezone', $1) \
              ON CONFLICT (key) DO NOTHING",
         ))
         .bind(zone)
-        .execute(&self.writes)
+        .execute(&mut *conn)
         .await?;
         let (stored,): (String,) =
             sqlx::query_as("SELECT value FROM analytics_settings WHERE key = 'timezone'")
-                .fetch_one(&self.writes)
+                .fetch_one(&mut *conn)
                 .await?;
         if stored != zone {
             return Err(Error::TimeZoneMismatch {
@@ -245,14 +243,14 @@ where
         sketch_days_from_rows(rows).map_err(Error::Model)
     }
 
-    /// Keeps `events` as dead letters, each id once: a letter already kept stays as
-    /// it is.
+    /// Keeps `events` as dead letters, each id once, in one transaction on `conn`: a
+    /// letter already kept stays as it is.
     ///
     /// # Errors
     ///
     /// [`Error::Query`].
     pub async fn dead_letter(
-        &self,
+        conn: &mut <D::DB as Database>::Connection,
         events: &[Event],
         reason: &str,
         at: DateTime<Utc>,
@@ -260,7 +258,7 @@ where
         // Text PostgreSQL would refuse (a NUL) is escaped: the letter must be kept.
         let clean = |s: &str| s.replace('\0', "\\u0000");
         let reason = clean(reason);
-        let mut tx = self.writes.begin().await?;
+        let mut tx = sqlx::Connection::begin(&mut *conn).await?;
         for chunk in events.chunks(INSERT_ROWS) {
             let values: Vec<String> = (0..chunk.len())
                 .map(|i| format!("(${}, ${}, $1, $2, ${})", 3 * i + 3, 3 * i + 4, 3 * i + 5))
