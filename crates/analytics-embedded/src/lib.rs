@@ -7,7 +7,8 @@
 //!
 //! The database runs in WAL mode, so the server's readers never wait for the flusher's
 //! writes. One service process per database file: job locks are held in the process.
-//! This crate depends on `analytics-core` only, never on another adapter.
+//! This crate depends on `analytics-core` and on `analytics-sql` (what it shares with
+//! the PostgreSQL store), never on another adapter.
 #![deny(missing_docs)]
 
 mod error;

@@ -147,7 +147,7 @@ impl EmbeddedStore {
         let options = EmbeddedStore::connect_options(url)?;
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
-            .acquire_timeout(Duration::from_secs(30))
+            .acquire_timeout(crate::writer::WAIT)
             .connect_with(options.clone())
             .await?;
         MIGRATOR.run(&writer).await?;

@@ -4,9 +4,9 @@
 //! connection, and concurrent writers queue for it in the process (a fair lock)
 //! instead of spinning on the database lock. Handed back to a pool after each write,
 //! the connection would pass through a spawned task and a ping before the next writer
-//! got it — about 2 ms a write while the runtime's workers are busy, a sixth of the
-//! end-to-end time (BENCHMARKS.md, `embedded-ingest`); kept here, the next writer in
-//! line gets it as the last one lets go.
+//! got it — gaps of 2 ms between writes at the median while the runtime's workers were
+//! busy, a sixth of the end-to-end time (BENCHMARKS.md, `embedded-ingest`); kept here,
+//! the next writer in line gets it as the last one lets go.
 
 use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
@@ -16,6 +16,10 @@ use sqlx::sqlite::{SqliteConnection, SqlitePool};
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
 use crate::error::{Result, Sqlite};
+
+/// How long a write waits for the connection behind others before it fails (a
+/// transient error: it is retried).
+pub(crate) const WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// The writer connection, and the pool of one it is opened from.
 #[derive(Debug, Clone)]
@@ -37,9 +41,12 @@ impl Writer {
         }
     }
 
-    /// Waits for the connection (in order of asking), opening it if none is open.
+    /// Waits for the connection (in order of asking, at most [`WAIT`]: then a
+    /// transient error, as from a pool that timed out), opening it if none is open.
     pub(crate) async fn lock(&self) -> Result<Held> {
-        let mut held = self.held.clone().lock_owned().await;
+        let mut held = tokio::time::timeout(WAIT, self.held.clone().lock_owned())
+            .await
+            .map_err(|_| sqlx::Error::PoolTimedOut)?;
         if held.is_none() {
             *held = Some(self.pool.acquire().await?);
         }

@@ -3,7 +3,8 @@
 //! `event_id`) and a `StatsStore` (daily statistics, kept forever).
 //!
 //! The schema is in the workspace's `migrations/`, embedded here as [`MIGRATOR`]. This
-//! crate depends on `analytics-core` only, never on another adapter.
+//! crate depends on `analytics-core` and on `analytics-sql` (what it shares with the
+//! embedded store), never on another adapter.
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), analytics_pg::Error> {

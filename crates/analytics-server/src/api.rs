@@ -411,9 +411,14 @@ pub fn router(state: AppState) -> Router {
             ApiError::method_not_allowed("this endpoint does not take that method")
         })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        // A span per request, with its status and latency at DEBUG (headers, and so
-        // keys, are not recorded).
-        .layer(tower_http::trace::TraceLayer::new_for_http())
+        // A span per request, with its status and latency, all at DEBUG: a refusal or
+        // a failure is logged by `ApiError` where it needs an operator (headers, and
+        // so keys, are not recorded).
+        .layer(
+            tower_http::trace::TraceLayer::new_for_http().on_failure(
+                tower_http::trace::DefaultOnFailure::new().level(tracing::Level::DEBUG),
+            ),
+        )
         .with_state(state)
 }
 

@@ -37,13 +37,14 @@ pub struct Accepted {
     pub rejected: Vec<Rejected>,
 }
 
-/// One refused event of a batch.
+/// One refused event of a batch (fields in the order the API has always written
+/// them).
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Rejected {
-    /// Its index in `events`.
-    pub index: usize,
     /// Why, naming the field.
     pub error: String,
+    /// Its index in `events`.
+    pub index: usize,
 }
 
 /// `POST /events`'s body (documentation only: the body is parsed strictly by hand).
@@ -240,16 +241,17 @@ pub struct Health {
     pub status: &'static str,
 }
 
-/// `GET /readyz`: whether the stores answer.
+/// `GET /readyz`: whether the stores answer (fields in the order the API has always
+/// written them).
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Ready {
-    /// `ready`, or `unavailable` (503).
-    pub status: &'static str,
+    /// `ok`, or `unavailable`: the counters answer.
+    pub counters: &'static str,
     /// `ok`, or `unavailable`: the database answers reads, and the last write went
     /// through.
     pub database: &'static str,
-    /// `ok`, or `unavailable`: the counters answer.
-    pub counters: &'static str,
+    /// `ready`, or `unavailable` (503).
+    pub status: &'static str,
     /// `ok`, or why the last write to the event store failed.
     pub writing: String,
 }
@@ -291,4 +293,52 @@ pub enum IngestRefusals {
     /// The body is not `application/json`, or its encoding is not gzip.
     #[response(status = 415)]
     UnsupportedMediaType(ErrorBody),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The answers the handlers used to write with `json!` (keys sorted) come out byte
+    /// for byte as before.
+    #[test]
+    fn answers_keep_their_wire_form() {
+        let accepted = Accepted {
+            accepted: 1,
+            rejected: vec![Rejected {
+                error: "no".to_owned(),
+                index: 1,
+            }],
+        };
+        let ready = Ready {
+            counters: "ok",
+            database: "unavailable",
+            status: "unavailable",
+            writing: "ok".to_owned(),
+        };
+        let error = ErrorBody {
+            error: ErrorDetail {
+                code: "buffer_full",
+                message: "full".to_owned(),
+            },
+        };
+        assert_eq!(
+            text(&accepted),
+            r#"{"accepted":1,"rejected":[{"error":"no","index":1}]}"#
+        );
+        assert_eq!(
+            text(&ready),
+            r#"{"counters":"ok","database":"unavailable","status":"unavailable","writing":"ok"}"#
+        );
+        assert_eq!(
+            text(&error),
+            r#"{"error":{"code":"buffer_full","message":"full"}}"#
+        );
+        assert_eq!(text(&Flushed { flushed: true }), r#"{"flushed":true}"#);
+        assert_eq!(text(&Health { status: "ok" }), r#"{"status":"ok"}"#);
+    }
+
+    fn text<T: Serialize>(value: &T) -> String {
+        serde_json::to_string(value).unwrap_or_default()
+    }
 }

@@ -22,13 +22,13 @@ pub enum Error<D: Driver> {
     Migrate(#[from] sqlx::migrate::MigrateError),
     /// The database holds events or statistics the domain model does not know.
     #[error(
-        "the {} holds events or statistics the domain model does not know",
+        "{}: the database holds events or statistics the domain model does not know",
         D::STORE
     )]
     Model(#[source] analytics_core::Error),
     /// A sum is too large for a database integer.
     #[error(
-        "the statistics field {field:?} exceeds the largest integer of the {}",
+        "{}: the statistics field {field:?} exceeds the largest integer the database stores",
         D::STORE
     )]
     Overflow {
@@ -37,8 +37,8 @@ pub enum Error<D: Driver> {
     },
     /// The database was set up for another business time zone.
     #[error(
-        "the {} was set up for the time zone {stored}, not {configured}: daily statistics \
-         (and partitions) follow the zone they were created with",
+        "{}: the database was set up for the time zone {stored}, not {configured}: its days \
+         follow the zone they were created with",
         D::STORE
     )]
     TimeZoneMismatch {
