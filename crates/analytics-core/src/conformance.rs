@@ -15,6 +15,42 @@ use crate::store::{CounterStore, EventStore, SpillBuffer, StatsStore};
 use crate::testing::{at, event, event_with_id};
 use crate::time::{Calendar, DateRange, YearMonth};
 
+/// Every part of the event store's contract, each on a fresh store: `fresh` makes
+/// whatever owns one (a test database, a file), `store` lends it.
+pub async fn event_store_conforms<G, S: EventStore>(
+    fresh: impl AsyncFn() -> G,
+    store: impl Fn(&G) -> &S,
+) {
+    event_store_keeps_each_id_once(store(&fresh().await)).await;
+    event_store_summarizes_business_days(store(&fresh().await)).await;
+    event_store_marks_dirty_days(store(&fresh().await)).await;
+    event_store_tracks_uncounted_writes(store(&fresh().await)).await;
+    event_store_keeps_dead_letters(store(&fresh().await)).await;
+    event_store_answers_sessions(store(&fresh().await)).await;
+    event_store_purges_before(store(&fresh().await)).await;
+}
+
+/// Every part of the statistics store's contract, each on a fresh store (as
+/// [`event_store_conforms`]).
+pub async fn stats_store_conforms<G, S: StatsStore>(
+    fresh: impl AsyncFn() -> G,
+    store: impl Fn(&G) -> &S,
+) {
+    stats_store_replaces_and_reads_days(store(&fresh().await)).await;
+    stats_store_locks_jobs(store(&fresh().await)).await;
+}
+
+/// Every part of the counter store's contract, each on a fresh store (as
+/// [`event_store_conforms`]).
+pub async fn counter_store_conforms<G, S: CounterStore>(
+    fresh: impl AsyncFn() -> G,
+    store: impl Fn(&G) -> &S,
+) {
+    counter_store_counts_exactly(store(&fresh().await)).await;
+    counter_store_knows_it_is_intact(store(&fresh().await)).await;
+    counter_store_tracks_sessions_and_agents(store(&fresh().await)).await;
+}
+
 fn date(s: &str) -> NaiveDate {
     match NaiveDate::parse_from_str(s, "%Y-%m-%d") {
         Ok(date) => date,

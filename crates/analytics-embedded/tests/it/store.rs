@@ -11,20 +11,9 @@ use chrono::NaiveDate;
 use serde_json::json;
 
 #[tokio::test]
-async fn the_embedded_event_store_conforms() {
-    suite::event_store_keeps_each_id_once(TestEmbedded::new().await.store()).await;
-    suite::event_store_summarizes_business_days(TestEmbedded::new().await.store()).await;
-    suite::event_store_marks_dirty_days(TestEmbedded::new().await.store()).await;
-    suite::event_store_tracks_uncounted_writes(TestEmbedded::new().await.store()).await;
-    suite::event_store_keeps_dead_letters(TestEmbedded::new().await.store()).await;
-    suite::event_store_answers_sessions(TestEmbedded::new().await.store()).await;
-    suite::event_store_purges_before(TestEmbedded::new().await.store()).await;
-}
-
-#[tokio::test]
-async fn the_embedded_stats_store_conforms() {
-    suite::stats_store_replaces_and_reads_days(TestEmbedded::new().await.store()).await;
-    suite::stats_store_locks_jobs(TestEmbedded::new().await.store()).await;
+async fn the_embedded_stores_conform() {
+    suite::event_store_conforms(async || TestEmbedded::new().await, TestEmbedded::store).await;
+    suite::stats_store_conforms(async || TestEmbedded::new().await, TestEmbedded::store).await;
 }
 
 #[tokio::test]

@@ -48,9 +48,7 @@ fn recent_events() -> Vec<Event> {
 async fn the_store_conforms_on_a_redis_cluster() {
     let cluster = TestCluster::start(3);
     let options = RedisOptions::default;
-    suite::counter_store_counts_exactly(&cluster.store(options()).await).await;
-    suite::counter_store_knows_it_is_intact(&cluster.store(options()).await).await;
-    suite::counter_store_tracks_sessions_and_agents(&cluster.store(options()).await).await;
+    suite::counter_store_conforms(async || cluster.store(options()).await, |store| store).await;
     suite::spill_buffer_round_trips(&cluster.store(options()).await).await;
 
     // One flush touches several groups, which live on several masters.

@@ -5,9 +5,7 @@ use analytics_redis::testing::TestRedis;
 
 #[tokio::test]
 async fn the_redis_counters_conform() {
-    suite::counter_store_counts_exactly(TestRedis::new().await.store()).await;
-    suite::counter_store_knows_it_is_intact(TestRedis::new().await.store()).await;
-    suite::counter_store_tracks_sessions_and_agents(TestRedis::new().await.store()).await;
+    suite::counter_store_conforms(async || TestRedis::new().await, TestRedis::store).await;
 }
 
 #[tokio::test]
