@@ -11,6 +11,7 @@
 //! the PostgreSQL store), never on another adapter.
 #![deny(missing_docs)]
 
+mod checkpoint;
 mod error;
 mod store;
 #[cfg(feature = "testing")]

@@ -24,6 +24,7 @@ use uuid::Uuid;
 use crate::MIGRATOR;
 use analytics_sql::{Lent as _, Tables};
 
+use crate::checkpoint::Checkpointer;
 use crate::error::{Error, Result, Sqlite};
 use crate::writer::{Held, Writer};
 
@@ -45,6 +46,8 @@ pub struct EmbeddedStore {
     settled: Settled,
     /// The statistics tables.
     tables: Tables<Sqlite>,
+    /// Checkpoints of the write-ahead log, off the writers' path.
+    checkpointer: std::sync::Arc<Checkpointer>,
 }
 
 /// Settled writes taken for removal: put back on drop unless removed.
@@ -122,7 +125,8 @@ impl EmbeddedStore {
     /// the same way): WAL, `synchronous = NORMAL` (a commit is durable against a crash
     /// of the process, not of the machine: SQLite's recommended setting for WAL), and
     /// SQLite's default checkpoint every 1,000 pages of WAL (4,000 measured no faster
-    /// end to end: BENCHMARKS.md).
+    /// end to end: BENCHMARKS.md). The store's own writer connection then turns the
+    /// automatic checkpoint off: a task checkpoints in the background (`checkpoint.rs`).
     ///
     /// # Errors
     ///
@@ -148,14 +152,23 @@ impl EmbeddedStore {
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .acquire_timeout(crate::writer::WAIT)
+            .after_connect(|conn, _| {
+                Box::pin(async move {
+                    use sqlx::Executor as _;
+                    conn.execute(crate::checkpoint::WRITER_PRAGMA).await?;
+                    Ok(())
+                })
+            })
             .connect_with(options.clone())
             .await?;
         MIGRATOR.run(&writer).await?;
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
-            .connect_with(options.read_only(true))
+            .connect_with(options.clone().read_only(true))
             .await?;
+        let checkpointer = Checkpointer::start(options).await?;
         let store = EmbeddedStore {
+            checkpointer: std::sync::Arc::new(checkpointer),
             tables: Tables::new(pool.clone()),
             pool,
             writer: Writer::new(writer),
@@ -192,6 +205,7 @@ impl EmbeddedStore {
         }
         self.pool.close().await;
         self.writer.close().await;
+        self.checkpointer.close().await;
     }
 
     /// The writer connection, for one piece of work (dead letters).
@@ -568,6 +582,7 @@ impl EmbeddedStore {
             }
         };
         drop(writer);
+        self.checkpointer.wrote();
         let Some(write) = write else {
             return Ok(Written {
                 new: flags,

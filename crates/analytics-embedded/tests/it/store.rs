@@ -191,3 +191,38 @@ async fn writes_block_in_place_from_a_worker_and_from_the_runtime_thread() {
         .unwrap();
     assert_eq!(written, [false, true], "from a worker");
 }
+
+/// The writer connection does not checkpoint the write-ahead log itself; a task does,
+/// after writes. Ten rounds of writes with pauses between them leave the log about one
+/// round long (it starts over once a checkpoint has caught up), not ten.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_log_is_checkpointed_in_the_background() {
+    let db = TestEmbedded::new().await;
+    let wal = std::path::PathBuf::from(format!("{}-wal", db.url().trim_start_matches("sqlite://")));
+    let round = |n: usize| {
+        (0..2_000)
+            .map(|i| {
+                event(
+                    "session.message",
+                    at("2025-12-01T02:00:00Z") + chrono::TimeDelta::seconds((n * 2_000 + i) as i64),
+                    json!({"session_id": format!("s{n}-{i}"), "response_time_ms": i}),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    db.store().insert(&round(0)).await.unwrap();
+    let one_round = std::fs::metadata(&wal).unwrap().len();
+    assert!(
+        one_round > 100_000,
+        "a round fills the log: {one_round} bytes"
+    );
+    for n in 1..10 {
+        tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+        db.store().insert(&round(n)).await.unwrap();
+    }
+    let after = std::fs::metadata(&wal).unwrap().len();
+    assert!(
+        after < 3 * one_round,
+        "the log stays about a round long: {after} bytes after ten rounds of {one_round}"
+    );
+}
