@@ -367,66 +367,6 @@ async fn on_this_thread<T>(write: impl std::future::Future<Output = T>) -> T {
     }
 }
 
-/// A write's rows, bound to their statements before the writer connection is taken:
-/// binding 22,000 parameters a statement is CPU work that SQLite's thread would
-/// otherwise wait for between the statements of the transaction.
-///
-/// Multi-row statements of the batch's distinct ids, first occurrences. Nearly always no
-/// id is stored yet, so each chunk first goes as a plain `INSERT` (the full size
-/// prepared once): all its rows are new. When an id is stored already the statement
-/// fails and SQLite backs out only that statement; the chunk goes again skipping stored
-/// ids, and the ids it inserted are read back by rowid (the rows a statement inserts
-/// take the rowids after the table's largest, in order: the last `affected` up to
-/// `last_insert_rowid`). Neither answers the inserted ids as rows, which would cost a
-/// thousand rows through the driver per statement.
-struct Bound<'q> {
-    received: i64,
-    chunks: Vec<(&'q [(&'q Event, &'q Encoded)], PlainInsert<'q>)>,
-}
-
-type PlainInsert<'q> = sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>>;
-
-/// The distinct ids of `events`, first occurrences, with their encodings.
-fn distinct<'q>(events: &'q [Event], encoded: &'q [Encoded]) -> Vec<(&'q Event, &'q Encoded)> {
-    let mut seen: HashSet<Uuid> = HashSet::with_capacity(events.len());
-    events
-        .iter()
-        .zip(encoded)
-        .filter(|(event, _)| seen.insert(event.id()))
-        .collect()
-}
-
-impl<'q> Bound<'q> {
-    /// Binds `distinct` into plain `INSERT`s of up to [`INSERT_ROWS`] rows; `sqls`
-    /// holds their statements (one a chunk).
-    fn new(
-        distinct: &'q [(&'q Event, &'q Encoded)],
-        sqls: &'q [std::borrow::Cow<'static, str>],
-        received: i64,
-    ) -> Bound<'q> {
-        let chunks = distinct
-            .chunks(INSERT_ROWS)
-            .zip(sqls)
-            .map(|(chunk, sql)| {
-                // Only the plain full size is kept prepared: a statement of up to
-                // 22,000 parameters for every other size would pile up in the
-                // connection's cache.
-                let query = bind_rows(sql, chunk.len() == INSERT_ROWS, chunk, received);
-                (chunk, query)
-            })
-            .collect();
-        Bound { received, chunks }
-    }
-
-    /// The plain statement of each chunk of `distinct`.
-    fn statements(distinct: &[(&Event, &Encoded)]) -> Vec<std::borrow::Cow<'static, str>> {
-        distinct
-            .chunks(INSERT_ROWS)
-            .map(|chunk| insert_sql(chunk.len(), false))
-            .collect()
-    }
-}
-
 /// Writes the events in one transaction: the ids not stored yet, the dirty and
 /// uncounted marks of their days. Returns the flags, the days, and the write id (none
 /// when nothing was new).
@@ -434,15 +374,34 @@ async fn write_events(
     conn: &mut SqliteConnection,
     calendar: &Calendar,
     events: &[Event],
-    bound: Bound<'_>,
+    encoded: &[Encoded],
     settled: &[i64],
 ) -> Result<(Vec<bool>, BTreeSet<NaiveDate>, Option<i64>)> {
     let mut tx = conn.begin().await?;
     Settled::remove(&mut tx, settled).await?;
-    let received = bound.received;
-    let mut inserted: HashSet<Uuid> = HashSet::with_capacity(events.len());
-    for (chunk, plain) in bound.chunks {
-        let first = plain.execute(&mut *tx).await;
+    let received = micros(Utc::now());
+    // Multi-row statements of the batch's distinct ids, first occurrences. Nearly
+    // always no id is stored yet, so each chunk first goes as a plain `INSERT` (the
+    // full size prepared once): all its rows are new. When an id is stored already the
+    // statement fails and SQLite backs out only that statement; the chunk goes again
+    // skipping stored ids, and the ids it inserted are read back by rowid (the rows a
+    // statement inserts take the rowids after the table's largest, in order: the last
+    // `affected` up to `last_insert_rowid`). Neither answers the inserted ids as rows,
+    // which would cost a thousand rows through the driver per statement.
+    let mut seen: HashSet<Uuid> = HashSet::with_capacity(events.len());
+    let distinct: Vec<(&Event, &Encoded)> = events
+        .iter()
+        .zip(encoded)
+        .filter(|(event, _)| seen.insert(event.id()))
+        .collect();
+    let mut inserted: HashSet<Uuid> = HashSet::with_capacity(distinct.len());
+    for chunk in distinct.chunks(INSERT_ROWS) {
+        // Only the plain full size is kept prepared: a statement of up to 22,000
+        // parameters for every other size would pile up in the connection's cache.
+        let plain = insert_sql(chunk.len(), false);
+        let first = bind_rows(&plain, chunk.len() == INSERT_ROWS, chunk, received)
+            .execute(&mut *tx)
+            .await;
         let done = match first {
             Ok(_) => {
                 inserted.extend(chunk.iter().map(|(event, _)| event.id()));
@@ -564,12 +523,15 @@ impl EmbeddedStore {
         // reaching the file: after any error the connection is closed, which rolls the
         // transaction back, and the next write opens a new one.
         let encoded = encode(events);
-        let distinct = distinct(events, &encoded);
-        let statements = Bound::statements(&distinct);
-        let bound = Bound::new(&distinct, &statements, micros(Utc::now()));
         let mut writer = self.writer.lock().await?;
         let settled = self.settled.take();
-        let writing = write_events(&mut writer, &self.calendar, events, bound, &settled.writes);
+        let writing = write_events(
+            &mut writer,
+            &self.calendar,
+            events,
+            &encoded,
+            &settled.writes,
+        );
         let result = on_this_thread(writing).await;
         let (flags, days, write) = match result {
             Ok(done) => {
