@@ -193,8 +193,8 @@ impl EmbeddedStore {
 
     async fn check_time_zone(&self) -> Result<()> {
         let mut writer = self.writer.lock().await?;
-        let checked = Tables::<Sqlite>::check_time_zone(&mut writer, self.calendar.zone().name());
-        let checked = checked.await;
+        let zone = self.calendar.zone().name();
+        let checked = Tables::<Sqlite>::check_time_zone(&mut writer, zone).await;
         writer.finish(checked)
     }
 

@@ -11,9 +11,9 @@ use analytics_core::store::{
 };
 use analytics_core::time::DateRange;
 use chrono::{DateTime, NaiveDate, Utc};
-use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Pool, Type};
+use sqlx::{ColumnIndex, Database, Encode, Executor, IntoArguments, Pool, Type};
 
-use crate::{Driver, Error, Result, to_i64};
+use crate::{Column, Driver, Error, Result, to_i64};
 
 /// Rows per `INSERT` of a day's statistics: at most 3 parameters a row, well under
 /// both databases' limits.
@@ -49,10 +49,10 @@ where
     for<'c> &'c mut <D::DB as Database>::Connection: Executor<'c, Database = D::DB>,
     for<'q> <D::DB as Database>::Arguments<'q>: IntoArguments<'q, D::DB>,
     usize: ColumnIndex<<D::DB as Database>::Row>,
-    NaiveDate: for<'q> Encode<'q, D::DB> + for<'r> Decode<'r, D::DB> + Type<D::DB>,
-    String: for<'q> Encode<'q, D::DB> + for<'r> Decode<'r, D::DB> + Type<D::DB>,
-    i64: for<'q> Encode<'q, D::DB> + for<'r> Decode<'r, D::DB> + Type<D::DB>,
-    bool: for<'q> Encode<'q, D::DB> + for<'r> Decode<'r, D::DB> + Type<D::DB>,
+    NaiveDate: Column<D::DB>,
+    String: Column<D::DB>,
+    i64: Column<D::DB>,
+    bool: Column<D::DB>,
     for<'q> &'q str: Encode<'q, D::DB> + Type<D::DB>,
 {
     /// The tables of the database behind `reads`.
@@ -405,9 +405,9 @@ where
     for<'c> &'c Pool<D::DB>: Executor<'c, Database = D::DB>,
     for<'q> <D::DB as Database>::Arguments<'q>: IntoArguments<'q, D::DB>,
     usize: ColumnIndex<<D::DB as Database>::Row>,
-    String: for<'r> Decode<'r, D::DB> + Type<D::DB>,
-    i64: for<'q> Encode<'q, D::DB> + for<'r> Decode<'r, D::DB> + Type<D::DB>,
-    bool: for<'r> Decode<'r, D::DB> + Type<D::DB>,
+    String: Column<D::DB>,
+    i64: Column<D::DB>,
+    bool: Column<D::DB>,
 {
     use futures_util::StreamExt as _;
     let pool = pool.clone();
