@@ -18,8 +18,8 @@ const ROWS: usize = 1_000;
 const COLUMNS: &str = "event_id, occurred_at, event, product, session_id, agent_id, ticket_id, \
                        value_micros, sla_met, properties, received_at";
 
-/// Rows per second.
-pub(crate) async fn reference(events: &[Event]) -> anyhow::Result<f64> {
+/// Rows per second, and the CPU seconds the process used in that time (all threads).
+pub(crate) async fn reference(events: &[Event]) -> anyhow::Result<(f64, f64)> {
     let db = TestEmbedded::new().await;
     let options = EmbeddedStore::connect_options(&db.url())?;
     let mut conn = SqliteConnection::connect_with(&options).await?;
@@ -36,6 +36,7 @@ pub(crate) async fn reference(events: &[Event]) -> anyhow::Result<f64> {
         vec![row.as_str(); ROWS].join(", ")
     );
     let started = Instant::now();
+    let cpu = crate::memory::cpu_seconds();
     let received = chrono::Utc::now().timestamp_micros();
     for chunk in events.chunks(ROWS) {
         let sql = if chunk.len() == ROWS {
@@ -71,9 +72,10 @@ pub(crate) async fn reference(events: &[Event]) -> anyhow::Result<f64> {
         tx.commit().await?;
     }
     let rate = events.len() as f64 / started.elapsed().as_secs_f64();
+    let cpu = crate::memory::cpu_seconds() - cpu;
     let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM analytics_events")
         .fetch_one(&mut conn)
         .await?;
     anyhow::ensure!(stored as usize == events.len(), "stored {stored} rows");
-    Ok(rate)
+    Ok((rate, cpu))
 }

@@ -32,6 +32,24 @@ pub(crate) fn status_kib(field: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// The CPU time this process has used so far, all threads, user and system
+/// (`/proc/self/stat`'s `utime` and `stime`, in the kernel's fixed user-visible ticks
+/// of 1/100 s).
+pub(crate) fn cpu_seconds() -> f64 {
+    std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|stat| {
+            // The fields after the command name, which is in parentheses and may hold
+            // spaces: state is the third field, utime the 14th and stime the 15th.
+            let rest = &stat[stat.rfind(')')? + 1..];
+            let fields: Vec<&str> = rest.split_whitespace().collect();
+            let utime: u64 = fields.get(11)?.parse().ok()?;
+            let stime: u64 = fields.get(12)?.parse().ok()?;
+            Some((utime + stime) as f64 / 100.0)
+        })
+        .unwrap_or(0.0)
+}
+
 fn peak_rss_kib() -> u64 {
     status_kib("VmHWM:")
 }
