@@ -11,9 +11,10 @@
 //! A flush waiting while every writer is busy cuts when one is free (or after
 //! `GROUP_WAIT`), so concurrent durable acknowledgements share a write.
 //!
-//! A writer stores its batch, retrying with backoff and jitter until it succeeds or the
-//! stop deadline passes (a lost race is retried at once; data the store refuses is
-//! isolated and dead-lettered), and hands the counters of the new events to the counter
+//! A writer stores its batch, retrying with backoff and jitter until it succeeds, the
+//! stop deadline passes, or — the store failing twice in a row — the batch goes to the
+//! spill buffer (a lost race is retried at once; data the store refuses is isolated and
+//! dead-lettered), and hands the counters of the new events to the counter
 //! task, which applies them in groups and settles each write's pending counters with
 //! the event store. An idle writer, or one woken by a waiting `flush()`, drains the
 //! spill buffer, claim after claim.
@@ -57,6 +58,22 @@ const DRAIN_CLAIMS: usize = 64;
 /// How many times in a row a write that lost a race (a deadlock) is retried at once
 /// before it counts as a failure.
 const MAX_CONTENTION: u32 = 10;
+
+/// How many failed attempts a writer makes at a batch (the first, and a retry after
+/// `retry_initial`) before it sends the batch to the spill buffer, if there is one,
+/// instead of holding it: while the event store is down, a durable acknowledgement
+/// answers once its events are spilled (SPEC §9), and the writer is free for the next.
+const SPILL_AFTER_FAILURES: u32 = 2;
+
+/// What became of the batch a writer took.
+enum Done {
+    /// Committed; what is left is its counters.
+    Stored(Settle),
+    /// The event store is failing: the batch is in the spill buffer.
+    Spilled,
+    /// Not stored before the stop deadline (or, draining, not stored at the one try).
+    NotStored,
+}
 
 /// A batch on its way to a writer.
 #[derive(Debug)]
@@ -260,8 +277,6 @@ pub(crate) fn spawn(
     let flusher = Flusher {
         batch: Vec::with_capacity(config.batch_size),
         config,
-        stores,
-        shared,
         queue,
         control,
         jobs: Some(jobs_tx),
@@ -279,8 +294,6 @@ pub(crate) fn spawn(
 
 struct Flusher {
     config: TrackerConfig,
-    stores: Stores,
-    shared: Arc<Shared>,
     queue: mpsc::Receiver<Event>,
     control: mpsc::UnboundedReceiver<Control>,
     jobs: Option<mpsc::Sender<Job>>,
@@ -417,7 +430,7 @@ impl Flusher {
         let mut pause = self.config.retry_initial;
         loop {
             if self.writers_state.store_failing.load(Ordering::Acquire)
-                && self.try_spill(&job.events).await
+                && self.writers_state.try_spill(&job.events).await
             {
                 self.complete(job.id);
                 return;
@@ -432,33 +445,6 @@ impl Flusher {
                 }
                 Some(done) = self.done.recv() => self.complete(done),
                 () = tokio::time::sleep(pause) => pause = (pause * 2).min(self.config.retry_max),
-            }
-        }
-    }
-
-    async fn try_spill(&self, events: &[Event]) -> bool {
-        let Some(spill) = &self.stores.spill else {
-            return false;
-        };
-        match timeout(self.config.store_timeout, spill.push(events)).await {
-            Ok(Ok(())) => {
-                add(&self.shared.telemetry.spilled, events.len() as u64);
-                self.writers_state
-                    .spill_pending
-                    .store(true, Ordering::Release);
-                tracing::warn!(
-                    n_events = events.len(),
-                    "event store busy or down; batch spilled"
-                );
-                true
-            }
-            Ok(Err(error)) => {
-                tracing::warn!(%error, n_events = events.len(), "spilling a batch failed");
-                false
-            }
-            Err(_) => {
-                tracing::warn!(n_events = events.len(), "spilling a batch timed out");
-                false
             }
         }
     }
@@ -559,24 +545,19 @@ impl Writers {
             }
             match next {
                 Some(Some(job)) => {
-                    let settle = self.store(&job.events, true).await;
-                    let stored = settle.is_some();
-                    match settle {
-                        Some(settle) => {
-                            // Committed: the batches are done for `flush()` and the
-                            // durable acknowledgement; their counters follow off the
-                            // writer's path.
-                            for id in &job.ids {
-                                let _ = self.done.send(*id);
-                            }
-                            settle.send(&self);
-                        }
-                        None => {
-                            self.give_up(&job.events).await;
-                            for id in &job.ids {
-                                let _ = self.done.send(*id);
-                            }
-                        }
+                    let done = self.store(&job.events, true).await;
+                    let stored = matches!(done, Done::Stored(_));
+                    match done {
+                        // Committed: the batches are done for `flush()` and the durable
+                        // acknowledgement; their counters follow off the writer's path.
+                        Done::Stored(settle) => settle.send(&self),
+                        // Spilled: done for the durable acknowledgement; `flush()`
+                        // waits for the drain.
+                        Done::Spilled => {}
+                        Done::NotStored => self.give_up(&job.events).await,
+                    }
+                    for id in &job.ids {
+                        let _ = self.done.send(*id);
                     }
                     self.busy.fetch_sub(1, Ordering::AcqRel);
                     self.freed.notify_one();
@@ -607,25 +588,30 @@ impl Writers {
         merged
     }
 
-    /// Stores a batch and applies its counters. With `persist`, retries until it
-    /// succeeds or the stop deadline passes; otherwise tries once (contention aside).
-    /// Returns, when the batch is stored, what is left to do: settle the write's
-    /// pending counters with the event store.
+    /// Stores a batch. With `persist`, retries until it succeeds or the stop deadline
+    /// passes, and after [`SPILL_AFTER_FAILURES`] failed attempts in a row sends it to
+    /// the spill buffer instead (when there is one and it takes the batch; otherwise it
+    /// goes on retrying); without, tries once (contention aside) and never spills.
+    /// Returns, when the batch is stored, what is left to do: apply its counters and
+    /// settle the write's pending counters with the event store.
     ///
     /// A race lost to another writer (a deadlock) is retried at once: the store is
     /// healthy, so it neither counts as a failure nor sends batches to the spill
     /// buffer.
-    async fn store(&self, events: &[Event], persist: bool) -> Option<Settle> {
+    async fn store(&self, events: &[Event], persist: bool) -> Done {
         let started = Instant::now();
         let mut pause = self.config.retry_initial;
         let mut contention = 0;
+        let mut failures = 0;
         loop {
             match timeout(self.config.store_timeout, self.stores.events.write(events)).await {
                 Ok(Ok(written)) => {
                     self.store_failing.store(false, Ordering::Release);
                     self.set_store_error(None);
                     self.shared.telemetry.record_flush(started.elapsed());
-                    return Some(Settle(self.account(events, written).into_iter().collect()));
+                    return Done::Stored(Settle(
+                        self.account(events, written).into_iter().collect(),
+                    ));
                 }
                 Ok(Err(Error::Store(error))) if error.kind == StoreErrorKind::Failed => {
                     // The store refused the data itself: isolate what it refuses.
@@ -634,7 +620,7 @@ impl Writers {
                         self.store_failing.store(false, Ordering::Release);
                         self.set_store_error(None);
                         self.shared.telemetry.record_flush(started.elapsed());
-                        return Some(settle);
+                        return Done::Stored(settle);
                     }
                 }
                 Ok(Err(Error::Store(error)))
@@ -658,12 +644,16 @@ impl Writers {
             self.store_failing.store(true, Ordering::Release);
             add(&self.shared.telemetry.retries, 1);
             if !persist {
-                return None;
+                return Done::NotStored;
+            }
+            failures += 1;
+            if failures >= SPILL_AFTER_FAILURES && self.try_spill(events).await {
+                return Done::Spilled;
             }
             let now = Instant::now();
             let deadline = self.shared.deadline();
             if deadline.is_some_and(|deadline| now >= deadline) {
-                return None;
+                return Done::NotStored;
             }
             let wake = now + jitter(pause);
             tokio::time::sleep_until(deadline.map_or(wake, |deadline| wake.min(deadline))).await;
@@ -765,16 +755,39 @@ impl Writers {
     /// A batch that could not be stored before the stop deadline: spill it, or count
     /// it lost.
     async fn give_up(&self, events: &[Event]) {
-        if let Some(spill) = &self.stores.spill
-            && let Ok(Ok(())) = timeout(self.config.store_timeout, spill.push(events)).await
-        {
-            add(&self.shared.telemetry.spilled, events.len() as u64);
+        if self.try_spill(events).await {
             return;
         }
         self.lost(
             events,
             "the event store and the spill buffer failed until the stop deadline",
         );
+    }
+
+    /// Pushes a batch to the spill buffer, if there is one; returns whether it took it.
+    async fn try_spill(&self, events: &[Event]) -> bool {
+        let Some(spill) = &self.stores.spill else {
+            return false;
+        };
+        match timeout(self.config.store_timeout, spill.push(events)).await {
+            Ok(Ok(())) => {
+                add(&self.shared.telemetry.spilled, events.len() as u64);
+                self.spill_pending.store(true, Ordering::Release);
+                tracing::warn!(
+                    n_events = events.len(),
+                    "event store busy or down; batch spilled"
+                );
+                true
+            }
+            Ok(Err(error)) => {
+                tracing::warn!(%error, n_events = events.len(), "spilling a batch failed");
+                false
+            }
+            Err(_) => {
+                tracing::warn!(n_events = events.len(), "spilling a batch timed out");
+                false
+            }
+        }
     }
 
     fn lost(&self, events: &[Event], why: &str) {
@@ -843,7 +856,7 @@ impl Writers {
             {
                 Ok(Ok(Some(claim))) => {
                     self.set_spill_failed(false);
-                    let Some(settle) = self.store(&claim.events, false).await else {
+                    let Done::Stored(settle) = self.store(&claim.events, false).await else {
                         return false;
                     };
                     settle.send(self);

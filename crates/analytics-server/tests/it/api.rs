@@ -676,6 +676,94 @@ async fn the_default_acknowledgement_means_committed() {
     );
 }
 
+/// While PostgreSQL refuses connections and Redis works, the default acknowledgement
+/// comes once the events are in the spill buffer (SPEC §9), and nothing is lost: they
+/// are stored once PostgreSQL is back. (A request used to wait out its 30 s deadline and
+/// get 503, with its batch held by a writer instead of spilled.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn while_postgresql_is_down_the_default_acknowledgement_comes_once_spilled() {
+    use analytics::core::store::SpillBuffer as _;
+    use sqlx::Connection as _;
+
+    let db = TestDatabase::new().await;
+    let redis = TestRedis::new().await;
+    let server = Server::start(config(&[
+        ("DATABASE_URL", db.url()),
+        ("REDIS_URL", &analytics_redis::testing::server_url()),
+        ("ANALYTICS_REDIS_PREFIX", redis.prefix()),
+        ("ANALYTICS_BIND", "127.0.0.1:0"),
+        ("ANALYTICS_FLUSH_INTERVAL_MS", "60000"),
+    ]))
+    .await
+    .unwrap();
+    let addr = server.addr();
+    let first = envelopes();
+    let response = post_json(
+        addr,
+        "/api/analytics/events",
+        None,
+        &json!({"events": first}),
+    )
+    .await;
+    assert_eq!(response.status, 202, "{}", response.body);
+
+    // PostgreSQL goes away for this database: new connections are refused, open ones
+    // are ended.
+    let mut admin = sqlx::PgConnection::connect(&analytics_pg::testing::server_url())
+        .await
+        .unwrap();
+    let name = db.name().to_owned();
+    sqlx::query(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS false"))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    sqlx::query(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = $1 AND pid <> pg_backend_pid()",
+    )
+    .bind(&name)
+    .execute(&mut admin)
+    .await
+    .unwrap();
+
+    let down = envelopes();
+    let started = std::time::Instant::now();
+    let response = post_json(
+        addr,
+        "/api/analytics/events",
+        None,
+        &json!({"events": down}),
+    )
+    .await;
+    assert_eq!(response.status, 202, "{}", response.body);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "answered once spilled, not at the deadline: {:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        redis.store().len().await.unwrap(),
+        down.len() as u64,
+        "the acknowledged events are in the spill buffer"
+    );
+
+    // PostgreSQL is back: a flush answers once the spill buffer is drained into it.
+    sqlx::query(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS true"))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    let _ = admin.close().await;
+    let flushed = post_json(addr, "/api/analytics/flush", None, &json!({})).await;
+    assert_eq!(flushed.status, 200, "{}", flushed.body);
+    assert_eq!(redis.store().len().await.unwrap(), 0);
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM analytics_events")
+        .fetch_one(db.store().pool())
+        .await
+        .unwrap();
+    assert_eq!(stored, (first.len() + down.len()) as i64, "each event once");
+    assert!(server.shutdown().await.unwrap().clean);
+}
+
 /// Bodies as SDKs and attackers send them: gzip, other encodings, duplicate keys, long
 /// names echoed back, `Expect: 100-continue` over the limit.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

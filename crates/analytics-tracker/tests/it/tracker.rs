@@ -205,11 +205,12 @@ async fn while_the_store_is_down_batches_spill_and_are_drained_after_recovery() 
     let s = setup(config());
     s.events.faults.set(Fault::Down);
     track_many(&s.tracker, 3_000, 2).await;
-    // Writers hold their batches, retrying; the rest is spilled. A flush cannot finish.
+    // Batches that find every writer busy are spilled, and a writer spills its own after
+    // a retry. A flush cannot finish: it waits for the drain.
     let flush = tokio::time::timeout(Duration::from_millis(300), s.tracker.flush()).await;
     assert!(flush.is_err(), "flush waits while the store is down");
     let spilled = s.spill.len().await.unwrap();
-    assert!(spilled >= 2_000, "{spilled} spilled");
+    assert_eq!(spilled, 3_000, "everything spilled");
     assert!(s.events.inner.is_empty());
 
     s.events.faults.set(Fault::None);
@@ -220,6 +221,63 @@ async fn while_the_store_is_down_batches_spill_and_are_drained_after_recovery() 
     assert_eq!(t.spilled, spilled);
     assert_eq!(t.drained, spilled);
     assert_eq!(t.stored, 3_000);
+    assert!(s.tracker.stop(Duration::from_secs(1)).await.clean);
+}
+
+/// While the event store is down, a durable acknowledgement comes once its events are
+/// in the spill buffer (SPEC §9), even with every writer idle: the writer that takes the
+/// batch spills it after a retry instead of holding it until the store answers (the
+/// request used to wait out its deadline and get 503 with nothing spilled).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_durable_acknowledgement_answers_once_spilled_while_the_store_is_down() {
+    let s = setup(TrackerConfig {
+        flush_interval: Duration::from_secs(30),
+        ..config()
+    });
+    s.events.faults.set(Fault::Down);
+    let validator = s.tracker.validator().clone();
+    let events: Vec<Event> = (0..150)
+        .map(|i| validator.typed(message(i)).unwrap())
+        .collect();
+    tokio::time::timeout(
+        Duration::from_secs(5),
+        s.tracker
+            .track_events_stored(events.clone(), Duration::from_secs(30)),
+    )
+    .await
+    .expect("answered well before its deadline")
+    .expect("acknowledged once spilled");
+    assert_eq!(s.spill.len().await.unwrap(), 150, "the events are spilled");
+    assert!(s.events.inner.is_empty());
+    let t = s.tracker.telemetry();
+    assert_eq!(t.spilled, 150, "{t:?}");
+    assert!(t.retries >= 2, "{t:?}");
+
+    // Without a spill buffer there is nowhere durable to put them: the writer holds the
+    // batch, and the acknowledgement waits for the store (503 at its deadline).
+    let alone = Tracker::start(
+        config(),
+        Stores {
+            events: s.events.clone(),
+            stats: Arc::new(MemoryStore::new()),
+            counters: s.counters.clone(),
+            spill: None,
+        },
+    );
+    let held = alone.validator().typed(message(1_000)).unwrap();
+    assert!(matches!(
+        alone
+            .track_events_stored(vec![held], Duration::from_millis(300))
+            .await,
+        Err(TrackError::NotStoredInTime(_))
+    ));
+
+    // The store comes back: the spilled events are drained and stored once, and the
+    // held one is stored too.
+    s.events.faults.set(Fault::None);
+    settle(&s).await;
+    assert!(alone.stop(Duration::from_secs(1)).await.clean);
+    assert_stored_once_and_counted(&s, 151).await;
     assert!(s.tracker.stop(Duration::from_secs(1)).await.clean);
 }
 
