@@ -355,6 +355,29 @@ impl Calendar {
         }
     }
 
+    /// The UTC window `[start, end)` of an hour bucket (labelled with its day): from the
+    /// hour's first instant on the wall clock to the next hour's. Around a DST change
+    /// a repeated hour spans both of its passes (it is one bucket), and an hour the
+    /// change skips is empty.
+    pub fn hour_window(&self, hour: DayHour) -> DayWindow {
+        let at = |h: u32| {
+            hour.date
+                .and_hms_opt(h, 0, 0)
+                .map_or_else(|| hour.date.and_time(NaiveTime::MIN), |t| t)
+        };
+        let start = first_instant_from(self.zone, at(u32::from(hour.hour)));
+        let end = if hour.hour >= 23 {
+            self.day_start(hour.date.succ_opt().unwrap_or(NaiveDate::MAX))
+        } else {
+            first_instant_from(self.zone, at(u32::from(hour.hour) + 1))
+        };
+        DayWindow {
+            date: hour.date,
+            start,
+            end: end.max(start),
+        }
+    }
+
     /// The UTC window `[start, end)` of a range of business days.
     pub fn range_window(&self, range: DateRange) -> Range<DateTime<Utc>> {
         self.day_start(range.start())

@@ -253,10 +253,9 @@ impl Jobs {
     /// A day is rebuilt under its counter lock ([`EventStore::lock_counters`]): no
     /// write to it is between its commit and its counters meanwhile, so detail and
     /// counters describe the same writes, and the day's buckets (all events and each
-    /// agent) are replaced with what detail says. Months are rebuilt after a loss from
-    /// daily statistics and detail, but no answer reads them (months are sums of
-    /// days), and hours are not rebuilt (nothing stores hours; they expire in two days).
-    /// Returns the buckets replaced.
+    /// agent, and each of its hours) are replaced with what detail says. Months are
+    /// rebuilt after a loss from daily statistics and detail, but no answer reads them
+    /// (months are sums of days). Returns the buckets replaced.
     ///
     /// [`EventStore::lock_counters`]: analytics_core::store::EventStore::lock_counters
     ///
@@ -293,6 +292,7 @@ impl Jobs {
                     replaced += self
                         .repair(Period::Day(day), &truth.totals, &truth.agents)
                         .await?;
+                    replaced += self.repair_hours(day).await?;
                 }
                 recount.finish().await?;
             }
@@ -313,6 +313,34 @@ impl Jobs {
             Ok(replaced)
         })
         .await
+    }
+
+    /// Replaces the hour buckets of `day` that differ from its detail (the real-time
+    /// view reads them when the counters are whole).
+    async fn repair_hours(&self, day: NaiveDate) -> Result<u64> {
+        let calendar = &self.stats.config.calendar;
+        let stores = &self.stats.stores;
+        let mut replaced = 0;
+        for hour in 0..24 {
+            let hour = analytics_core::time::DayHour { date: day, hour };
+            let window = calendar.hour_window(hour);
+            if window.start == window.end {
+                continue; // skipped by a DST change
+            }
+            let truth = stores.events.summarize(window).await?.totals;
+            let bucket = Bucket::all(Period::Hour(hour));
+            if stores
+                .counters
+                .read(std::slice::from_ref(&bucket))
+                .await?
+                .first()
+                != Some(&truth)
+            {
+                stores.counters.replace(&bucket, &truth).await?;
+                replaced += 1;
+            }
+        }
+        Ok(replaced)
     }
 
     /// Replaces the buckets of `period` that differ from the truth.

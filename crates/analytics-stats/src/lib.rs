@@ -685,7 +685,55 @@ impl Stats {
         Ok(TicketMetrics::from_sums(&self.month_sums(month).await?))
     }
 
-    /// The real-time view, from the counters.
+    /// The sums of each hour of `hours` (of days up to today), by the same source rule
+    /// as days: from the hour counters when the hour's day is read from the counters and
+    /// they are whole (checked with the read), otherwise from detail (one read of the
+    /// hour's window). The counter repair rebuilds the hours of every day it rebuilds,
+    /// so whole counters hold whole hours.
+    ///
+    /// # Errors
+    ///
+    /// A store error.
+    pub async fn hour_sums(&self, hours: &[DayHour]) -> Result<Vec<Sums>> {
+        let (Some(first), Some(last)) = (hours.first(), hours.last()) else {
+            return Ok(Vec::new());
+        };
+        let range = DateRange::new(first.date.min(last.date), first.date.max(last.date))?;
+        let sources = self.sources(range).await?;
+        let counted: Vec<usize> = (0..hours.len())
+            .filter(|i| sources.get(&hours[*i].date) == Some(&Source::Counters))
+            .collect();
+        let mut sums: Vec<Option<Sums>> = vec![None; hours.len()];
+        if !counted.is_empty() {
+            let buckets: Vec<Bucket> = counted
+                .iter()
+                .map(|i| Bucket::all(Period::Hour(hours[*i])))
+                .collect();
+            if let Some(read) = self.stores.counters.read_whole(&buckets).await? {
+                for (i, hour_sums) in counted.into_iter().zip(read) {
+                    sums[i] = Some(hour_sums);
+                }
+            }
+        }
+        let calendar = &self.config.calendar;
+        let mut all = Vec::with_capacity(hours.len());
+        for (hour, known) in hours.iter().zip(sums) {
+            all.push(match known {
+                Some(known) => known,
+                None => {
+                    self.stores
+                        .events
+                        .summarize(calendar.hour_window(*hour))
+                        .await?
+                        .totals
+                }
+            });
+        }
+        Ok(all)
+    }
+
+    /// The real-time view: today's figures and the last 24 hours by the source rule of
+    /// every other question; active sessions and online agents from the counters.
     ///
     /// # Errors
     ///
@@ -695,8 +743,8 @@ impl Stats {
         let calendar = &self.config.calendar;
         let today = calendar.date(now);
         let hours = calendar.recent_hours(now, 24);
-        // Today's figures by the same source rule as every other question (so exact,
-        // whatever the counters went through); the hours from the counters. No
+        // Today's figures and the hours by the same source rule as every other question
+        // (so exact, whatever the counters went through). No
         // percentiles: today's would be read from its detail on every call of a view
         // that dashboards poll (`daily` of today has them).
         let today_sums: Sums = self
@@ -705,11 +753,7 @@ impl Stats {
             .into_iter()
             .map(|(_, s)| s)
             .sum();
-        let buckets: Vec<Bucket> = hours
-            .iter()
-            .map(|h| Bucket::all(Period::Hour(*h)))
-            .collect();
-        let read = self.stores.counters.read(&buckets).await?;
+        let read = self.hour_sums(&hours).await?;
         let figures = |hour: &DayHour, sums: &Sums| HourFigures {
             date: hour.date,
             hour: hour.hour,

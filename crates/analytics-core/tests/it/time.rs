@@ -109,6 +109,77 @@ fn new_york_days_follow_daylight_saving_changes() {
     }
 }
 
+/// An hour bucket's window holds exactly the instants `Calendar::hour` puts in it, and
+/// a day's hour windows tile the day: across both DST changes, in a zone whose offset
+/// is not whole hours, and on a day whose midnight is skipped.
+#[test]
+fn hour_windows_hold_exactly_the_instants_of_their_hour() {
+    let zones = [
+        (
+            "America/New_York",
+            ["2025-03-09", "2025-11-02", "2025-06-01"],
+        ),
+        ("Asia/Kolkata", ["2025-03-09", "2025-11-02", "2025-06-01"]),
+        (
+            "America/Santiago",
+            ["2025-09-07", "2025-04-06", "2025-06-01"],
+        ),
+        ("Asia/Shanghai", ["2025-12-01", "2025-12-31", "2026-01-01"]),
+    ];
+    for (zone, days) in zones {
+        let calendar = Calendar::new(zone.parse::<Tz>().unwrap());
+        for day in days {
+            let day = calendar.day_window(date(day));
+            let mut covered = day.start;
+            let mut hours = 0;
+            for hour in 0..24u8 {
+                let bucket = DayHour {
+                    date: day.date,
+                    hour,
+                };
+                let window = calendar.hour_window(bucket);
+                if window.start == window.end {
+                    continue; // skipped by a DST change
+                }
+                hours += 1;
+                assert_eq!(window.start, covered, "{zone} {bucket}: no gap, no overlap");
+                covered = window.end;
+                // Every minute of the window is in the bucket, and the instants just
+                // outside are not.
+                let mut t = window.start;
+                while t < window.end {
+                    assert_eq!(calendar.hour(t), bucket, "{zone} {t}");
+                    t += chrono::TimeDelta::minutes(1);
+                }
+                assert_ne!(
+                    calendar.hour(window.end),
+                    bucket,
+                    "{zone} {bucket} ends at {}",
+                    window.end
+                );
+            }
+            assert_eq!(
+                covered, day.end,
+                "{zone} {}: the hours tile the day",
+                day.date
+            );
+            assert!(
+                (22..=24).contains(&hours),
+                "{zone} {}: {hours} hours",
+                day.date
+            );
+        }
+    }
+    // The repeated hour of New York's autumn change spans both passes: two hours of time.
+    let new_york = Calendar::new(chrono_tz::America::New_York);
+    let repeated = new_york.hour_window(DayHour {
+        date: date("2025-11-02"),
+        hour: 1,
+    });
+    assert_eq!(repeated.start, at("2025-11-02T05:00:00Z"));
+    assert_eq!(repeated.end, at("2025-11-02T07:00:00Z"));
+}
+
 #[test]
 fn a_day_whose_midnight_is_skipped_starts_when_the_gap_ends() {
     // Chile moves its clocks from 00:00 to 01:00 on the first Sunday of September.

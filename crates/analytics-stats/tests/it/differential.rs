@@ -21,6 +21,44 @@ use chrono::NaiveDate;
 use crate::plain::Plain;
 use crate::stream;
 
+/// The real-time view's last 24 hours against a plain recount of the events (each id
+/// once) by Shanghai wall-clock hour.
+async fn check_hours(stats: &Stats, events: &[RawEvent], stage: &str) {
+    use chrono::Timelike as _;
+    let mut seen = std::collections::HashSet::new();
+    let mut hours = std::collections::BTreeMap::<(NaiveDate, u8), (u64, u64)>::new();
+    for event in events {
+        if !seen.insert(event.event_id.unwrap()) {
+            continue;
+        }
+        let local = event
+            .timestamp
+            .unwrap()
+            .with_timezone(&chrono_tz::Asia::Shanghai);
+        let hour = hours
+            .entry((local.date_naive(), local.hour() as u8))
+            .or_default();
+        hour.0 += 1;
+        hour.1 += u64::from(event.event == "session.start");
+    }
+    let realtime = stats.realtime().await.unwrap();
+    assert_eq!(realtime.last_24_hours.len(), 24, "{stage}");
+    for figures in &realtime.last_24_hours {
+        let expected = hours
+            .get(&(figures.date, figures.hour))
+            .copied()
+            .unwrap_or_default();
+        assert_eq!(
+            (figures.events, figures.sessions_started),
+            expected,
+            "{stage}: hour {} {}:00 (events, sessions started)",
+            figures.date,
+            figures.hour
+        );
+    }
+    assert_eq!(realtime.this_hour, *realtime.last_24_hours.last().unwrap());
+}
+
 fn date(s: &str) -> NaiveDate {
     NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
 }
@@ -371,6 +409,7 @@ async fn scenario(backend: Backend, seed: u64) {
     track(&all);
     tracker.flush().await.unwrap();
     check(&stats, &all, "after the first flush").await;
+    check_hours(&stats, &all, "after the first flush").await;
 
     // 2. The jobs run, twice: days come from daily statistics.
     jobs.run_all().await.unwrap();
@@ -394,8 +433,13 @@ async fn scenario(backend: Backend, seed: u64) {
     track(&more);
     tracker.flush().await.unwrap();
     all.extend(more);
+    // Before the repair the counters hold only what came after the loss: the hours
+    // are read from detail.
+    check_hours(&stats, &all, "after the counters were lost").await;
     jobs.repair_counters().await.unwrap();
     check(&stats, &all, "after the counters were lost and repaired").await;
+    // After it, from the counters again where they are whole: their hours were rebuilt.
+    check_hours(&stats, &all, "after the counters were lost and repaired").await;
     let today = stats.today();
     let realtime = stats.realtime().await.unwrap();
     let plain_today = Plain::of(&all).over(today, today).metrics();
