@@ -222,11 +222,13 @@ mod kinds {
             if let Some(n) = n.as_u64() {
                 return Ok(n);
             }
+            let not_whole = || Rule::NotWhole {
+                found: n.to_string(),
+            };
             match n.as_f64() {
                 Some(f) if f < 0.0 => Err(Rule::Negative { found: f }),
-                Some(f) => crate::json::exact_integer(f)
-                    .ok_or_else(|| wrong_type("a whole number", &value)),
-                None => Err(wrong_type("a whole number", &value)),
+                Some(f) => crate::json::exact_integer(f).ok_or_else(not_whole),
+                None => Err(not_whole()),
             }
         }
         pub(super) fn check(_: &u64) -> Result<(), Rule> {

@@ -88,6 +88,12 @@ pub enum Rule {
     },
     /// A number is not finite.
     NotFinite,
+    /// An `int` property is a number with a fraction, or beyond the largest whole
+    /// number kept (2⁶⁴ − 1).
+    NotWhole {
+        /// The number as it was sent.
+        found: String,
+    },
     /// A number is above the largest value accepted.
     TooLarge {
         /// The largest value accepted.
@@ -152,6 +158,11 @@ impl fmt::Display for Rule {
             }
             Rule::Negative { found } => write!(f, "must be at least 0 (got {found})"),
             Rule::NotFinite => f.write_str("must be a finite number"),
+            Rule::NotWhole { found } => write!(
+                f,
+                "must be a whole number from 0 to {} (got {found})",
+                u64::MAX
+            ),
             Rule::TooLarge { max, found } => write!(f, "must be at most {max} (got {found})"),
             Rule::NotOneOf { allowed, found } => {
                 write!(f, "must be one of {allowed} (got {found:?})")

@@ -596,14 +596,23 @@ fn build(
                     },
                 ));
             }
+            let mut renamed = false;
             if alias
                 && !props.contains_key("response_time_ms")
                 && let Some(ms) = props.remove("response_time")
             {
                 props.insert("response_time_ms".to_owned(), ms);
+                renamed = true;
             }
-            let data = EventData::take(kind, &mut props)
-                .map_err(|(property, rule)| err(Location::Property(property.to_owned()), rule))?;
+            let data = EventData::take(kind, &mut props).map_err(|(property, rule)| {
+                // Named as it was sent.
+                let property = if renamed && property == "response_time_ms" {
+                    "response_time"
+                } else {
+                    property
+                };
+                err(Location::Property(property.to_owned()), rule)
+            })?;
             (Body::Catalog(data), Some(kind.product()))
         }
     };

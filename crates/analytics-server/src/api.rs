@@ -120,7 +120,7 @@ impl AppState {
 /// Who may call an endpoint.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Access {
-    /// Anyone (health, metrics, the page, the document).
+    /// Anyone (health, metrics, the page).
     Open,
     /// A key with this scope (or anyone on loopback when no keys are configured).
     Key(Scope),
@@ -348,7 +348,7 @@ pub(crate) fn endpoints() -> Vec<Endpoint> {
         Endpoint::new(
             (Get, "/api/analytics/openapi.json"),
             "This document",
-            Open,
+            Key(Scope::Read),
             query::<NoParams>(),
             text("application/json", "OpenAPI 3.1"),
             get(openapi),
@@ -808,7 +808,7 @@ pub(crate) async fn export_sessions(
 }
 
 /// This document.
-pub(crate) async fn openapi() -> Response {
+pub(crate) async fn openapi(_: Key<Read>) -> Response {
     (
         [(header::CONTENT_TYPE, "application/json")],
         crate::openapi::document(),

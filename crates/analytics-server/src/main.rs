@@ -86,6 +86,10 @@ struct Settings {
     /// ANALYTICS_MAX_CONNECTIONS: connections served at once (default: 1024).
     #[arg(long, global = true)]
     max_connections: Option<String>,
+    /// ANALYTICS_RETURN_WINDOW_HOURS: how long after a session a new one of the same
+    /// customer counts as a return (default: 24).
+    #[arg(long, global = true)]
+    return_window_hours: Option<String>,
 }
 
 impl Settings {
@@ -107,6 +111,7 @@ impl Settings {
             ("ANALYTICS_HEADER_TIMEOUT_MS", &self.header_timeout_ms),
             ("ANALYTICS_BODY_TIMEOUT_MS", &self.body_timeout_ms),
             ("ANALYTICS_MAX_CONNECTIONS", &self.max_connections),
+            ("ANALYTICS_RETURN_WINDOW_HOURS", &self.return_window_hours),
         ];
         Config::from_lookup(|name| {
             flags
@@ -214,10 +219,10 @@ async fn export(stats: &Stats, what: ExportWhat) -> anyhow::Result<()> {
     use futures_util::StreamExt as _;
     use std::io::Write as _;
     let range = |start: &str, end: &str| -> anyhow::Result<DateRange> {
-        Ok(DateRange::new(
-            parse_date("start", start)?,
-            parse_date("end", end)?,
-        )?)
+        argument(DateRange::new(
+            argument(parse_date("start", start))?,
+            argument(parse_date("end", end))?,
+        ))
     };
     let mut out = std::io::stdout().lock();
     match what {
@@ -226,10 +231,7 @@ async fn export(stats: &Stats, what: ExportWhat) -> anyhow::Result<()> {
             out.write_all(&analytics_server::export::daily_csv(&days)?)?;
         }
         ExportWhat::Agents { month } => {
-            let month = match month {
-                Some(month) => month.parse()?,
-                None => YearMonth::of(stats.today()),
-            };
+            let month = month_or_current(month.as_deref(), stats)?;
             let agents = stats.agents(month).await?;
             out.write_all(&analytics_server::export::agents_csv(&agents)?)?;
         }
@@ -292,10 +294,40 @@ async fn run_cli() -> ExitCode {
     }
     match run(cli.command, config).await {
         Ok(()) => ExitCode::SUCCESS,
+        // A bad argument value (a month or a day) is a usage error, as clap's own are.
+        Err(error) if error.is::<BadArgument>() => {
+            eprintln!("analytics: {error:#}");
+            ExitCode::from(2)
+        }
         Err(error) => {
             eprintln!("analytics: {error:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// A command-line argument whose value is wrong (exit status 2).
+#[derive(Debug)]
+struct BadArgument(anyhow::Error);
+
+impl std::fmt::Display for BadArgument {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "invalid argument: {:#}", self.0)
+    }
+}
+
+impl std::error::Error for BadArgument {}
+
+/// `result`, its error marked as a bad argument.
+fn argument<T, E: Into<anyhow::Error>>(result: Result<T, E>) -> anyhow::Result<T> {
+    result.map_err(|error| BadArgument(error.into()).into())
+}
+
+/// The month of `--month`, or the current one.
+fn month_or_current(month: Option<&str>, stats: &Stats) -> anyhow::Result<YearMonth> {
+    match month {
+        Some(month) => argument(month.parse()),
+        None => Ok(YearMonth::of(stats.today())),
     }
 }
 
@@ -317,21 +349,18 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         }
         Command::Report { month, format } => {
             let stats = stats(&config).await?;
-            let month = match month {
-                Some(month) => month.parse()?,
-                None => YearMonth::of(stats.today()),
-            };
+            let month = month_or_current(month.as_deref(), &stats)?;
             print_case_study(&stats.case_study(month).await?, format)?;
         }
         Command::Aggregate { date, from, to } => {
             let stats = stats(&config).await?;
             let jobs = Jobs::new(stats);
             let range = match (date, from, to) {
-                (Some(date), _, _) => Some(DateRange::day(parse_date("date", &date)?)),
-                (None, Some(from), Some(to)) => Some(DateRange::new(
-                    parse_date("from", &from)?,
-                    parse_date("to", &to)?,
-                )?),
+                (Some(date), _, _) => Some(DateRange::day(argument(parse_date("date", &date))?)),
+                (None, Some(from), Some(to)) => Some(argument(DateRange::new(
+                    argument(parse_date("from", &from))?,
+                    argument(parse_date("to", &to))?,
+                ))?),
                 _ => None,
             };
             let outcome = waiting(|| async {
@@ -368,7 +397,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             export(&stats, what).await?;
         }
         Command::Demo { month } => {
-            let month = month.map(|m| m.parse::<YearMonth>()).transpose()?;
+            let month = argument(month.map(|m| m.parse::<YearMonth>()).transpose())?;
             let study = demo::run(&config, month).await.context("the demo failed")?;
             print_case_study(&study, ReportFormat::Text)?;
         }

@@ -105,6 +105,32 @@ impl From<analytics::stats::HourFigures> for Hour {
     }
 }
 
+/// Today's sums as counters: every field of the metric model except the AI funnel's,
+/// which are not counted from events (the refresh job stores a day's funnel with its
+/// statistics; `GET /ai` answers it) and would read 0 or not depending on where today
+/// was read from.
+#[derive(Debug)]
+pub struct TodayCounters(Sums);
+
+impl Serialize for TodayCounters {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use analytics::core::metrics::Field;
+        serializer.collect_map(
+            Field::all()
+                .filter(|field| {
+                    !matches!(
+                        field,
+                        Field::FunnelSessions
+                            | Field::FunnelAiHandled
+                            | Field::FunnelReturned
+                            | Field::FunnelWithoutCustomer
+                    )
+                })
+                .map(|field| (field.name(), self.0.get(field))),
+        )
+    }
+}
+
 /// `GET /realtime`: today so far, this hour, the last 24 hours, and who is active.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Realtime {
@@ -117,7 +143,7 @@ pub struct Realtime {
     /// Today's counters: events by name (`custom` for custom ones) and the summed
     /// durations in millionths of their unit, by field name.
     #[schema(value_type = std::collections::BTreeMap<String, u64>)]
-    pub today_counters: Sums,
+    pub today_counters: TodayCounters,
     /// Today's metrics so far, without percentiles (null; `/daily` of today has them).
     pub today: BusinessMetrics,
     /// This hour.
@@ -136,7 +162,7 @@ impl From<analytics::stats::Realtime> for Realtime {
             as_of: view.as_of,
             date: view.date,
             events_today: view.events_today,
-            today_counters: view.today_counters,
+            today_counters: TodayCounters(view.today_counters),
             today: view.today,
             this_hour: view.this_hour.into(),
             last_24_hours: view.last_24_hours.into_iter().map(Hour::from).collect(),

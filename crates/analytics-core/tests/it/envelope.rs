@@ -251,6 +251,48 @@ fn the_legacy_alias_prefers_response_time_ms_and_checks_the_same_rules() {
         error.location,
         Location::Property("response_time_ms".into())
     );
+    // A bad `response_time` is named as it was sent.
+    let error = validator()
+        .raw(RawEvent::new(
+            "message.ai",
+            json!({"session_id": "s-1", "response_time": "5"}),
+        ))
+        .unwrap_err();
+    assert_eq!(error.location, Location::Property("response_time".into()));
+    assert!(error.to_string().contains("response_time"), "{error}");
+}
+
+/// An `int` that is not a whole number, or beyond 2⁶⁴ − 1, is refused saying so.
+#[test]
+fn an_int_with_a_fraction_or_too_large_says_what_is_accepted() {
+    for tokens in [json!(2.5), json!(18_446_744_073_709_551_616.0_f64)] {
+        let error = validator()
+            .raw(RawEvent::new(
+                "session.message",
+                json!({"session_id": "s-1", "response_time_ms": 10, "tokens": tokens}),
+            ))
+            .unwrap_err();
+        assert_eq!(error.location, Location::Property("tokens".into()));
+        let text = error.to_string();
+        assert!(
+            text.contains("whole number from 0 to 18446744073709551615"),
+            "{text}"
+        );
+        assert!(!text.contains("not a number"), "{text}");
+    }
+    let ok = validator()
+        .raw(RawEvent::new(
+            "session.message",
+            json!({"session_id": "s-1", "response_time_ms": 10, "tokens": 3.0}),
+        ))
+        .unwrap();
+    assert!(matches!(
+        ok.data(),
+        Some(EventData::SessionMessage {
+            tokens: Some(3),
+            ..
+        })
+    ));
 }
 
 #[test]

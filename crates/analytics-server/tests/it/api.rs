@@ -193,6 +193,12 @@ async fn ingested_events_make_the_case_study() {
         realtime["today_counters"]["session.start"].is_u64(),
         "{realtime}"
     );
+    // The funnel is not counted from events: `/ai` answers it, not the counters.
+    let counters = realtime["today_counters"].as_object().unwrap();
+    assert!(
+        counters.keys().all(|name| !name.starts_with("funnel_")),
+        "{realtime}"
+    );
 
     let metrics = get(addr, "/metrics", None).await;
     assert_eq!(metrics.status, 200);
@@ -421,19 +427,18 @@ async fn keys_are_required_and_scoped() {
         200
     );
 
-    for open in [
-        "/healthz",
-        "/readyz",
-        "/metrics",
-        "/api/analytics/openapi.json",
-    ] {
+    for open in ["/healthz", "/readyz", "/metrics"] {
         assert_eq!(
             get(addr, open, None).await.status,
             200,
             "{open} needs no key"
         );
     }
-    let openapi = get(addr, "/api/analytics/openapi.json", None).await.json();
+    // The document is a GET endpoint under /api/analytics like the others: `read`.
+    let document = "/api/analytics/openapi.json";
+    assert_eq!(get(addr, document, None).await.status, 401);
+    assert_eq!(get(addr, document, Some(INGEST)).await.status, 403);
+    let openapi = get(addr, document, Some(READ)).await.json();
     assert!(openapi["paths"]["/api/analytics/events"]["post"].is_object());
     assert_eq!(get(addr, "/readyz", None).await.json()["status"], "ready");
     app.server.shutdown().await.unwrap();

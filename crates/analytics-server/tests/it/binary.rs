@@ -230,18 +230,46 @@ async fn every_command_has_help_and_bad_input_is_named() {
         assert!(output.status.success(), "{command} --help");
         assert!(!output.stdout.is_empty());
     }
-    let bad = Command::new(env!("CARGO_BIN_EXE_analytics"))
-        .args(["report", "--month", "2025-13"])
+    // A bad argument value is a usage error, exit status 2 like clap's own, named.
+    for (args, expected) in [
+        (&["report", "--month", "2025-13"][..], "YYYY-MM"),
+        (&["export", "agents", "--month", "2025-1"][..], "YYYY-MM"),
+        (&["aggregate", "--date", "2025-02-30"][..], "date"),
+        (
+            &["aggregate", "--from", "2025-03-02", "--to", "2025-03-01"][..],
+            "2025-03-01",
+        ),
+        (
+            &[
+                "export",
+                "daily",
+                "--start",
+                "2025-03-01",
+                "--end",
+                "03/02/2025",
+            ][..],
+            "end",
+        ),
+    ] {
+        let bad = Command::new(env!("CARGO_BIN_EXE_analytics"))
+            .args(args)
+            .env("DATABASE_URL", "sqlite::memory:")
+            .output()
+            .await
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&bad.stderr);
+        assert_eq!(bad.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+    }
+    // The return window has its flag, as every variable does.
+    let window = Command::new(env!("CARGO_BIN_EXE_analytics"))
+        .args(["migrate", "--return-window-hours", "0"])
         .env("DATABASE_URL", "sqlite::memory:")
         .output()
         .await
         .unwrap();
-    assert!(!bad.status.success());
-    assert!(
-        String::from_utf8_lossy(&bad.stderr).contains("YYYY-MM"),
-        "{}",
-        String::from_utf8_lossy(&bad.stderr)
-    );
+    assert_eq!(window.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&window.stderr).contains("ANALYTICS_RETURN_WINDOW_HOURS"));
     let config = Command::new(env!("CARGO_BIN_EXE_analytics"))
         .arg("migrate")
         .env("ANALYTICS_BATCH_SIZE", "zero")
