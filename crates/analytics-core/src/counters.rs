@@ -117,6 +117,12 @@ impl CounterBatch {
                     .merge(&sums);
             }
         }
+        self.record_marks(event);
+    }
+
+    /// Adds what one event says of its session or agent, and no increments.
+    pub fn record_marks(&mut self, event: &Event) {
+        let at = event.timestamp();
         match event.data() {
             Some(EventData::SessionStart { session_id, .. }) => {
                 self.mark_session(session_id, at, |m| m.started = true);
@@ -141,6 +147,20 @@ impl CounterBatch {
             }
             _ => {}
         }
+    }
+
+    /// Adds a session's mark as stored events give it (read from detail by
+    /// [`EventStore::marks`](crate::store::EventStore::marks)).
+    pub fn add_session(&mut self, session: &str, mark: SessionMark) {
+        self.mark_session(session, mark.last_seen, |m| {
+            m.started |= mark.started;
+            m.ended |= mark.ended;
+        });
+    }
+
+    /// Adds an agent's presence as a stored event gives it.
+    pub fn add_presence(&mut self, agent: &str, status: AgentStatus, at: DateTime<Utc>) {
+        self.mark_agent(agent, status, at);
     }
 
     fn mark_session(&mut self, session: &str, at: DateTime<Utc>, mark: impl Fn(&mut SessionMark)) {

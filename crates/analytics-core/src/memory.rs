@@ -136,6 +136,21 @@ impl EventStore for MemoryStore {
         })
     }
 
+    async fn marks(&self, from: DateTime<Utc>) -> Result<CounterBatch> {
+        let stored = lock(&self.events);
+        let mut recent: Vec<&Event> = stored
+            .list
+            .iter()
+            .filter(|e| e.timestamp() >= from)
+            .collect();
+        recent.sort_by_key(|e| e.timestamp());
+        let mut marks = CounterBatch::default();
+        for event in recent {
+            marks.record_marks(event);
+        }
+        Ok(marks)
+    }
+
     async fn summarize(&self, day: DayWindow) -> Result<DaySummary> {
         let stored = lock(&self.events);
         let mut summary = DaySummary::default();

@@ -236,6 +236,16 @@ pub trait EventStore: Send + Sync {
         Ok(written.new)
     }
 
+    /// The latest word on each session and agent in the events stored at or after
+    /// `from`, as a flush gives it to the counters ([`CounterBatch::sessions`] and
+    /// [`CounterBatch::agents`]; no increments): what the counter repair gives back to
+    /// counters that lost it, and what the real-time view reads while they have not.
+    ///
+    /// # Errors
+    ///
+    /// A store error.
+    async fn marks(&self, from: DateTime<Utc>) -> Result<CounterBatch>;
+
     /// Sums the stored events of one business day, for all events and per agent, with
     /// the distributions of their durations ([`EventStore::sketches`]), read from one
     /// snapshot of the store.

@@ -363,7 +363,7 @@ impl Calendar {
         let at = |h: u32| {
             hour.date
                 .and_hms_opt(h, 0, 0)
-                .map_or_else(|| hour.date.and_time(NaiveTime::MIN), |t| t)
+                .unwrap_or_else(|| hour.date.and_time(NaiveTime::MIN))
         };
         let start = first_instant_from(self.zone, at(u32::from(hour.hour)));
         let end = if hour.hour >= 23 {

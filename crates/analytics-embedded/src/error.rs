@@ -25,6 +25,7 @@ impl analytics_sql::Driver for Sqlite {
     type Id = String;
     const STORE: &'static str = "embedded database";
     const PARAMETER: char = '?';
+    const PROPERTY_TO: &'static str = "json_extract(properties, '$.to')";
 
     fn time(at: DateTime<Utc>) -> i64 {
         at.timestamp_micros()

@@ -641,6 +641,14 @@ impl EmbeddedStore {
         writer.finish(cleaned)
     }
 
+    /// [`EventStore::marks`](analytics_core::store::EventStore::marks).
+    pub async fn marks(
+        &self,
+        from: DateTime<Utc>,
+    ) -> Result<analytics_core::counters::CounterBatch> {
+        self.tables.marks(from).await
+    }
+
     /// [`EventStore::uncounted_days`](analytics_core::store::EventStore::uncounted_days).
     pub async fn uncounted_days(&self) -> Result<Vec<NaiveDate>> {
         // Leftover marks only make days look uncounted (read from detail): a removal

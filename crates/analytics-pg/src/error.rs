@@ -29,6 +29,7 @@ impl analytics_sql::Driver for Pg {
     type Id = Uuid;
     const STORE: &'static str = "postgres";
     const PARAMETER: char = '$';
+    const PROPERTY_TO: &'static str = "properties->>'to'";
 
     fn time(at: DateTime<Utc>) -> DateTime<Utc> {
         at

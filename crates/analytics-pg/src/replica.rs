@@ -212,6 +212,14 @@ impl EventStore for ReplicaReads {
         Ok(self.primary().write(events).await?)
     }
 
+    /// From the primary: the counter repair writes what it reads into the counters.
+    async fn marks(
+        &self,
+        from: DateTime<Utc>,
+    ) -> analytics_core::Result<analytics_core::counters::CounterBatch> {
+        Ok(self.primary().marks(from).await?)
+    }
+
     async fn summarize(&self, day: DayWindow) -> analytics_core::Result<DaySummary> {
         Ok(self.route.read(|store| store.summarize(day)).await?)
     }

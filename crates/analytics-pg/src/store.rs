@@ -743,6 +743,14 @@ impl PgStore {
         Ok(())
     }
 
+    /// [`EventStore::marks`](analytics_core::store::EventStore::marks).
+    pub async fn marks(
+        &self,
+        from: DateTime<Utc>,
+    ) -> Result<analytics_core::counters::CounterBatch> {
+        self.tables.marks(from).await
+    }
+
     /// [`EventStore::uncounted_days`](analytics_core::store::EventStore::uncounted_days).
     pub async fn uncounted_days(&self) -> Result<Vec<NaiveDate>> {
         self.tables.uncounted_days().await

@@ -58,6 +58,8 @@ pub trait Driver: std::fmt::Debug + Send + Sync + 'static {
     const STORE: &'static str;
     /// The character before a parameter's number: `$1` in PostgreSQL, `?1` in SQLite.
     const PARAMETER: char;
+    /// The expression of an event's `to` property as text (`agent.status_change`).
+    const PROPERTY_TO: &'static str;
     /// An instant as stored.
     fn time(at: DateTime<Utc>) -> Self::Time;
     /// A stored instant (one out of range reads as the epoch).
@@ -162,6 +164,12 @@ macro_rules! storage_traits {
                 }
                 async fn write(&self, events: &[Event]) -> Result<Written> {
                     $crate::converted(<$store>::write(self, events)).await
+                }
+                async fn marks(
+                    &self,
+                    from: DateTime<Utc>,
+                ) -> Result<$crate::__private::analytics_core::counters::CounterBatch> {
+                    $crate::converted(<$store>::marks(self, from)).await
                 }
                 async fn summarize(&self, day: DayWindow) -> Result<DaySummary> {
                     $crate::converted(<$store>::summarize(self, day)).await

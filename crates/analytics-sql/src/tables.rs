@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 
+use analytics_core::counters::{CounterBatch, SessionMark};
 use analytics_core::event::Event;
 use analytics_core::metrics::{DaySummary, Sums, agent_days_from_rows, days_from_rows};
 use analytics_core::sketch::{DaySketches, sketch_days_from_rows};
@@ -305,6 +306,84 @@ where
                 envelope,
             })
             .collect())
+    }
+
+    /// [`EventStore::marks`](analytics_core::store::EventStore::marks): each session's
+    /// latest word (started, ended, last seen) grouped in the database, and the agents'
+    /// presence events in time order (a few a day each).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Query`].
+    pub async fn marks(&self, from: DateTime<Utc>) -> Result<CounterBatch, D>
+    where
+        D::Time: Column<D::DB>,
+        Option<String>: Column<D::DB>,
+    {
+        use analytics_core::catalog::{AgentStatus, Kind};
+        let names = |kinds: &[Kind]| {
+            kinds
+                .iter()
+                .map(|kind| format!("'{}'", kind.as_str()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let sessions: Vec<(String, D::Time, i64, i64)> = sqlx::query_as(&D::statement(&format!(
+            "SELECT session_id, max(occurred_at), \
+                    max(CAST(CASE WHEN event = 'session.start' THEN 1 ELSE 0 END AS BIGINT)), \
+                    max(CAST(CASE WHEN event = 'session.end' THEN 1 ELSE 0 END AS BIGINT)) \
+             FROM analytics_events \
+             WHERE occurred_at >= $1 AND session_id IS NOT NULL AND event IN ({}) \
+             GROUP BY session_id",
+            names(&[
+                Kind::SessionStart,
+                Kind::SessionEnd,
+                Kind::SessionMessage,
+                Kind::SessionEscalate,
+                Kind::AgentSessionTakeover,
+                Kind::AgentSessionMessage,
+            ])
+        )))
+        .bind(D::time(from))
+        .fetch_all(&self.reads)
+        .await?;
+        let presence: Vec<(String, String, D::Time, Option<String>)> =
+            // The dialect's `to` goes in after the parameters are numbered (SQLite's
+            // JSON path holds a `$`).
+            sqlx::query_as(
+                &D::statement(&format!(
+                    "SELECT agent_id, event, occurred_at, PROPERTY_TO FROM analytics_events \
+                     WHERE occurred_at >= $1 AND agent_id IS NOT NULL AND event IN ({}) \
+                     ORDER BY occurred_at",
+                    names(&[Kind::AgentLogin, Kind::AgentLogout, Kind::AgentStatusChange])
+                ))
+                .replace("PROPERTY_TO", D::PROPERTY_TO),
+            )
+            .bind(D::time(from))
+            .fetch_all(&self.reads)
+            .await?;
+        let mut marks = CounterBatch::default();
+        for (session, last_seen, started, ended) in sessions {
+            marks.add_session(
+                &session,
+                SessionMark {
+                    started: started != 0,
+                    ended: ended != 0,
+                    last_seen: D::utc(last_seen),
+                },
+            );
+        }
+        for (agent, event, at, to) in presence {
+            let status = match Kind::from_name(&event) {
+                Some(Kind::AgentLogin) => Some(AgentStatus::Online),
+                Some(Kind::AgentLogout) => Some(AgentStatus::Offline),
+                _ => to.and_then(|to| AgentStatus::ALL.into_iter().find(|s| s.as_str() == to)),
+            };
+            if let Some(status) = status {
+                marks.add_presence(&agent, status, D::utc(at));
+            }
+        }
+        Ok(marks)
     }
 
     /// The days that have writes whose counters are not known to be applied, in order.

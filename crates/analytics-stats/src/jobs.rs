@@ -253,11 +253,15 @@ impl Jobs {
     /// A day is rebuilt under its counter lock ([`EventStore::lock_counters`]): no
     /// write to it is between its commit and its counters meanwhile, so detail and
     /// counters describe the same writes, and the day's buckets (all events and each
-    /// agent, and each of its hours) are replaced with what detail says. Months are
+    /// agent, and each of its hours) are replaced with what detail says; then the latest
+    /// word on each session and agent since the first rebuilt day is read from detail
+    /// and applied ([`EventStore::marks`]: the counters keep the newest of two words,
+    /// and an ended session stays ended). Months are
     /// rebuilt after a loss from daily statistics and detail, but no answer reads them
     /// (months are sums of days). Returns the buckets replaced.
     ///
     /// [`EventStore::lock_counters`]: analytics_core::store::EventStore::lock_counters
+    /// [`EventStore::marks`]: analytics_core::store::EventStore::marks
     ///
     /// # Errors
     ///
@@ -280,11 +284,26 @@ impl Jobs {
                 days.extend(recent_from.iter_days().take_while(|d| *d <= today + TimeDelta::days(1)));
             }
             let mut replaced = 0;
-            for day in days {
-                let recount = stores.events.lock_counters(day).await?;
-                // Recent days, and days after today (dated a few minutes ahead: they
-                // become today), are rebuilt; older days' counters are never read.
-                if day >= recent_from {
+            // Older days' counters are never read: their marks are just cleared.
+            for day in days.iter().copied().filter(|day| *day < recent_from) {
+                stores.events.lock_counters(day).await?.finish().await?;
+            }
+            // Recent days, and days after today (dated a few minutes ahead: they become
+            // today), are rebuilt: from the first of them to tomorrow, all locked at
+            // once (in order, as writes take them), so that the sessions and agents
+            // read from their detail are applied with no write of those days between
+            // its commit and its counters — a session ended meanwhile is not brought
+            // back by an older word on it.
+            if let Some(first) = days.iter().copied().find(|day| *day >= recent_from) {
+                let last = days
+                    .iter()
+                    .copied()
+                    .max()
+                    .unwrap_or(first)
+                    .max(today + TimeDelta::days(1));
+                let mut recounts = Vec::new();
+                for day in first.iter_days().take_while(|day| *day <= last) {
+                    recounts.push(stores.events.lock_counters(day).await?);
                     let truth = stores
                         .events
                         .summarize(self.stats.config.calendar.day_window(day))
@@ -294,7 +313,14 @@ impl Jobs {
                         .await?;
                     replaced += self.repair_hours(day).await?;
                 }
-                recount.finish().await?;
+                let from = self.stats.config.calendar.day_start(first);
+                let marks = stores.events.marks(from).await?;
+                if !marks.is_empty() {
+                    stores.counters.apply(&marks).await?;
+                }
+                for recount in recounts {
+                    recount.finish().await?;
+                }
             }
             if let Some(token) = rebuild {
                 let mut months = vec![YearMonth::of(recent_from)];

@@ -311,6 +311,41 @@ impl Stats {
         self.config.calendar.date(self.clock.now())
     }
 
+    /// The first instant of the recent days (yesterday's start): the counters' sessions
+    /// and agents are rebuilt from the detail after it.
+    pub fn recent_start(&self) -> DateTime<Utc> {
+        self.config
+            .calendar
+            .day_start(self.today() - TimeDelta::days(RECENT_DAYS - 1))
+    }
+
+    /// How many sessions are active (started, not ended, seen within the idle time) and
+    /// how many agents are online: from the counters while they are intact (rebuilt,
+    /// sessions and agents included, and not lost since), otherwise from the detail of
+    /// the recent days, as a rebuild would give them to the counters.
+    async fn who_is_active(&self, now: DateTime<Utc>) -> Result<(u64, u64)> {
+        let idle = TimeDelta::from_std(self.config.session_idle).unwrap_or(TimeDelta::minutes(30));
+        let counters = &self.stores.counters;
+        if counters.intact().await? {
+            return Ok((
+                counters.active_sessions(now - idle).await?,
+                counters.online_agents().await?,
+            ));
+        }
+        let marks = self.stores.events.marks(self.recent_start()).await?;
+        let active = marks
+            .sessions
+            .values()
+            .filter(|m| m.started && !m.ended && m.last_seen >= now - idle)
+            .count();
+        let online = marks
+            .agents
+            .values()
+            .filter(|m| m.status.is_online())
+            .count();
+        Ok((active as u64, online as u64))
+    }
+
     /// The source of each day of `range` that can hold events (none after today):
     /// statistics for a clean day; the counters for a dirty recent day that no write
     /// left uncounted (if they turn out not to be whole when read, detail instead);
@@ -733,7 +768,8 @@ impl Stats {
     }
 
     /// The real-time view: today's figures and the last 24 hours by the source rule of
-    /// every other question; active sessions and online agents from the counters.
+    /// every other question; active sessions and online agents from the counters while
+    /// they are intact, else from detail.
     ///
     /// # Errors
     ///
@@ -765,7 +801,7 @@ impl Stats {
             .zip(&read)
             .map(|(h, s)| figures(h, s))
             .collect();
-        let idle = TimeDelta::from_std(self.config.session_idle).unwrap_or(TimeDelta::minutes(30));
+        let (active_sessions, online_agents) = self.who_is_active(now).await?;
         Ok(Realtime {
             as_of: now,
             date: today,
@@ -779,8 +815,8 @@ impl Stats {
                 sessions_started: 0,
             }),
             last_24_hours,
-            active_sessions: self.stores.counters.active_sessions(now - idle).await?,
-            online_agents: self.stores.counters.online_agents().await?,
+            active_sessions,
+            online_agents,
         })
     }
 }

@@ -476,6 +476,12 @@ impl analytics::core::store::EventStore for Stuck {
     ) -> analytics::core::Result<analytics::core::store::Written> {
         std::future::pending().await
     }
+    async fn marks(
+        &self,
+        _: chrono::DateTime<chrono::Utc>,
+    ) -> analytics::core::Result<analytics::core::counters::CounterBatch> {
+        Ok(Default::default())
+    }
     async fn summarize(
         &self,
         _: analytics::core::time::DayWindow,

@@ -367,6 +367,12 @@ impl analytics::core::store::EventStore for Trickle {
     ) -> analytics::core::Result<analytics::core::store::Written> {
         self.0.write(events).await
     }
+    async fn marks(
+        &self,
+        from: chrono::DateTime<chrono::Utc>,
+    ) -> analytics::core::Result<analytics::core::counters::CounterBatch> {
+        self.0.marks(from).await
+    }
     async fn summarize(
         &self,
         day: analytics::core::time::DayWindow,

@@ -21,6 +21,79 @@ use chrono::NaiveDate;
 use crate::plain::Plain;
 use crate::stream;
 
+/// The real-time view's active sessions and online agents against a plain recount of
+/// the events (each id once) since yesterday's start, as the counters keep them once
+/// rebuilt: a session is active when it started, did not end and was seen within the
+/// idle time (30 minutes); an agent is online when its latest presence is not offline.
+async fn check_active(stats: &Stats, events: &[RawEvent], stage: &str) {
+    let from = stats.recent_start();
+    let now = stream::now();
+    let mut seen = std::collections::HashSet::new();
+    let mut sessions =
+        std::collections::BTreeMap::<String, (bool, bool, chrono::DateTime<chrono::Utc>)>::new();
+    let mut agents =
+        std::collections::BTreeMap::<String, (chrono::DateTime<chrono::Utc>, bool)>::new();
+    for event in events {
+        let at = event.timestamp.unwrap();
+        if !seen.insert(event.event_id.unwrap()) || at < from {
+            continue;
+        }
+        let text = |key: &str| {
+            event
+                .properties
+                .get(key)
+                .and_then(|v| v.as_str())
+                .map(str::to_owned)
+        };
+        match event.event.as_str() {
+            name @ ("session.start"
+            | "session.end"
+            | "session.message"
+            | "message.ai"
+            | "session.escalate"
+            | "agent.session_takeover"
+            | "agent.session_message") => {
+                let mark = sessions
+                    .entry(text("session_id").unwrap())
+                    .or_insert((false, false, at));
+                mark.0 |= name == "session.start";
+                mark.1 |= name == "session.end";
+                mark.2 = mark.2.max(at);
+            }
+            name @ ("agent.login" | "agent.logout" | "agent.status_change") => {
+                let online = match name {
+                    "agent.login" => true,
+                    "agent.logout" => false,
+                    _ => text("to").as_deref() != Some("offline"),
+                };
+                let agent = agents
+                    .entry(text("agent_id").unwrap())
+                    .or_insert((at, online));
+                if at >= agent.0 {
+                    *agent = (at, online);
+                }
+            }
+            _ => {}
+        }
+    }
+    let cutoff = now - chrono::TimeDelta::minutes(30);
+    let active = sessions
+        .values()
+        .filter(|(started, ended, last)| *started && !*ended && *last >= cutoff)
+        .count() as u64;
+    let online = agents.values().filter(|(_, online)| *online).count() as u64;
+    let realtime = stats.realtime().await.unwrap();
+    assert!(
+        active > 0 && online > 0,
+        "{stage}: the stream has some of both"
+    );
+    assert_eq!(
+        (realtime.active_sessions, realtime.online_agents),
+        (active, online),
+        "{stage}: (active sessions, online agents)"
+    );
+}
+
 /// The real-time view's last 24 hours against a plain recount of the events (each id
 /// once) by Shanghai wall-clock hour.
 async fn check_hours(stats: &Stats, events: &[RawEvent], stage: &str) {
@@ -410,6 +483,8 @@ async fn scenario(backend: Backend, seed: u64) {
     tracker.flush().await.unwrap();
     check(&stats, &all, "after the first flush").await;
     check_hours(&stats, &all, "after the first flush").await;
+    // No repair has run: the counters are not known whole, and detail answers.
+    check_active(&stats, &all, "after the first flush").await;
 
     // 2. The jobs run, twice: days come from daily statistics.
     jobs.run_all().await.unwrap();
@@ -436,10 +511,13 @@ async fn scenario(backend: Backend, seed: u64) {
     // Before the repair the counters hold only what came after the loss: the hours
     // are read from detail.
     check_hours(&stats, &all, "after the counters were lost").await;
+    check_active(&stats, &all, "after the counters were lost").await;
     jobs.repair_counters().await.unwrap();
     check(&stats, &all, "after the counters were lost and repaired").await;
-    // After it, from the counters again where they are whole: their hours were rebuilt.
+    // After it, from the counters again where they are whole: their hours, sessions
+    // and agents were rebuilt.
     check_hours(&stats, &all, "after the counters were lost and repaired").await;
+    check_active(&stats, &all, "after the counters were lost and repaired").await;
     let today = stats.today();
     let realtime = stats.realtime().await.unwrap();
     let plain_today = Plain::of(&all).over(today, today).metrics();

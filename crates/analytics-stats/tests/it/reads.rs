@@ -35,6 +35,12 @@ impl EventStore for Counting {
     ) -> analytics_core::store::SessionStream {
         self.inner.sessions(query)
     }
+    async fn marks(
+        &self,
+        from: chrono::DateTime<chrono::Utc>,
+    ) -> analytics_core::Result<analytics_core::counters::CounterBatch> {
+        self.inner.marks(from).await
+    }
     async fn summarize(&self, day: DayWindow) -> analytics_core::Result<DaySummary> {
         self.summaries.fetch_add(1, Ordering::Relaxed);
         self.inner.summarize(day).await

@@ -126,6 +126,12 @@ impl EventStore for FaultyEvents {
     ) -> analytics_core::store::SessionStream {
         self.inner.sessions(query)
     }
+    async fn marks(
+        &self,
+        from: chrono::DateTime<chrono::Utc>,
+    ) -> analytics_core::Result<CounterBatch> {
+        self.inner.marks(from).await
+    }
     async fn summarize(&self, day: DayWindow) -> analytics_core::Result<DaySummary> {
         self.inner.summarize(day).await
     }
