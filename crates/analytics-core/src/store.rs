@@ -313,6 +313,22 @@ pub trait EventStore: Send + Sync {
     /// A store error.
     async fn lock_counters(&self, date: NaiveDate) -> Result<Box<dyn CounterRecount>>;
 
+    /// Takes the counter locks of several days together, in the order given (callers
+    /// sort them, as writes take them): a rebuild that reads across those days. Its
+    /// `finish` counts every one of them. A store whose locks each hold a connection
+    /// takes them on one.
+    ///
+    /// # Errors
+    ///
+    /// A store error; the locks taken are released.
+    async fn lock_counters_of(&self, days: &[NaiveDate]) -> Result<Box<dyn CounterRecount>> {
+        let mut recounts = Vec::with_capacity(days.len());
+        for day in days {
+            recounts.push(self.lock_counters(*day).await?);
+        }
+        Ok(Box::new(Recounts(recounts)))
+    }
+
     /// Keeps events the store refused for a reason that retrying cannot fix (their data),
     /// with the reason and when, apart from the events: they are never counted, and
     /// `analytics dead-letters` lists them.
@@ -379,13 +395,29 @@ pub trait PendingCounters: Send + Sync + std::fmt::Debug {
 /// A day's counter lock, held exclusively while its counters are rebuilt.
 #[async_trait]
 pub trait CounterRecount: Send + Sync {
-    /// Removes the day's uncounted marks (the rebuild counted every write they stand
-    /// for) and releases the lock.
+    /// Removes the days' uncounted marks (the rebuild counted every write they stand
+    /// for) and releases the locks.
     ///
     /// # Errors
     ///
     /// A store error; the lock is released anyway and the marks stay.
     async fn finish(self: Box<Self>) -> Result<()>;
+}
+
+/// Several days' counter locks, each taken on its own.
+struct Recounts(Vec<Box<dyn CounterRecount>>);
+
+#[async_trait]
+impl CounterRecount for Recounts {
+    async fn finish(self: Box<Self>) -> Result<()> {
+        let mut first_error = None;
+        for recount in self.0 {
+            if let Err(error) = recount.finish().await {
+                first_error.get_or_insert(error);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
 }
 
 /// An event the store refused for good (see [`EventStore::dead_letter`]).

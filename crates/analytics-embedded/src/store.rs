@@ -661,10 +661,19 @@ impl EmbeddedStore {
 
     /// [`EventStore::lock_counters`](analytics_core::store::EventStore::lock_counters).
     pub async fn lock_counters(&self, date: NaiveDate) -> Result<Box<dyn CounterRecount>> {
+        self.lock_counters_of(&[date]).await
+    }
+
+    /// [`EventStore::lock_counters_of`](analytics_core::store::EventStore::lock_counters_of).
+    pub async fn lock_counters_of(&self, days: &[NaiveDate]) -> Result<Box<dyn CounterRecount>> {
+        let mut guards = Vec::with_capacity(days.len());
+        for day in days {
+            guards.push(self.day_locks.exclusive(*day).await);
+        }
         Ok(Box::new(EmbeddedRecount {
             writer: self.writer.clone(),
-            day: date,
-            _guard: self.day_locks.exclusive(date).await,
+            days: days.to_vec(),
+            _guards: guards,
         }))
     }
 }
@@ -695,19 +704,25 @@ impl PendingCounters for EmbeddedPending {
 /// A day's counter lock, held exclusively in this process.
 struct EmbeddedRecount {
     writer: Writer,
-    day: NaiveDate,
-    _guard: tokio::sync::OwnedRwLockWriteGuard<()>,
+    days: Vec<NaiveDate>,
+    _guards: Vec<tokio::sync::OwnedRwLockWriteGuard<()>>,
 }
 
 #[async_trait]
 impl CounterRecount for EmbeddedRecount {
     async fn finish(self: Box<Self>) -> analytics_core::Result<()> {
         let mut writer = self.writer.lock().await?;
-        let cleared = sqlx::query("DELETE FROM analytics_uncounted WHERE day = ?")
-            .bind(self.day)
-            .execute(&mut *writer)
-            .await;
-        writer.finish(cleared.map_err(Error::from))?;
+        let cleared = async {
+            for day in &self.days {
+                sqlx::query("DELETE FROM analytics_uncounted WHERE day = ?")
+                    .bind(day)
+                    .execute(&mut *writer)
+                    .await?;
+            }
+            Ok::<(), Error>(())
+        }
+        .await;
+        writer.finish(cleared)?;
         Ok(())
     }
 }

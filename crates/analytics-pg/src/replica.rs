@@ -267,6 +267,13 @@ impl EventStore for ReplicaReads {
         Ok(self.primary().lock_counters(date).await?)
     }
 
+    async fn lock_counters_of(
+        &self,
+        days: &[NaiveDate],
+    ) -> analytics_core::Result<Box<dyn CounterRecount>> {
+        Ok(self.primary().lock_counters_of(days).await?)
+    }
+
     async fn dead_letter(
         &self,
         events: &[Event],

@@ -402,10 +402,10 @@ impl PendingCounters for PgPending {
     }
 }
 
-/// A day's counter lock, held exclusively on a connection of its own.
+/// Days' counter locks, held exclusively on a connection of their own.
 struct PgRecount {
     conn: Option<PoolConnection<Postgres>>,
-    day: NaiveDate,
+    days: Vec<NaiveDate>,
 }
 
 impl Drop for PgRecount {
@@ -423,10 +423,11 @@ impl CounterRecount for PgRecount {
             return Ok(());
         };
         let result = sqlx::query(
-            "WITH cleared AS (DELETE FROM analytics_uncounted WHERE day = $1) \
-             SELECT pg_advisory_unlock(1634623853, analytics_counter_lock_key($1))",
+            "WITH cleared AS (DELETE FROM analytics_uncounted WHERE day = ANY($1)) \
+             SELECT pg_advisory_unlock(1634623853, analytics_counter_lock_key(d)) \
+             FROM unnest($1::date[]) AS d",
         )
-        .bind(self.day)
+        .bind(&self.days)
         .execute(&mut *conn)
         .await;
         if result.is_err() {
@@ -758,36 +759,47 @@ impl PgStore {
 
     /// [`EventStore::lock_counters`](analytics_core::store::EventStore::lock_counters).
     pub async fn lock_counters(&self, date: NaiveDate) -> Result<Box<dyn CounterRecount>> {
+        self.lock_counters_of(&[date]).await
+    }
+
+    /// [`EventStore::lock_counters_of`](analytics_core::store::EventStore::lock_counters_of):
+    /// the days' locks on one connection (writes blocked behind them hold connections
+    /// of the pool already).
+    pub async fn lock_counters_of(&self, days: &[NaiveDate]) -> Result<Box<dyn CounterRecount>> {
         let mut conn = Guarded::new(self.pool.acquire().await?);
-        // Writes in flight hold the day's lock shared until their counters are settled.
-        // An exclusive request waiting in PostgreSQL's queue would hold every new write
-        // to the day behind it, so the lock is tried without queueing for a while, and
-        // only then waited for, briefly.
-        let until = tokio::time::Instant::now() + Duration::from_secs(10);
-        loop {
-            let locked: bool = sqlx::query_scalar(
-                "SELECT pg_try_advisory_lock(1634623853, analytics_counter_lock_key($1))",
-            )
-            .bind(date)
-            .fetch_one(&mut **conn.get())
-            .await?;
-            if locked {
-                break;
-            }
-            if tokio::time::Instant::now() >= until {
-                simple(conn.get(), "SET lock_timeout = '2s'").await?;
-                sqlx::query("SELECT pg_advisory_lock(1634623853, analytics_counter_lock_key($1))")
+        for date in days {
+            // Writes in flight hold the day's lock shared until their counters are
+            // settled. An exclusive request waiting in PostgreSQL's queue would hold
+            // every new write to the day behind it, so the lock is tried without
+            // queueing for a while, and only then waited for, briefly.
+            let until = tokio::time::Instant::now() + Duration::from_secs(10);
+            loop {
+                let locked: bool = sqlx::query_scalar(
+                    "SELECT pg_try_advisory_lock(1634623853, analytics_counter_lock_key($1))",
+                )
+                .bind(date)
+                .fetch_one(&mut **conn.get())
+                .await?;
+                if locked {
+                    break;
+                }
+                if tokio::time::Instant::now() >= until {
+                    simple(conn.get(), "SET lock_timeout = '2s'").await?;
+                    sqlx::query(
+                        "SELECT pg_advisory_lock(1634623853, analytics_counter_lock_key($1))",
+                    )
                     .bind(date)
                     .execute(&mut **conn.get())
                     .await?;
-                simple(conn.get(), "RESET lock_timeout").await?;
-                break;
+                    simple(conn.get(), "RESET lock_timeout").await?;
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
             }
-            tokio::time::sleep(Duration::from_millis(20)).await;
         }
         Ok(Box::new(PgRecount {
             conn: Some(conn.done()),
-            day: date,
+            days: days.to_vec(),
         }))
     }
 

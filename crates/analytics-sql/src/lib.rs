@@ -190,7 +190,13 @@ macro_rules! storage_traits {
                     $crate::converted(<$store>::uncounted_days(self)).await
                 }
                 async fn lock_counters(&self, date: NaiveDate) -> Result<Box<dyn CounterRecount>> {
-                    $crate::converted(<$store>::lock_counters(self, date)).await
+                    $crate::converted(<$store>::lock_counters_of(self, &[date])).await
+                }
+                async fn lock_counters_of(
+                    &self,
+                    days: &[NaiveDate],
+                ) -> Result<Box<dyn CounterRecount>> {
+                    $crate::converted(<$store>::lock_counters_of(self, days)).await
                 }
                 async fn dead_letter(
                     &self,

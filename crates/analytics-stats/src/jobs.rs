@@ -250,7 +250,7 @@ impl Jobs {
     ///   dated five minutes ahead), and just marked counted otherwise (older days'
     ///   counters are never read).
     ///
-    /// A day is rebuilt under its counter lock ([`EventStore::lock_counters`]): no
+    /// A day is rebuilt under its counter lock ([`EventStore::lock_counters_of`]): no
     /// write to it is between its commit and its counters meanwhile, so detail and
     /// counters describe the same writes, and the day's buckets (all events and each
     /// agent, and each of its hours) are replaced with what detail says; then the latest
@@ -260,7 +260,7 @@ impl Jobs {
     /// rebuilt after a loss from daily statistics and detail, but no answer reads them
     /// (months are sums of days). Returns the buckets replaced.
     ///
-    /// [`EventStore::lock_counters`]: analytics_core::store::EventStore::lock_counters
+    /// [`EventStore::lock_counters_of`]: analytics_core::store::EventStore::lock_counters_of
     /// [`EventStore::marks`]: analytics_core::store::EventStore::marks
     ///
     /// # Errors
@@ -301,9 +301,10 @@ impl Jobs {
                     .max()
                     .unwrap_or(first)
                     .max(today + TimeDelta::days(1));
-                let mut recounts = Vec::new();
-                for day in first.iter_days().take_while(|day| *day <= last) {
-                    recounts.push(stores.events.lock_counters(day).await?);
+                let locked: Vec<NaiveDate> =
+                    first.iter_days().take_while(|day| *day <= last).collect();
+                let recount = stores.events.lock_counters_of(&locked).await?;
+                for day in locked {
                     let truth = stores
                         .events
                         .summarize(self.stats.config.calendar.day_window(day))
@@ -318,9 +319,7 @@ impl Jobs {
                 if !marks.is_empty() {
                     stores.counters.apply(&marks).await?;
                 }
-                for recount in recounts {
-                    recount.finish().await?;
-                }
+                recount.finish().await?;
             }
             if let Some(token) = rebuild {
                 let mut months = vec![YearMonth::of(recent_from)];

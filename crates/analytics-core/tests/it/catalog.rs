@@ -340,7 +340,7 @@ fn int_properties_are_whole_and_non_negative() {
     ));
     assert!(matches!(
         message(json!(2.5)).unwrap_err().rule,
-        Rule::WrongType { .. }
+        Rule::NotWhole { .. }
     ));
     assert!(matches!(
         message(json!("7")).unwrap_err().rule,

@@ -42,6 +42,9 @@ use crate::backends::config;
 
 const SENDERS: usize = 4;
 
+/// What the flaky counters' failures say.
+const INJECTED: &str = "a counter failure injected by the torture test";
+
 /// Counters whose `apply` fails every few calls: those writes stay uncounted until the
 /// repair recounts their days.
 struct Flaky {
@@ -54,11 +57,7 @@ struct Flaky {
 impl CounterStore for Flaky {
     async fn apply(&self, batch: &CounterBatch) -> analytics::core::Result<()> {
         if self.failing && self.calls.fetch_add(1, Ordering::Relaxed) % 7 == 3 {
-            return Err(analytics::core::error::StoreError::unavailable(
-                "flaky",
-                "a counter failure injected by the torture test",
-            )
-            .into());
+            return Err(analytics::core::error::StoreError::unavailable("flaky", INJECTED).into());
         }
         self.inner.apply(batch).await
     }
@@ -145,8 +144,15 @@ impl Instance {
                         ("refresh", jobs.refresh().await),
                         ("counters", jobs.repair_counters().await),
                     ] {
+                        // The repair gives the sessions and agents back to the counters
+                        // with `apply`, which the flaky counters fail on purpose: that run
+                        // fails and the next one does it again (its days stay uncounted
+                        // meanwhile). Any other failure is a bug.
                         if let Err(error) = result {
-                            errors.lock().unwrap().push(format!("{job}: {error:?}"));
+                            let error = format!("{job}: {error:?}");
+                            if !error.contains(INJECTED) {
+                                errors.lock().unwrap().push(error);
+                            }
                         }
                     }
                     let _ =
