@@ -6,10 +6,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use analytics_core::config::Config;
+use analytics_core::counters::{Bucket, CounterBatch, Period};
 use analytics_core::event::FixedClock;
-use analytics_core::memory::MemoryCounters;
+use analytics_core::memory::{MemoryCounters, MemoryStore};
+use analytics_core::metrics::Sums;
 use analytics_core::store::Stores;
-use analytics_core::store::{EventStore, StatsStore};
+use analytics_core::store::{CounterStore as _, EventStore, StatsStore};
 use analytics_core::testing::{at, event};
 use analytics_core::time::DateRange;
 use analytics_pg::PgStore;
@@ -171,4 +173,128 @@ async fn aggregating_a_range_rebuilds_clean_days_too() {
         JobOutcome::Ran(2)
     );
     assert_eq!(stats.daily(day()).await.unwrap().total_customers_served, 5);
+}
+
+/// Counters whose `apply` of a batch without increments (the repair giving sessions and
+/// agents back) says it has begun and waits to be let go.
+struct PausingMarks {
+    inner: MemoryCounters,
+    reached: tokio::sync::Notify,
+    go: tokio::sync::Notify,
+}
+
+#[async_trait::async_trait]
+impl analytics_core::store::CounterStore for PausingMarks {
+    async fn apply(&self, batch: &CounterBatch) -> analytics_core::Result<()> {
+        if batch.increments.is_empty() {
+            self.reached.notify_one();
+            self.go.notified().await;
+        }
+        self.inner.apply(batch).await
+    }
+    async fn read(&self, buckets: &[Bucket]) -> analytics_core::Result<Vec<Sums>> {
+        self.inner.read(buckets).await
+    }
+    async fn replace(&self, bucket: &Bucket, sums: &Sums) -> analytics_core::Result<()> {
+        self.inner.replace(bucket, sums).await
+    }
+    async fn active_sessions(
+        &self,
+        idle_cutoff: chrono::DateTime<chrono::Utc>,
+    ) -> analytics_core::Result<u64> {
+        self.inner.active_sessions(idle_cutoff).await
+    }
+    async fn online_agents(&self) -> analytics_core::Result<u64> {
+        self.inner.online_agents().await
+    }
+    async fn read_agents(
+        &self,
+        period: Period,
+    ) -> analytics_core::Result<std::collections::BTreeMap<String, Sums>> {
+        self.inner.read_agents(period).await
+    }
+    async fn intact(&self) -> analytics_core::Result<bool> {
+        self.inner.intact().await
+    }
+    async fn begin_rebuild(&self) -> analytics_core::Result<String> {
+        self.inner.begin_rebuild().await
+    }
+    async fn finish_rebuild(&self, token: &str) -> analytics_core::Result<bool> {
+        self.inner.finish_rebuild(token).await
+    }
+}
+
+/// The counter repair gives the counters the latest word on each session from detail.
+/// A write that ends a session while the repair is between reading that word and
+/// applying it must not be undone by it (the older "started" applied after the end
+/// would bring the session back): the write waits for the recent days' locks, so its
+/// end lands after the repair's word. Forced here by pausing the repair's apply and
+/// sending the end meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_ended_during_the_repair_is_not_brought_back() {
+    let now = at("2025-12-03T04:00:00Z");
+    let store = Arc::new(MemoryStore::new());
+    let counters = Arc::new(PausingMarks {
+        inner: MemoryCounters::new(),
+        reached: tokio::sync::Notify::new(),
+        go: tokio::sync::Notify::new(),
+    });
+    let stats = Stats::new(
+        Stores {
+            events: store.clone(),
+            stats: store.clone(),
+            counters: counters.clone(),
+            spill: None,
+        },
+        Arc::new(FixedClock::new(now)),
+        StatsConfig::from_config(&Config::default()),
+    );
+    let jobs = Jobs::new(stats.clone());
+    let calendar = *stats.calendar();
+    // A session started ten minutes ago, stored and settled before the repair.
+    let start = event(
+        "session.start",
+        now - chrono::TimeDelta::minutes(10),
+        json!({"session_id": "s-1"}),
+    );
+    let written = store.write(std::slice::from_ref(&start)).await.unwrap();
+    written.pending.unwrap().settle(false).await;
+
+    // The repair rebuilds (the counters are new) and stops at giving the word back.
+    let repair = tokio::spawn({
+        let jobs = jobs.clone();
+        async move { jobs.repair_counters().await }
+    });
+    counters.reached.notified().await;
+
+    // Meanwhile the session ends: stored, then counted, as the tracker does it.
+    let end = event(
+        "session.end",
+        now - chrono::TimeDelta::minutes(1),
+        json!({"session_id": "s-1"}),
+    );
+    let ending = tokio::spawn({
+        let store = store.clone();
+        let counters = counters.clone();
+        async move {
+            let written = store.write(std::slice::from_ref(&end)).await.unwrap();
+            counters
+                .apply(&CounterBatch::from_events(&calendar, [&end]))
+                .await
+                .unwrap();
+            written.pending.unwrap().settle(true).await;
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        !ending.is_finished(),
+        "the end waits for the repair's locks on the recent days"
+    );
+    counters.go.notify_one();
+    repair.await.unwrap().unwrap();
+    ending.await.unwrap();
+
+    let realtime = stats.realtime().await.unwrap();
+    assert!(counters.inner.intact().await.unwrap(), "rebuilt");
+    assert_eq!(realtime.active_sessions, 0, "the ended session stays ended");
 }
