@@ -15,6 +15,7 @@ mod export;
 mod http_ingest;
 mod memory;
 mod pg_insert;
+mod realtime;
 mod redis_counters;
 mod seed;
 mod tracker;
@@ -55,6 +56,7 @@ const BENCHMARKS: &[&str] = &[
     "spill-drain",
     "seed-peer",
     "sessions-export",
+    "realtime",
 ];
 
 fn main() -> anyhow::Result<()> {
@@ -112,6 +114,7 @@ async fn run() -> anyhow::Result<()> {
             "case-study" => rows.push(case_study::run(scale).await?),
             "seed-peer" => rows.push(seed::run(scale).await?),
             "sessions-export" => rows.push(export::run(scale).await?),
+            "realtime" => rows.push(realtime::run(scale).await?),
             "memory" => {
                 rows.push(memory::run(scale).await?);
                 rows.push(memory::run_embedded(scale).await?);

@@ -136,6 +136,26 @@ impl EventStore for MemoryStore {
         })
     }
 
+    async fn quarter_sums(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<(DateTime<Utc>, Sums)>> {
+        let stored = lock(&self.events);
+        let mut quarters = BTreeMap::<DateTime<Utc>, Sums>::new();
+        for event in stored
+            .list
+            .iter()
+            .filter(|e| (from..to).contains(&e.timestamp()))
+        {
+            quarters
+                .entry(crate::store::quarter_of(event.timestamp()))
+                .or_default()
+                .merge(&Sums::of(event));
+        }
+        Ok(quarters.into_iter().collect())
+    }
+
     async fn marks(&self, from: DateTime<Utc>) -> Result<CounterBatch> {
         let stored = lock(&self.events);
         let mut recent: Vec<&Event> = stored

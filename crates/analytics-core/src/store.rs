@@ -246,6 +246,20 @@ pub trait EventStore: Send + Sync {
     /// A store error.
     async fn marks(&self, from: DateTime<Utc>) -> Result<CounterBatch>;
 
+    /// The sums of the stored events in each quarter of an hour of UTC ([`QUARTER`])
+    /// within `[from, to)` that has any, by the quarter's first instant, in order: every
+    /// zone's hours are whole quarters, so a caller adds them up into its own hours. All
+    /// events together (no agents, no distributions); one read.
+    ///
+    /// # Errors
+    ///
+    /// A store error.
+    async fn quarter_sums(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<(DateTime<Utc>, Sums)>>;
+
     /// Sums the stored events of one business day, for all events and per agent, with
     /// the distributions of their durations ([`EventStore::sketches`]), read from one
     /// snapshot of the store.
@@ -402,6 +416,17 @@ pub trait CounterRecount: Send + Sync {
     ///
     /// A store error; the lock is released anyway and the marks stay.
     async fn finish(self: Box<Self>) -> Result<()>;
+
+    /// Releases the locks and keeps the marks (nothing was recounted).
+    async fn release(self: Box<Self>) {}
+}
+
+/// The length of the slots of [`EventStore::quarter_sums`], in seconds.
+pub const QUARTER: i64 = 900;
+
+/// The first instant of the quarter of an hour (UTC) that `at` is in.
+pub fn quarter_of(at: DateTime<Utc>) -> DateTime<Utc> {
+    DateTime::from_timestamp(at.timestamp().div_euclid(QUARTER) * QUARTER, 0).unwrap_or(at)
 }
 
 /// Several days' counter locks, each taken on its own.
@@ -409,6 +434,12 @@ struct Recounts(Vec<Box<dyn CounterRecount>>);
 
 #[async_trait]
 impl CounterRecount for Recounts {
+    async fn release(self: Box<Self>) {
+        for recount in self.0 {
+            recount.release().await;
+        }
+    }
+
     async fn finish(self: Box<Self>) -> Result<()> {
         let mut first_error = None;
         for recount in self.0 {

@@ -26,6 +26,7 @@ impl analytics_sql::Driver for Sqlite {
     const STORE: &'static str = "embedded database";
     const PARAMETER: char = '?';
     const PROPERTY_TO: &'static str = "json_extract(properties, '$.to')";
+    const QUARTER_OF_EVENT: &'static str = "(occurred_at / 900000000)";
 
     fn time(at: DateTime<Utc>) -> i64 {
         at.timestamp_micros()

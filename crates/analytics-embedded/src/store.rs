@@ -641,6 +641,15 @@ impl EmbeddedStore {
         writer.finish(cleaned)
     }
 
+    /// [`EventStore::quarter_sums`](analytics_core::store::EventStore::quarter_sums).
+    pub async fn quarter_sums(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<(DateTime<Utc>, analytics_core::metrics::Sums)>> {
+        self.tables.quarter_sums(from, to).await
+    }
+
     /// [`EventStore::marks`](analytics_core::store::EventStore::marks).
     pub async fn marks(
         &self,

@@ -30,6 +30,8 @@ impl analytics_sql::Driver for Pg {
     const STORE: &'static str = "postgres";
     const PARAMETER: char = '$';
     const PROPERTY_TO: &'static str = "properties->>'to'";
+    const QUARTER_OF_EVENT: &'static str =
+        "CAST(floor(extract(epoch FROM occurred_at) / 900) AS BIGINT)";
 
     fn time(at: DateTime<Utc>) -> DateTime<Utc> {
         at

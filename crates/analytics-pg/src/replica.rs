@@ -212,6 +212,17 @@ impl EventStore for ReplicaReads {
         Ok(self.primary().write(events).await?)
     }
 
+    async fn quarter_sums(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> analytics_core::Result<Vec<(DateTime<Utc>, analytics_core::metrics::Sums)>> {
+        Ok(self
+            .route
+            .read(|store| store.quarter_sums(from, to))
+            .await?)
+    }
+
     /// From the primary: the counter repair writes what it reads into the counters.
     async fn marks(
         &self,

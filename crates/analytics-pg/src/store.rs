@@ -418,6 +418,23 @@ impl Drop for PgRecount {
 
 #[async_trait]
 impl CounterRecount for PgRecount {
+    async fn release(mut self: Box<Self>) {
+        let Some(mut conn) = self.conn.take() else {
+            return;
+        };
+        let unlocked = sqlx::query(
+            "SELECT pg_advisory_unlock(1634623853, analytics_counter_lock_key(d)) \
+             FROM unnest($1::date[]) AS d",
+        )
+        .bind(&self.days)
+        .execute(&mut *conn)
+        .await;
+        if unlocked.is_err() {
+            // Closed, the connection takes its locks with it.
+            conn.close_on_drop();
+        }
+    }
+
     async fn finish(mut self: Box<Self>) -> analytics_core::Result<()> {
         let Some(mut conn) = self.conn.take() else {
             return Ok(());
@@ -742,6 +759,15 @@ impl PgStore {
             .execute(&self.pool)
             .await?;
         Ok(())
+    }
+
+    /// [`EventStore::quarter_sums`](analytics_core::store::EventStore::quarter_sums).
+    pub async fn quarter_sums(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<(DateTime<Utc>, analytics_core::metrics::Sums)>> {
+        self.tables.quarter_sums(from, to).await
     }
 
     /// [`EventStore::marks`](analytics_core::store::EventStore::marks).

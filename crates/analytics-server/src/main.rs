@@ -214,29 +214,48 @@ enum ExportWhat {
     },
 }
 
+/// An export with its arguments checked (before the database is reached).
+enum ExportPlan {
+    Daily(DateRange),
+    Agents(Option<YearMonth>),
+    Sessions(DateRange),
+}
+
+impl ExportPlan {
+    fn of(what: ExportWhat) -> anyhow::Result<ExportPlan> {
+        let range = |start: &str, end: &str| -> anyhow::Result<DateRange> {
+            argument(DateRange::new(
+                argument(parse_date("start", start))?,
+                argument(parse_date("end", end))?,
+            ))
+        };
+        Ok(match what {
+            ExportWhat::Daily { start, end } => ExportPlan::Daily(range(&start, &end)?),
+            ExportWhat::Agents { month } => {
+                ExportPlan::Agents(argument(month.map(|m| m.parse::<YearMonth>()).transpose())?)
+            }
+            ExportWhat::Sessions { start, end } => ExportPlan::Sessions(range(&start, &end)?),
+        })
+    }
+}
+
 /// Writes an export to standard output as it is produced.
-async fn export(stats: &Stats, what: ExportWhat) -> anyhow::Result<()> {
+async fn export(stats: &Stats, plan: ExportPlan) -> anyhow::Result<()> {
     use futures_util::StreamExt as _;
     use std::io::Write as _;
-    let range = |start: &str, end: &str| -> anyhow::Result<DateRange> {
-        argument(DateRange::new(
-            argument(parse_date("start", start))?,
-            argument(parse_date("end", end))?,
-        ))
-    };
     let mut out = std::io::stdout().lock();
-    match what {
-        ExportWhat::Daily { start, end } => {
-            let days = stats.range(range(&start, &end)?).await?;
+    match plan {
+        ExportPlan::Daily(range) => {
+            let days = stats.range(range).await?;
             out.write_all(&analytics_server::export::daily_csv(&days)?)?;
         }
-        ExportWhat::Agents { month } => {
-            let month = month_or_current(month.as_deref(), stats)?;
+        ExportPlan::Agents(month) => {
+            let month = month.unwrap_or_else(|| YearMonth::of(stats.today()));
             let agents = stats.agents(month).await?;
             out.write_all(&analytics_server::export::agents_csv(&agents)?)?;
         }
-        ExportWhat::Sessions { start, end } => {
-            let sessions = stats.sessions(range(&start, &end)?);
+        ExportPlan::Sessions(range) => {
+            let sessions = stats.sessions(range);
             let mut chunks = std::pin::pin!(analytics_server::export::sessions_csv(
                 sessions,
                 *stats.calendar()
@@ -323,14 +342,6 @@ fn argument<T, E: Into<anyhow::Error>>(result: Result<T, E>) -> anyhow::Result<T
     result.map_err(|error| BadArgument(error.into()).into())
 }
 
-/// The month of `--month`, or the current one.
-fn month_or_current(month: Option<&str>, stats: &Stats) -> anyhow::Result<YearMonth> {
-    match month {
-        Some(month) => argument(month.parse()),
-        None => Ok(YearMonth::of(stats.today())),
-    }
-}
-
 async fn stats(config: &Config) -> anyhow::Result<Stats> {
     Ok(analytics::connect(config).await?.stats(config))
 }
@@ -348,13 +359,13 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             println!("analytics: {} is ready", backends.description);
         }
         Command::Report { month, format } => {
+            // Arguments are checked before the database is reached.
+            let month = argument(month.map(|m| m.parse::<YearMonth>()).transpose())?;
             let stats = stats(&config).await?;
-            let month = month_or_current(month.as_deref(), &stats)?;
+            let month = month.unwrap_or_else(|| YearMonth::of(stats.today()));
             print_case_study(&stats.case_study(month).await?, format)?;
         }
         Command::Aggregate { date, from, to } => {
-            let stats = stats(&config).await?;
-            let jobs = Jobs::new(stats);
             let range = match (date, from, to) {
                 (Some(date), _, _) => Some(DateRange::day(argument(parse_date("date", &date))?)),
                 (None, Some(from), Some(to)) => Some(argument(DateRange::new(
@@ -363,6 +374,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                 ))?),
                 _ => None,
             };
+            let jobs = Jobs::new(stats(&config).await?);
             let outcome = waiting(|| async {
                 match range {
                     Some(range) => jobs.aggregate_days(range).await,
@@ -393,8 +405,9 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             }
         }
         Command::Export { what } => {
+            let plan = ExportPlan::of(what)?;
             let stats = stats(&config).await?;
-            export(&stats, what).await?;
+            export(&stats, plan).await?;
         }
         Command::Demo { month } => {
             let month = argument(month.map(|m| m.parse::<YearMonth>()).transpose())?;

@@ -60,6 +60,9 @@ pub trait Driver: std::fmt::Debug + Send + Sync + 'static {
     const PARAMETER: char;
     /// The expression of an event's `to` property as text (`agent.status_change`).
     const PROPERTY_TO: &'static str;
+    /// The expression of the number of the quarter of an hour (UTC) an event happened
+    /// in, counted from the epoch (`store::QUARTER`).
+    const QUARTER_OF_EVENT: &'static str;
     /// An instant as stored.
     fn time(at: DateTime<Utc>) -> Self::Time;
     /// A stored instant (one out of range reads as the epoch).
@@ -164,6 +167,13 @@ macro_rules! storage_traits {
                 }
                 async fn write(&self, events: &[Event]) -> Result<Written> {
                     $crate::converted(<$store>::write(self, events)).await
+                }
+                async fn quarter_sums(
+                    &self,
+                    from: DateTime<Utc>,
+                    to: DateTime<Utc>,
+                ) -> Result<Vec<(DateTime<Utc>, Sums)>> {
+                    $crate::converted(<$store>::quarter_sums(self, from, to)).await
                 }
                 async fn marks(
                     &self,

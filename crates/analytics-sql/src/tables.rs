@@ -308,6 +308,53 @@ where
             .collect())
     }
 
+    /// [`EventStore::quarter_sums`](analytics_core::store::EventStore::quarter_sums):
+    /// the events grouped by quarter and name in the database.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Query`], [`Error::Model`] for a stored name outside the catalog.
+    pub async fn quarter_sums(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<(DateTime<Utc>, Sums)>, D>
+    where
+        D::Time: Column<D::DB>,
+    {
+        let rows: Vec<(i64, String, i64, i64, i64)> = sqlx::query_as(
+            &D::statement(
+                "SELECT QUARTER_OF_EVENT AS quarter, event, count(*), \
+                        CAST(coalesce(sum(value_micros), 0) AS BIGINT), \
+                        CAST(coalesce(sum(CASE WHEN sla_met THEN 1 ELSE 0 END), 0) AS BIGINT) \
+                 FROM analytics_events WHERE occurred_at >= $1 AND occurred_at < $2 \
+                 GROUP BY quarter, event ORDER BY quarter",
+            )
+            .replace("QUARTER_OF_EVENT", D::QUARTER_OF_EVENT),
+        )
+        .bind(D::time(from))
+        .bind(D::time(to))
+        .fetch_all(&self.reads)
+        .await?;
+        let mut quarters: Vec<(DateTime<Utc>, DaySummary)> = Vec::new();
+        for (quarter, event, count, value, sla) in rows {
+            let start = DateTime::from_timestamp(quarter * analytics_core::store::QUARTER, 0)
+                .unwrap_or_default();
+            if quarters.last().is_none_or(|(last, _)| *last != start) {
+                quarters.push((start, DaySummary::default()));
+            }
+            if let Some((_, summary)) = quarters.last_mut() {
+                summary
+                    .add_named_group(&event, None, count as u64, value as u64, sla as u64)
+                    .map_err(Error::Model)?;
+            }
+        }
+        Ok(quarters
+            .into_iter()
+            .map(|(start, summary)| (start, summary.totals))
+            .collect())
+    }
+
     /// [`EventStore::marks`](analytics_core::store::EventStore::marks): each session's
     /// latest word (started, ended, last seen) grouped in the database, and the agents'
     /// presence events in time order (a few a day each).
@@ -354,7 +401,7 @@ where
                 &D::statement(&format!(
                     "SELECT agent_id, event, occurred_at, PROPERTY_TO FROM analytics_events \
                      WHERE occurred_at >= $1 AND agent_id IS NOT NULL AND event IN ({}) \
-                     ORDER BY occurred_at",
+                     ORDER BY occurred_at, event_id",
                     names(&[Kind::AgentLogin, Kind::AgentLogout, Kind::AgentStatusChange])
                 ))
                 .replace("PROPERTY_TO", D::PROPERTY_TO),

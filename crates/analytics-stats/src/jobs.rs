@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use analytics_core::Result;
 use analytics_core::counters::{Bucket, Period};
 use analytics_core::metrics::Sums;
-use analytics_core::time::{DateRange, YearMonth};
+use analytics_core::time::{DateRange, DayHour, YearMonth};
 use chrono::{NaiveDate, TimeDelta};
 
 use crate::Stats;
@@ -250,16 +250,19 @@ impl Jobs {
     ///   dated five minutes ahead), and just marked counted otherwise (older days'
     ///   counters are never read).
     ///
-    /// A day is rebuilt under its counter lock ([`EventStore::lock_counters_of`]): no
+    /// A day is rebuilt under its counter lock ([`EventStore::lock_counters`]): no
     /// write to it is between its commit and its counters meanwhile, so detail and
     /// counters describe the same writes, and the day's buckets (all events and each
-    /// agent, and each of its hours) are replaced with what detail says; then the latest
-    /// word on each session and agent since the first rebuilt day is read from detail
-    /// and applied ([`EventStore::marks`]: the counters keep the newest of two words,
-    /// and an ended session stays ended). Months are
-    /// rebuilt after a loss from daily statistics and detail, but no answer reads them
-    /// (months are sums of days). Returns the buckets replaced.
+    /// agent, and each of its hours) are replaced with what detail says. Then, with
+    /// every day from the first recent one rebuilt through tomorrow locked together
+    /// ([`EventStore::lock_counters_of`]), the latest word on each session and agent
+    /// since that day is read from detail and applied ([`EventStore::marks`]: the
+    /// counters keep the newer of two words on an agent, and a session ended in those
+    /// days stays ended). Months are rebuilt after a loss from daily statistics and
+    /// detail, but no answer reads them (months are sums of days). Returns the buckets
+    /// replaced.
     ///
+    /// [`EventStore::lock_counters`]: analytics_core::store::EventStore::lock_counters
     /// [`EventStore::lock_counters_of`]: analytics_core::store::EventStore::lock_counters_of
     /// [`EventStore::marks`]: analytics_core::store::EventStore::marks
     ///
@@ -284,16 +287,28 @@ impl Jobs {
                 days.extend(recent_from.iter_days().take_while(|d| *d <= today + TimeDelta::days(1)));
             }
             let mut replaced = 0;
-            // Older days' counters are never read: their marks are just cleared.
-            for day in days.iter().copied().filter(|day| *day < recent_from) {
-                stores.events.lock_counters(day).await?.finish().await?;
+            for day in days.iter().copied() {
+                let recount = stores.events.lock_counters(day).await?;
+                // Recent days, and days after today (dated a few minutes ahead: they
+                // become today), are rebuilt; older days' counters are never read.
+                if day >= recent_from {
+                    let truth = stores
+                        .events
+                        .summarize(self.stats.config.calendar.day_window(day))
+                        .await?;
+                    replaced += self
+                        .repair(Period::Day(day), &truth.totals, &truth.agents)
+                        .await?;
+                    replaced += self.repair_hours(day).await?;
+                }
+                recount.finish().await?;
             }
-            // Recent days, and days after today (dated a few minutes ahead: they become
-            // today), are rebuilt: from the first of them to tomorrow, all locked at
-            // once (in order, as writes take them), so that the sessions and agents
-            // read from their detail are applied with no write of those days between
-            // its commit and its counters — a session ended meanwhile is not brought
-            // back by an older word on it.
+            // Then the latest word on each session and agent since the first recent day
+            // rebuilt, read from detail with every day from it to tomorrow locked
+            // together (in order, as writes take them): no write of those days is
+            // between its commit and its counters meanwhile, so what is applied is what
+            // the counters would hold, and a session ended meanwhile is not brought back
+            // by an older word on it.
             if let Some(first) = days.iter().copied().find(|day| *day >= recent_from) {
                 let last = days
                     .iter()
@@ -304,22 +319,14 @@ impl Jobs {
                 let locked: Vec<NaiveDate> =
                     first.iter_days().take_while(|day| *day <= last).collect();
                 let recount = stores.events.lock_counters_of(&locked).await?;
-                for day in locked {
-                    let truth = stores
-                        .events
-                        .summarize(self.stats.config.calendar.day_window(day))
-                        .await?;
-                    replaced += self
-                        .repair(Period::Day(day), &truth.totals, &truth.agents)
-                        .await?;
-                    replaced += self.repair_hours(day).await?;
-                }
                 let from = self.stats.config.calendar.day_start(first);
                 let marks = stores.events.marks(from).await?;
                 if !marks.is_empty() {
                     stores.counters.apply(&marks).await?;
                 }
-                recount.finish().await?;
+                // Nothing to clear: each day's marks were cleared by its rebuild above,
+                // and a write that came between left its own (it is counted).
+                recount.release().await;
             }
             if let Some(token) = rebuild {
                 let mut months = vec![YearMonth::of(recent_from)];
@@ -341,27 +348,36 @@ impl Jobs {
     }
 
     /// Replaces the hour buckets of `day` that differ from its detail (the real-time
-    /// view reads them when the counters are whole).
+    /// view reads them when the counters are whole), read in one go.
     async fn repair_hours(&self, day: NaiveDate) -> Result<u64> {
         let calendar = &self.stats.config.calendar;
         let stores = &self.stats.stores;
+        let window = calendar.day_window(day);
+        let mut truth = std::collections::BTreeMap::<DayHour, Sums>::new();
+        for (quarter, sums) in stores.events.quarter_sums(window.start, window.end).await? {
+            truth
+                .entry(calendar.hour(quarter))
+                .or_default()
+                .merge(&sums);
+        }
+        let hours: Vec<DayHour> = (0..24)
+            .map(|hour| DayHour { date: day, hour })
+            .filter(|hour| {
+                let window = calendar.hour_window(*hour);
+                window.start < window.end // not skipped by a DST change
+            })
+            .collect();
+        let buckets: Vec<Bucket> = hours
+            .iter()
+            .map(|h| Bucket::all(Period::Hour(*h)))
+            .collect();
+        let counted = stores.counters.read(&buckets).await?;
+        let empty = Sums::new();
         let mut replaced = 0;
-        for hour in 0..24 {
-            let hour = analytics_core::time::DayHour { date: day, hour };
-            let window = calendar.hour_window(hour);
-            if window.start == window.end {
-                continue; // skipped by a DST change
-            }
-            let truth = stores.events.summarize(window).await?.totals;
-            let bucket = Bucket::all(Period::Hour(hour));
-            if stores
-                .counters
-                .read(std::slice::from_ref(&bucket))
-                .await?
-                .first()
-                != Some(&truth)
-            {
-                stores.counters.replace(&bucket, &truth).await?;
+        for ((hour, bucket), counted) in hours.iter().zip(&buckets).zip(&counted) {
+            let truth = truth.get(hour).unwrap_or(&empty);
+            if counted != truth {
+                stores.counters.replace(bucket, truth).await?;
                 replaced += 1;
             }
         }

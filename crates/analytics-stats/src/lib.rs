@@ -45,7 +45,7 @@ use analytics_core::report::{
 };
 use analytics_core::sketch::{DaySketches, Sketches};
 use analytics_core::store::{RETURN_WINDOW, SessionQuery, SessionStream, Stores};
-use analytics_core::time::{Calendar, DateRange, DayHour, YearMonth};
+use analytics_core::time::{Calendar, DateRange, DayHour, DayWindow, YearMonth};
 use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 
 pub use jobs::{JobOutcome, JobRuns, Jobs, SHARED_RUN};
@@ -321,12 +321,15 @@ impl Stats {
 
     /// How many sessions are active (started, not ended, seen within the idle time) and
     /// how many agents are online: from the counters while they are intact (rebuilt,
-    /// sessions and agents included, and not lost since), otherwise from the detail of
+    /// sessions and agents included, and not lost since) and no write to a recent day
+    /// is uncounted (its word on a session may be missing), otherwise from the detail of
     /// the recent days, as a rebuild would give them to the counters.
     async fn who_is_active(&self, now: DateTime<Utc>) -> Result<(u64, u64)> {
         let idle = TimeDelta::from_std(self.config.session_idle).unwrap_or(TimeDelta::minutes(30));
         let counters = &self.stores.counters;
-        if counters.intact().await? {
+        let recent_from = self.today() - TimeDelta::days(RECENT_DAYS - 1);
+        let uncounted = self.stores.events.uncounted_days().await?;
+        if !uncounted.iter().any(|day| *day >= recent_from) && counters.intact().await? {
             return Ok((
                 counters.active_sessions(now - idle).await?,
                 counters.online_agents().await?,
@@ -720,23 +723,28 @@ impl Stats {
         Ok(TicketMetrics::from_sums(&self.month_sums(month).await?))
     }
 
-    /// The sums of each hour of `hours` (of days up to today), by the same source rule
-    /// as days: from the hour counters when the hour's day is read from the counters and
-    /// they are whole (checked with the read), otherwise from detail (one read of the
-    /// hour's window). The counter repair rebuilds the hours of every day it rebuilds,
-    /// so whole counters hold whole hours.
+    /// The sums of each hour of `hours` (of days up to today, in order): from the hour
+    /// counters when the hour's day is recent, no write to it is uncounted and the
+    /// counters are whole (checked with the read) — the counter repair rebuilds the
+    /// hours of every day it rebuilds — otherwise from detail, all such hours in one
+    /// read ([`EventStore::quarter_sums`]).
+    ///
+    /// [`EventStore::quarter_sums`]: analytics_core::store::EventStore::quarter_sums
     ///
     /// # Errors
     ///
     /// A store error.
     pub async fn hour_sums(&self, hours: &[DayHour]) -> Result<Vec<Sums>> {
-        let (Some(first), Some(last)) = (hours.first(), hours.last()) else {
-            return Ok(Vec::new());
-        };
-        let range = DateRange::new(first.date.min(last.date), first.date.max(last.date))?;
-        let sources = self.sources(range).await?;
+        let recent_from = self.today() - TimeDelta::days(RECENT_DAYS - 1);
+        let uncounted: std::collections::BTreeSet<NaiveDate> = self
+            .stores
+            .events
+            .uncounted_days()
+            .await?
+            .into_iter()
+            .collect();
         let counted: Vec<usize> = (0..hours.len())
-            .filter(|i| sources.get(&hours[*i].date) == Some(&Source::Counters))
+            .filter(|i| hours[*i].date >= recent_from && !uncounted.contains(&hours[*i].date))
             .collect();
         let mut sums: Vec<Option<Sums>> = vec![None; hours.len()];
         if !counted.is_empty() {
@@ -751,20 +759,30 @@ impl Stats {
             }
         }
         let calendar = &self.config.calendar;
-        let mut all = Vec::with_capacity(hours.len());
-        for (hour, known) in hours.iter().zip(sums) {
-            all.push(match known {
-                Some(known) => known,
-                None => {
-                    self.stores
-                        .events
-                        .summarize(calendar.hour_window(*hour))
-                        .await?
-                        .totals
+        let windows: Vec<DayWindow> = hours
+            .iter()
+            .zip(&sums)
+            .filter(|(_, known)| known.is_none())
+            .map(|(hour, _)| calendar.hour_window(*hour))
+            .collect();
+        if let (Some(first), Some(last)) = (
+            windows.iter().map(|w| w.start).min(),
+            windows.iter().map(|w| w.end).max(),
+        ) {
+            let mut from_detail = BTreeMap::<DayHour, Sums>::new();
+            for (quarter, quarter_sums) in self.stores.events.quarter_sums(first, last).await? {
+                from_detail
+                    .entry(calendar.hour(quarter))
+                    .or_default()
+                    .merge(&quarter_sums);
+            }
+            for (hour, known) in hours.iter().zip(sums.iter_mut()) {
+                if known.is_none() {
+                    *known = Some(from_detail.remove(hour).unwrap_or_default());
                 }
-            });
+            }
         }
-        Ok(all)
+        Ok(sums.into_iter().map(Option::unwrap_or_default).collect())
     }
 
     /// The real-time view: today's figures and the last 24 hours by the source rule of

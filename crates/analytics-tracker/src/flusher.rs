@@ -236,6 +236,17 @@ struct Writers {
     /// find every writer busy go to the spill buffer (busy writers alone are a burst,
     /// which the buffer absorbs).
     store_failing: AtomicBool,
+    /// While the event store is failing: when it last failed and the pause before it is
+    /// tried again (doubling from `retry_initial` to `retry_max`, shared by the writers,
+    /// so that an outage sees a probe per pause, not two attempts per batch).
+    backoff: Mutex<Backoff>,
+}
+
+/// See [`Writers::backoff`].
+#[derive(Debug)]
+struct Backoff {
+    failed_at: Option<Instant>,
+    pause: Duration,
 }
 
 pub(crate) fn spawn(
@@ -259,6 +270,10 @@ pub(crate) fn spawn(
         spill_checked: Mutex::new(Instant::now()),
         spill_failed: Mutex::new(None),
         store_failing: AtomicBool::new(false),
+        backoff: Mutex::new(Backoff {
+            failed_at: None,
+            pause: config.retry_initial,
+        }),
         busy: std::sync::atomic::AtomicUsize::new(0),
         freed: tokio::sync::Notify::new(),
         draining: AtomicBool::new(false),
@@ -588,10 +603,11 @@ impl Writers {
         merged
     }
 
-    /// Stores a batch. With `persist`, retries until it succeeds or the stop deadline
-    /// passes, and after [`SPILL_AFTER_FAILURES`] failed attempts in a row sends it to
-    /// the spill buffer instead (when there is one and it takes the batch; otherwise it
-    /// goes on retrying); without, tries once (contention aside) and never spills.
+    /// Stores a batch. With `persist`, retries (after the writers' shared pause) until it
+    /// succeeds or the stop deadline passes; with a spill buffer that takes it, the batch
+    /// goes there instead after [`SPILL_AFTER_FAILURES`] failed attempts in a row, or at
+    /// once while the store is failing and its pause is not over. Without `persist`,
+    /// tries once (contention aside) and never spills.
     /// Returns, when the batch is stored, what is left to do: apply its counters and
     /// settle the write's pending counters with the event store.
     ///
@@ -600,12 +616,22 @@ impl Writers {
     /// buffer.
     async fn store(&self, events: &[Event], persist: bool) -> Done {
         let started = Instant::now();
-        let mut pause = self.config.retry_initial;
         let mut contention = 0;
         let mut failures = 0;
         loop {
+            // While the store is failing and its pause is not over, the batch goes to
+            // the spill buffer without trying the store.
+            if persist
+                && self.store_failing.load(Ordering::Acquire)
+                && self.stores.spill.is_some()
+                && self.in_backoff()
+                && self.try_spill(events).await
+            {
+                return Done::Spilled;
+            }
             match timeout(self.config.store_timeout, self.stores.events.write(events)).await {
                 Ok(Ok(written)) => {
+                    self.recovered();
                     self.store_failing.store(false, Ordering::Release);
                     self.set_store_error(None);
                     self.shared.telemetry.record_flush(started.elapsed());
@@ -617,6 +643,7 @@ impl Writers {
                     // The store refused the data itself: isolate what it refuses.
                     tracing::warn!(error = %chain(&error), n_events = events.len(), "the store refused a batch; isolating the events it refuses");
                     if let Some(settle) = self.isolate(events).await {
+                        self.recovered();
                         self.store_failing.store(false, Ordering::Release);
                         self.set_store_error(None);
                         self.shared.telemetry.record_flush(started.elapsed());
@@ -641,6 +668,7 @@ impl Writers {
                     self.set_store_error(Some("storing a batch timed out".to_owned()));
                 }
             }
+            let pause = self.failed();
             self.store_failing.store(true, Ordering::Release);
             add(&self.shared.telemetry.retries, 1);
             if !persist {
@@ -655,10 +683,38 @@ impl Writers {
             if deadline.is_some_and(|deadline| now >= deadline) {
                 return Done::NotStored;
             }
-            let wake = now + jitter(pause);
+            let wake = now + pause;
             tokio::time::sleep_until(deadline.map_or(wake, |deadline| wake.min(deadline))).await;
-            pause = (pause * 2).min(self.config.retry_max);
         }
+    }
+
+    /// Records a failed attempt; returns the pause before the store is tried again
+    /// (with jitter: `retry_initial` after a success, then doubling to `retry_max`).
+    fn failed(&self) -> Duration {
+        let mut backoff = self.backoff.lock().unwrap_or_else(PoisonError::into_inner);
+        let pause = if backoff.failed_at.is_some() {
+            (backoff.pause * 2).min(self.config.retry_max)
+        } else {
+            self.config.retry_initial
+        };
+        backoff.pause = pause;
+        backoff.failed_at = Some(Instant::now());
+        jitter(pause)
+    }
+
+    /// Records a successful attempt: the next failure starts the pauses over.
+    fn recovered(&self) {
+        let mut backoff = self.backoff.lock().unwrap_or_else(PoisonError::into_inner);
+        backoff.failed_at = None;
+        backoff.pause = self.config.retry_initial;
+    }
+
+    /// Whether the store failed less than the current pause ago.
+    fn in_backoff(&self) -> bool {
+        let backoff = self.backoff.lock().unwrap_or_else(PoisonError::into_inner);
+        backoff
+            .failed_at
+            .is_some_and(|at| at.elapsed() < backoff.pause)
     }
 
     fn set_store_error(&self, error: Option<String>) {

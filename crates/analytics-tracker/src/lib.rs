@@ -4,9 +4,12 @@
 //! `flush_interval`), and writer tasks store each batch in the event store, then apply
 //! the counters of the events that were new (SPEC §8).
 //!
-//! When the event store fails, writers retry with exponential backoff and jitter while
-//! holding their batch; batches that find every writer busy go to the spill buffer, and
-//! idle writers drain it back once the store answers again: from their start, and as
+//! When the event store fails, writers back off exponentially, with jitter, one pause
+//! shared by all of them. With a spill buffer, a writer sends its batch there after two
+//! failed attempts, and while the pause runs batches go there without trying the store
+//! (so a durable acknowledgement answers once its events are spilled); without one, a
+//! writer holds its batch and retries. Batches that find every writer busy while the
+//! store fails go to the spill buffer too, and idle writers drain it back once the store answers again: from their start, and as
 //! soon as a batch was stored while the buffer holds events, claim after claim (one
 //! writer at a time), not one round per flush interval. When the spill buffer fails
 //! too, the flusher stops taking events and `track()` reports a full buffer: memory

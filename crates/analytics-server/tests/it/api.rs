@@ -476,6 +476,18 @@ impl analytics::core::store::EventStore for Stuck {
     ) -> analytics::core::Result<analytics::core::store::Written> {
         std::future::pending().await
     }
+    async fn quarter_sums(
+        &self,
+        _: chrono::DateTime<chrono::Utc>,
+        _: chrono::DateTime<chrono::Utc>,
+    ) -> analytics::core::Result<
+        Vec<(
+            chrono::DateTime<chrono::Utc>,
+            analytics::core::metrics::Sums,
+        )>,
+    > {
+        Ok(Vec::new())
+    }
     async fn marks(
         &self,
         _: chrono::DateTime<chrono::Utc>,

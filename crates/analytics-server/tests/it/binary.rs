@@ -261,6 +261,20 @@ async fn every_command_has_help_and_bad_input_is_named() {
         assert_eq!(bad.status.code(), Some(2), "{args:?}: {stderr}");
         assert!(stderr.contains(expected), "{args:?}: {stderr}");
     }
+    // Checked before the database is reached: a bad month is a usage error even when
+    // the database does not answer.
+    let unreachable = Command::new(env!("CARGO_BIN_EXE_analytics"))
+        .args(["report", "--month", "2025-13"])
+        .env("DATABASE_URL", "postgres://postgres@127.0.0.1:1/none")
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(
+        unreachable.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&unreachable.stderr)
+    );
     // The return window has its flag, as every variable does.
     let window = Command::new(env!("CARGO_BIN_EXE_analytics"))
         .args(["migrate", "--return-window-hours", "0"])

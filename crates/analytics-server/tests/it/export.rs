@@ -367,6 +367,18 @@ impl analytics::core::store::EventStore for Trickle {
     ) -> analytics::core::Result<analytics::core::store::Written> {
         self.0.write(events).await
     }
+    async fn quarter_sums(
+        &self,
+        from: chrono::DateTime<chrono::Utc>,
+        to: chrono::DateTime<chrono::Utc>,
+    ) -> analytics::core::Result<
+        Vec<(
+            chrono::DateTime<chrono::Utc>,
+            analytics::core::metrics::Sums,
+        )>,
+    > {
+        self.0.quarter_sums(from, to).await
+    }
     async fn marks(
         &self,
         from: chrono::DateTime<chrono::Utc>,

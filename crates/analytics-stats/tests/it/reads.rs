@@ -35,6 +35,14 @@ impl EventStore for Counting {
     ) -> analytics_core::store::SessionStream {
         self.inner.sessions(query)
     }
+    async fn quarter_sums(
+        &self,
+        from: chrono::DateTime<chrono::Utc>,
+        to: chrono::DateTime<chrono::Utc>,
+    ) -> analytics_core::Result<Vec<(chrono::DateTime<chrono::Utc>, analytics_core::metrics::Sums)>>
+    {
+        self.inner.quarter_sums(from, to).await
+    }
     async fn marks(
         &self,
         from: chrono::DateTime<chrono::Utc>,

@@ -281,6 +281,37 @@ async fn a_durable_acknowledgement_answers_once_spilled_while_the_store_is_down(
     assert!(s.tracker.stop(Duration::from_secs(1)).await.clean);
 }
 
+/// While the store is down, the writers share one backoff: batches go to the spill
+/// buffer without trying the store while the pause runs, so the store sees a probe per
+/// pause, not two attempts per batch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn while_the_store_is_down_it_is_probed_at_the_backoff_pace() {
+    let s = setup(TrackerConfig {
+        batch_size: 50,
+        retry_initial: Duration::from_millis(300),
+        retry_max: Duration::from_secs(2),
+        ..config()
+    });
+    s.events.faults.set(Fault::Down);
+    track_many(&s.tracker, 3_000, 2).await;
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while s.spill.len().await.unwrap() < 3_000 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("every batch spilled");
+    let attempts = s.events.writes.lock().unwrap().len();
+    assert!(
+        attempts < 20,
+        "{attempts} attempts at a store that is down for 60 batches"
+    );
+    s.events.faults.set(Fault::None);
+    settle(&s).await;
+    assert_stored_once_and_counted(&s, 3_000).await;
+    assert!(s.tracker.stop(Duration::from_secs(1)).await.clean);
+}
+
 /// Once the store answers again, the spill buffer is drained claim after claim, without
 /// waiting for a flush interval between claims or rounds of claims, and without anyone
 /// calling `flush` (the drain used to take one batch per interval: ~200 events/s).
