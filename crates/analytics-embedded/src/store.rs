@@ -641,23 +641,6 @@ impl EmbeddedStore {
         writer.finish(cleaned)
     }
 
-    /// [`EventStore::quarter_sums`](analytics_core::store::EventStore::quarter_sums).
-    pub async fn quarter_sums(
-        &self,
-        from: DateTime<Utc>,
-        to: DateTime<Utc>,
-    ) -> Result<Vec<(DateTime<Utc>, analytics_core::metrics::Sums)>> {
-        self.tables.quarter_sums(from, to).await
-    }
-
-    /// [`EventStore::marks`](analytics_core::store::EventStore::marks).
-    pub async fn marks(
-        &self,
-        from: DateTime<Utc>,
-    ) -> Result<analytics_core::counters::CounterBatch> {
-        self.tables.marks(from).await
-    }
-
     /// [`EventStore::uncounted_days`](analytics_core::store::EventStore::uncounted_days).
     pub async fn uncounted_days(&self) -> Result<Vec<NaiveDate>> {
         // Leftover marks only make days look uncounted (read from detail): a removal

@@ -219,7 +219,7 @@ impl EventStore for ReplicaReads {
     ) -> analytics_core::Result<Vec<(DateTime<Utc>, analytics_core::metrics::Sums)>> {
         Ok(self
             .route
-            .read(|store| store.quarter_sums(from, to))
+            .read(|store| store.tables().quarter_sums(from, to))
             .await?)
     }
 
@@ -228,7 +228,7 @@ impl EventStore for ReplicaReads {
         &self,
         from: DateTime<Utc>,
     ) -> analytics_core::Result<analytics_core::counters::CounterBatch> {
-        Ok(self.primary().marks(from).await?)
+        Ok(self.primary().tables().marks(from).await?)
     }
 
     async fn summarize(&self, day: DayWindow) -> analytics_core::Result<DaySummary> {

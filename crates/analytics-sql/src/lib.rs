@@ -173,13 +173,13 @@ macro_rules! storage_traits {
                     from: DateTime<Utc>,
                     to: DateTime<Utc>,
                 ) -> Result<Vec<(DateTime<Utc>, Sums)>> {
-                    $crate::converted(<$store>::quarter_sums(self, from, to)).await
+                    $crate::converted(self.tables().quarter_sums(from, to)).await
                 }
                 async fn marks(
                     &self,
                     from: DateTime<Utc>,
                 ) -> Result<$crate::__private::analytics_core::counters::CounterBatch> {
-                    $crate::converted(<$store>::marks(self, from)).await
+                    $crate::converted(self.tables().marks(from)).await
                 }
                 async fn summarize(&self, day: DayWindow) -> Result<DaySummary> {
                     $crate::converted(<$store>::summarize(self, day)).await

@@ -60,7 +60,7 @@ const DRAIN_CLAIMS: usize = 64;
 const MAX_CONTENTION: u32 = 10;
 
 /// How many failed attempts a writer makes at a batch (the first, and a retry after
-/// `retry_initial`) before it sends the batch to the spill buffer, if there is one,
+/// the writers' pause) before it sends the batch to the spill buffer, if there is one,
 /// instead of holding it: while the event store is down, a durable acknowledgement
 /// answers once its events are spilled (SPEC §9), and the writer is free for the next.
 const SPILL_AFTER_FAILURES: u32 = 2;
