@@ -507,12 +507,16 @@ impl Validator {
     }
 
     /// Checks the timestamp window, or stamps "now"; truncates to microseconds, the
-    /// precision every store keeps.
+    /// precision every store keeps. A leap second (`23:59:60`, which RFC 3339 allows)
+    /// is read as the first instant after it, as PostgreSQL reads it: one instant on
+    /// every side — the day it is counted on in the counters, and the day it is stored
+    /// and summed on.
     fn check_time(
         &self,
         event: &str,
         timestamp: Option<DateTime<Utc>>,
     ) -> Result<DateTime<Utc>, ValidationError> {
+        let timestamp = timestamp.map(past_leap_second);
         let now = self.clock.now();
         let timestamp = match timestamp {
             None => now,
@@ -538,6 +542,14 @@ impl Validator {
         };
         Ok(truncate_to_micros(timestamp))
     }
+}
+
+fn past_leap_second(ts: DateTime<Utc>) -> DateTime<Utc> {
+    let nanos = ts.timestamp_subsec_nanos();
+    if nanos < 1_000_000_000 {
+        return ts;
+    }
+    DateTime::from_timestamp(ts.timestamp() + 1, nanos - 1_000_000_000).unwrap_or(ts)
 }
 
 fn truncate_to_micros(ts: DateTime<Utc>) -> DateTime<Utc> {

@@ -720,6 +720,18 @@ pub trait SpillBuffer: Send + Sync {
     /// them twice is harmless: inserts are idempotent).
     async fn ack(&self, claim: &SpillClaim) -> Result<()>;
 
+    /// Gives a claim back at once, as if its lease had run out: its events are claimed
+    /// again by the next claim, instead of waiting out the lease (a drainer whose store
+    /// write failed). By default nothing: the lease runs out.
+    ///
+    /// # Errors
+    ///
+    /// A store error; the lease runs out then.
+    async fn release(&self, claim: &SpillClaim) -> Result<()> {
+        let _ = claim;
+        Ok(())
+    }
+
     /// How many events are waiting, claimed ones included.
     ///
     /// # Errors

@@ -147,6 +147,20 @@ impl SpillBuffer for RedisStore {
         Ok(())
     }
 
+    async fn release(&self, claim: &SpillClaim) -> analytics_core::Result<()> {
+        let mut conn = self.connection().await?;
+        // Its lease ends now: the next claim returns its events to the buffer's head.
+        redis::cmd("ZADD")
+            .arg(self.keys.claims())
+            .arg("XX")
+            .arg(0)
+            .arg(&claim.token)
+            .query_async::<()>(&mut conn)
+            .await
+            .map_err(Error::from)?;
+        Ok(())
+    }
+
     async fn len(&self) -> analytics_core::Result<u64> {
         let mut conn = self.connection().await?;
         let n: u64 = redis::cmd("EVAL")

@@ -913,6 +913,10 @@ impl Writers {
                 Ok(Ok(Some(claim))) => {
                     self.set_spill_failed(false);
                     let Done::Stored(settle) = self.store(&claim.events, false).await else {
+                        // The store failed: the claim goes back at once, so that its
+                        // events are drained as soon as the store answers, not a lease
+                        // later.
+                        let _ = timeout(self.config.store_timeout, spill.release(&claim)).await;
                         return false;
                     };
                     settle.send(self);

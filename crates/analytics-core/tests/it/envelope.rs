@@ -166,6 +166,32 @@ fn timestamps_keep_microseconds_and_any_offset() {
     assert_eq!(event.timestamp(), at("2025-12-15T03:59:58.123456Z"));
 }
 
+/// A leap second (`…:59:60`) is the first instant after it, as PostgreSQL reads it: the
+/// counters and the stores put it on the same day and hour.
+#[test]
+fn a_leap_second_is_the_instant_after_it() {
+    for (sent, read) in [
+        ("2025-12-14T15:59:60Z", "2025-12-14T16:00:00Z"),
+        ("2025-12-14T23:59:60.25+08:00", "2025-12-14T16:00:00.25Z"),
+    ] {
+        let raw = RawEvent::from_json(json!({
+            "event": "agent.login",
+            "timestamp": sent,
+            "properties": {"agent_id": "a-1"},
+        }))
+        .unwrap();
+        let event = validator().raw(raw).unwrap();
+        assert_eq!(event.timestamp(), at(read), "{sent}");
+        assert_eq!(
+            analytics_core::time::Calendar::default()
+                .date(event.timestamp())
+                .to_string(),
+            "2025-12-15",
+            "{sent}"
+        );
+    }
+}
+
 #[test]
 fn properties_may_take_32_kib_serialized() {
     // `{"note":"…"}` is 11 bytes around the note.

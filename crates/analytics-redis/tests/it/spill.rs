@@ -89,6 +89,26 @@ async fn a_drainer_that_dies_between_claim_and_store_loses_nothing() {
     assert!(spill.claim(100).await.unwrap().is_none());
 }
 
+/// A drainer whose store write failed gives its claim back: the events are claimed
+/// again at once, in order, not after the lease (30 s by default), and the returned
+/// claim's late ack is harmless.
+#[tokio::test]
+async fn a_released_claim_is_claimed_again_at_once() {
+    let redis = TestRedis::new().await;
+    let spill = redis.store();
+    let all = events(30);
+    spill.push(&all).await.unwrap();
+    let failed = spill.claim(20).await.unwrap().unwrap();
+    assert_eq!(failed.events, all[..20]);
+    spill.release(&failed).await.unwrap();
+    assert_eq!(spill.len().await.unwrap(), 30, "nothing lost");
+    let again = spill.claim(100).await.unwrap().unwrap();
+    assert_eq!(again.events, all, "the released events first, in order");
+    spill.ack(&again).await.unwrap();
+    spill.ack(&failed).await.unwrap();
+    assert_eq!(spill.len().await.unwrap(), 0);
+}
+
 #[tokio::test]
 async fn concurrent_drainers_share_the_buffer_without_overlap() {
     let redis = TestRedis::new().await;
