@@ -137,13 +137,13 @@ impl CounterBatch {
                 | EventData::AgentSessionMessage { session_id, .. },
             ) => self.mark_session(session_id, at, |_| {}),
             Some(EventData::AgentLogin { agent_id }) => {
-                self.mark_agent(agent_id, AgentStatus::Online, at);
+                self.add_presence(agent_id, AgentStatus::Online, at);
             }
             Some(EventData::AgentLogout { agent_id, .. }) => {
-                self.mark_agent(agent_id, AgentStatus::Offline, at);
+                self.add_presence(agent_id, AgentStatus::Offline, at);
             }
             Some(EventData::AgentStatusChange { agent_id, to, .. }) => {
-                self.mark_agent(agent_id, *to, at);
+                self.add_presence(agent_id, *to, at);
             }
             _ => {}
         }
@@ -156,11 +156,6 @@ impl CounterBatch {
             m.started |= mark.started;
             m.ended |= mark.ended;
         });
-    }
-
-    /// Adds an agent's presence as a stored event gives it.
-    pub fn add_presence(&mut self, agent: &str, status: AgentStatus, at: DateTime<Utc>) {
-        self.mark_agent(agent, status, at);
     }
 
     fn mark_session(&mut self, session: &str, at: DateTime<Utc>, mark: impl Fn(&mut SessionMark)) {
@@ -176,7 +171,9 @@ impl CounterBatch {
         mark(entry);
     }
 
-    fn mark_agent(&mut self, agent: &str, status: AgentStatus, at: DateTime<Utc>) {
+    /// Adds an agent's presence as an event gives it: the latest wins (at the same
+    /// instant, the one added last).
+    pub fn add_presence(&mut self, agent: &str, status: AgentStatus, at: DateTime<Utc>) {
         let entry = self
             .agents
             .entry(agent.to_owned())

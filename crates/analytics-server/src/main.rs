@@ -223,18 +223,14 @@ enum ExportPlan {
 
 impl ExportPlan {
     fn of(what: ExportWhat) -> anyhow::Result<ExportPlan> {
-        let range = |start: &str, end: &str| -> anyhow::Result<DateRange> {
-            argument(DateRange::new(
-                argument(parse_date("start", start))?,
-                argument(parse_date("end", end))?,
-            ))
-        };
         Ok(match what {
-            ExportWhat::Daily { start, end } => ExportPlan::Daily(range(&start, &end)?),
-            ExportWhat::Agents { month } => {
-                ExportPlan::Agents(argument(month.map(|m| m.parse::<YearMonth>()).transpose())?)
+            ExportWhat::Daily { start, end } => {
+                ExportPlan::Daily(range_argument(("start", &start), ("end", &end))?)
             }
-            ExportWhat::Sessions { start, end } => ExportPlan::Sessions(range(&start, &end)?),
+            ExportWhat::Agents { month } => ExportPlan::Agents(month_argument(month.as_deref())?),
+            ExportWhat::Sessions { start, end } => {
+                ExportPlan::Sessions(range_argument(("start", &start), ("end", &end))?)
+            }
         })
     }
 }
@@ -342,6 +338,22 @@ fn argument<T, E: Into<anyhow::Error>>(result: Result<T, E>) -> anyhow::Result<T
     result.map_err(|error| BadArgument(error.into()).into())
 }
 
+/// `--month`, if given.
+fn month_argument(month: Option<&str>) -> anyhow::Result<Option<YearMonth>> {
+    argument(month.map(str::parse::<YearMonth>).transpose())
+}
+
+/// The range of days between two named day arguments, inclusive.
+fn range_argument(
+    (first_name, first): (&'static str, &str),
+    (last_name, last): (&'static str, &str),
+) -> anyhow::Result<DateRange> {
+    argument(
+        parse_date(first_name, first)
+            .and_then(|first| DateRange::new(first, parse_date(last_name, last)?)),
+    )
+}
+
 async fn stats(config: &Config) -> anyhow::Result<Stats> {
     Ok(analytics::connect(config).await?.stats(config))
 }
@@ -360,7 +372,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         }
         Command::Report { month, format } => {
             // Arguments are checked before the database is reached.
-            let month = argument(month.map(|m| m.parse::<YearMonth>()).transpose())?;
+            let month = month_argument(month.as_deref())?;
             let stats = stats(&config).await?;
             let month = month.unwrap_or_else(|| YearMonth::of(stats.today()));
             print_case_study(&stats.case_study(month).await?, format)?;
@@ -368,10 +380,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         Command::Aggregate { date, from, to } => {
             let range = match (date, from, to) {
                 (Some(date), _, _) => Some(DateRange::day(argument(parse_date("date", &date))?)),
-                (None, Some(from), Some(to)) => Some(argument(DateRange::new(
-                    argument(parse_date("from", &from))?,
-                    argument(parse_date("to", &to))?,
-                ))?),
+                (None, Some(from), Some(to)) => Some(range_argument(("from", &from), ("to", &to))?),
                 _ => None,
             };
             let jobs = Jobs::new(stats(&config).await?);
@@ -410,7 +419,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             export(&stats, plan).await?;
         }
         Command::Demo { month } => {
-            let month = argument(month.map(|m| m.parse::<YearMonth>()).transpose())?;
+            let month = month_argument(month.as_deref())?;
             let study = demo::run(&config, month).await.context("the demo failed")?;
             print_case_study(&study, ReportFormat::Text)?;
         }

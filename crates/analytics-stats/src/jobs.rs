@@ -273,7 +273,7 @@ impl Jobs {
         self.locked("counters", || async {
             let stores = &self.stats.stores;
             let today = self.stats.today();
-            let recent_from = today - TimeDelta::days(crate::RECENT_DAYS - 1);
+            let recent_from = self.stats.recent_from();
             let rebuild = if stores.counters.intact().await? {
                 None
             } else {
@@ -353,13 +353,10 @@ impl Jobs {
         let calendar = &self.stats.config.calendar;
         let stores = &self.stats.stores;
         let window = calendar.day_window(day);
-        let mut truth = std::collections::BTreeMap::<DayHour, Sums>::new();
-        for (quarter, sums) in stores.events.quarter_sums(window.start, window.end).await? {
-            truth
-                .entry(calendar.hour(quarter))
-                .or_default()
-                .merge(&sums);
-        }
+        let truth = self
+            .stats
+            .hours_from_detail(window.start, window.end)
+            .await?;
         let hours: Vec<DayHour> = (0..24)
             .map(|hour| DayHour { date: day, hour })
             .filter(|hour| {

@@ -311,25 +311,55 @@ impl Stats {
         self.config.calendar.date(self.clock.now())
     }
 
-    /// The first instant of the recent days (yesterday's start): the counters' sessions
-    /// and agents are rebuilt from the detail after it.
+    /// The first of the recent days (yesterday): the days the counters answer for.
+    pub fn recent_from(&self) -> NaiveDate {
+        self.today() - TimeDelta::days(RECENT_DAYS - 1)
+    }
+
+    /// The first instant of the recent days: the counters' sessions and agents are
+    /// rebuilt from the detail after it.
     pub fn recent_start(&self) -> DateTime<Utc> {
-        self.config
-            .calendar
-            .day_start(self.today() - TimeDelta::days(RECENT_DAYS - 1))
+        self.config.calendar.day_start(self.recent_from())
+    }
+
+    /// The sums of the stored events by business hour within `[from, to)`, read in one
+    /// go by quarter hour ([`EventStore::quarter_sums`]); hours without events are
+    /// absent.
+    ///
+    /// [`EventStore::quarter_sums`]: analytics_core::store::EventStore::quarter_sums
+    ///
+    /// # Errors
+    ///
+    /// A store error.
+    pub async fn hours_from_detail(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<BTreeMap<DayHour, Sums>> {
+        let mut hours = BTreeMap::<DayHour, Sums>::new();
+        for (quarter, sums) in self.stores.events.quarter_sums(from, to).await? {
+            hours
+                .entry(self.config.calendar.hour(quarter))
+                .or_default()
+                .merge(&sums);
+        }
+        Ok(hours)
     }
 
     /// How many sessions are active (started, not ended, seen within the idle time) and
     /// how many agents are online: from the counters while they are intact (rebuilt,
     /// sessions and agents included, and not lost since) and no write to a recent day
-    /// is uncounted (its word on a session may be missing), otherwise from the detail of
-    /// the recent days, as a rebuild would give them to the counters.
-    async fn who_is_active(&self, now: DateTime<Utc>) -> Result<(u64, u64)> {
+    /// is uncounted (`recent_uncounted`: its word on a session may be missing),
+    /// otherwise from the detail of the recent days, as a rebuild would give them to
+    /// the counters.
+    async fn who_is_active(
+        &self,
+        now: DateTime<Utc>,
+        recent_uncounted: bool,
+    ) -> Result<(u64, u64)> {
         let idle = TimeDelta::from_std(self.config.session_idle).unwrap_or(TimeDelta::minutes(30));
         let counters = &self.stores.counters;
-        let recent_from = self.today() - TimeDelta::days(RECENT_DAYS - 1);
-        let uncounted = self.stores.events.uncounted_days().await?;
-        if !uncounted.iter().any(|day| *day >= recent_from) && counters.intact().await? {
+        if !recent_uncounted && counters.intact().await? {
             return Ok((
                 counters.active_sessions(now - idle).await?,
                 counters.online_agents().await?,
@@ -363,7 +393,7 @@ impl Stats {
             .into_iter()
             .map(|d| (d.day, d.uncounted))
             .collect();
-        let recent_from = today - TimeDelta::days(RECENT_DAYS - 1);
+        let recent_from = self.recent_from();
         Ok(range
             .iter()
             .take_while(|day| *day <= today)
@@ -724,25 +754,15 @@ impl Stats {
     }
 
     /// The sums of each hour of `hours` (of days up to today, in order): from the hour
-    /// counters when the hour's day is recent, no write to it is uncounted and the
-    /// counters are whole (checked with the read) — the counter repair rebuilds the
-    /// hours of every day it rebuilds — otherwise from detail, all such hours in one
-    /// read ([`EventStore::quarter_sums`]).
-    ///
-    /// [`EventStore::quarter_sums`]: analytics_core::store::EventStore::quarter_sums
-    ///
-    /// # Errors
-    ///
-    /// A store error.
-    pub async fn hour_sums(&self, hours: &[DayHour]) -> Result<Vec<Sums>> {
-        let recent_from = self.today() - TimeDelta::days(RECENT_DAYS - 1);
-        let uncounted: std::collections::BTreeSet<NaiveDate> = self
-            .stores
-            .events
-            .uncounted_days()
-            .await?
-            .into_iter()
-            .collect();
+    /// counters when the hour's day is recent, not in `uncounted` and the counters are
+    /// whole (checked with the read) — the counter repair rebuilds the hours of every
+    /// day it rebuilds — otherwise from detail, all such hours in one read.
+    async fn hour_sums(
+        &self,
+        hours: &[DayHour],
+        uncounted: &std::collections::BTreeSet<NaiveDate>,
+    ) -> Result<Vec<Sums>> {
+        let recent_from = self.recent_from();
         let counted: Vec<usize> = (0..hours.len())
             .filter(|i| hours[*i].date >= recent_from && !uncounted.contains(&hours[*i].date))
             .collect();
@@ -769,13 +789,7 @@ impl Stats {
             windows.iter().map(|w| w.start).min(),
             windows.iter().map(|w| w.end).max(),
         ) {
-            let mut from_detail = BTreeMap::<DayHour, Sums>::new();
-            for (quarter, quarter_sums) in self.stores.events.quarter_sums(first, last).await? {
-                from_detail
-                    .entry(calendar.hour(quarter))
-                    .or_default()
-                    .merge(&quarter_sums);
-            }
+            let mut from_detail = self.hours_from_detail(first, last).await?;
             for (hour, known) in hours.iter().zip(sums.iter_mut()) {
                 if known.is_none() {
                     *known = Some(from_detail.remove(hour).unwrap_or_default());
@@ -807,7 +821,17 @@ impl Stats {
             .into_iter()
             .map(|(_, s)| s)
             .sum();
-        let read = self.hour_sums(&hours).await?;
+        // The days with uncounted writes, read once for the hours and for who is active.
+        let recent_from = self.recent_from();
+        let uncounted: std::collections::BTreeSet<NaiveDate> = self
+            .stores
+            .events
+            .uncounted_days()
+            .await?
+            .into_iter()
+            .filter(|day| *day >= recent_from)
+            .collect();
+        let read = self.hour_sums(&hours, &uncounted).await?;
         let figures = |hour: &DayHour, sums: &Sums| HourFigures {
             date: hour.date,
             hour: hour.hour,
@@ -819,7 +843,8 @@ impl Stats {
             .zip(&read)
             .map(|(h, s)| figures(h, s))
             .collect();
-        let (active_sessions, online_agents) = self.who_is_active(now).await?;
+        let (active_sessions, online_agents) =
+            self.who_is_active(now, !uncounted.is_empty()).await?;
         Ok(Realtime {
             as_of: now,
             date: today,

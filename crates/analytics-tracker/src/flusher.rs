@@ -622,7 +622,6 @@ impl Writers {
             // While the store is failing and its pause is not over, the batch goes to
             // the spill buffer without trying the store.
             if persist
-                && self.store_failing.load(Ordering::Acquire)
                 && self.stores.spill.is_some()
                 && self.in_backoff()
                 && self.try_spill(events).await
@@ -632,7 +631,6 @@ impl Writers {
             match timeout(self.config.store_timeout, self.stores.events.write(events)).await {
                 Ok(Ok(written)) => {
                     self.recovered();
-                    self.store_failing.store(false, Ordering::Release);
                     self.set_store_error(None);
                     self.shared.telemetry.record_flush(started.elapsed());
                     return Done::Stored(Settle(
@@ -644,7 +642,6 @@ impl Writers {
                     tracing::warn!(error = %chain(&error), n_events = events.len(), "the store refused a batch; isolating the events it refuses");
                     if let Some(settle) = self.isolate(events).await {
                         self.recovered();
-                        self.store_failing.store(false, Ordering::Release);
                         self.set_store_error(None);
                         self.shared.telemetry.record_flush(started.elapsed());
                         return Done::Stored(settle);
@@ -669,7 +666,6 @@ impl Writers {
                 }
             }
             let pause = self.failed();
-            self.store_failing.store(true, Ordering::Release);
             add(&self.shared.telemetry.retries, 1);
             if !persist {
                 return Done::NotStored;
@@ -688,9 +684,11 @@ impl Writers {
         }
     }
 
-    /// Records a failed attempt; returns the pause before the store is tried again
-    /// (with jitter: `retry_initial` after a success, then doubling to `retry_max`).
+    /// Records a failed attempt (the store is failing); returns the pause before it is
+    /// tried again (with jitter: `retry_initial` after a success, then doubling to
+    /// `retry_max`).
     fn failed(&self) -> Duration {
+        self.store_failing.store(true, Ordering::Release);
         let mut backoff = self.backoff.lock().unwrap_or_else(PoisonError::into_inner);
         let pause = if backoff.failed_at.is_some() {
             (backoff.pause * 2).min(self.config.retry_max)
@@ -702,8 +700,10 @@ impl Writers {
         jitter(pause)
     }
 
-    /// Records a successful attempt: the next failure starts the pauses over.
+    /// Records a successful attempt (the store is not failing): the next failure starts
+    /// the pauses over.
     fn recovered(&self) {
+        self.store_failing.store(false, Ordering::Release);
         let mut backoff = self.backoff.lock().unwrap_or_else(PoisonError::into_inner);
         backoff.failed_at = None;
         backoff.pause = self.config.retry_initial;

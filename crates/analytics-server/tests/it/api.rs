@@ -625,11 +625,9 @@ async fn a_full_buffer_answers_503_and_takes_nothing_of_the_batch() {
     );
 }
 
-/// By default `POST /events` answers 202 once its events are committed: they are in
-/// the database at that moment, no flush needed (a crash right after loses nothing).
-/// `?ack=buffered` answers at once.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_default_acknowledgement_means_committed() {
+/// A server without keys on its own database and Redis prefix, whose interval is a
+/// minute: a batch is cut only by an acknowledgement or a flush.
+async fn keyless_with_a_long_interval() -> (TestDatabase, TestRedis, Server) {
     let db = TestDatabase::new().await;
     let redis = TestRedis::new().await;
     let server = Server::start(config(&[
@@ -637,11 +635,19 @@ async fn the_default_acknowledgement_means_committed() {
         ("REDIS_URL", &analytics_redis::testing::server_url()),
         ("ANALYTICS_REDIS_PREFIX", redis.prefix()),
         ("ANALYTICS_BIND", "127.0.0.1:0"),
-        // A batch would otherwise wait a minute for the interval.
         ("ANALYTICS_FLUSH_INTERVAL_MS", "60000"),
     ]))
     .await
     .unwrap();
+    (db, redis, server)
+}
+
+/// By default `POST /events` answers 202 once its events are committed: they are in
+/// the database at that moment, no flush needed (a crash right after loses nothing).
+/// `?ack=buffered` answers at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_default_acknowledgement_means_committed() {
+    let (db, _redis, server) = keyless_with_a_long_interval().await;
     let addr = server.addr();
     let stored = || async {
         sqlx::query_scalar::<_, i64>("SELECT count(*) FROM analytics_events")
@@ -708,17 +714,7 @@ async fn while_postgresql_is_down_the_default_acknowledgement_comes_once_spilled
     use analytics::core::store::SpillBuffer as _;
     use sqlx::Connection as _;
 
-    let db = TestDatabase::new().await;
-    let redis = TestRedis::new().await;
-    let server = Server::start(config(&[
-        ("DATABASE_URL", db.url()),
-        ("REDIS_URL", &analytics_redis::testing::server_url()),
-        ("ANALYTICS_REDIS_PREFIX", redis.prefix()),
-        ("ANALYTICS_BIND", "127.0.0.1:0"),
-        ("ANALYTICS_FLUSH_INTERVAL_MS", "60000"),
-    ]))
-    .await
-    .unwrap();
+    let (db, redis, server) = keyless_with_a_long_interval().await;
     let addr = server.addr();
     let first = envelopes();
     let response = post_json(
